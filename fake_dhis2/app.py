@@ -1,0 +1,194 @@
+"""HTTP face of the fake DHIS2: the Web API endpoints the mediator touches, with DHIS2's status codes."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from fake_dhis2.store import Store, import_metadata
+from fake_dhis2.tracker import MalformedRequest, flatten, malformed_uids, run_import
+
+
+def version_tuple(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+@dataclass
+class FakeDhis2:
+    """One fake DHIS2 instance: its version, its users, its data, and the async jobs it is running."""
+
+    version: str = "2.40.3"
+    users: dict[str, str] = field(default_factory=lambda: {"admin": "district"})
+    tokens: set[str] = field(default_factory=set)
+    store: Store = field(default_factory=Store)
+    job_delay: float = 0.05
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests_seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+
+    @property
+    def v(self) -> tuple[int, int]:
+        return version_tuple(self.version)
+
+    def authorised(self, header: str | None) -> bool:
+        if not header:
+            return False
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "apitoken" and self.v >= (2, 37):
+            return any(hmac.compare_digest(value, t) for t in self.tokens)
+        if scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(value).decode().partition(":")
+            except ValueError:
+                return False
+            expected = self.users.get(user)
+            return expected is not None and hmac.compare_digest(password, expected)
+        return False
+
+    def is_sync(self, params: dict[str, str]) -> bool:
+        raw = params.get("async")
+        if raw is None:
+            return False  # async is the default
+        # 2.36-2.40 parse the parameter case-sensitively: only "false" turns async off.
+        return raw == "false" if self.v < (2, 41) else raw.lower() == "false"
+
+    def start_job(self, payload: Any, params: dict[str, str]) -> str:
+        job_id = uuid.uuid4().hex[:11]
+        job: dict[str, Any] = {"notifications": [], "report": None}
+        self.jobs[job_id] = job
+
+        def work() -> None:
+            job["notifications"].insert(0, _note("Import started", False))
+            try:
+                job["report"] = run_import(self.store, payload, params)
+            except MalformedRequest as exc:
+                job["report"] = {"status": "ERROR", "message": str(exc), "stats": {}}
+            job["notifications"].insert(0, _note("Import complete", True))
+
+        timer = threading.Timer(self.job_delay, work)
+        timer.daemon = True
+        timer.start()
+        return job_id
+
+
+def _note(message: str, completed: bool) -> dict[str, Any]:
+    return {"message": message, "completed": completed, "level": "INFO", "time": datetime.now(UTC).isoformat()}
+
+
+def _web_message(status: int, message: str, response: Any = None) -> tuple[Response, int]:
+    doc: dict[str, Any] = {
+        "httpStatus": {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict"}.get(
+            status, str(status)
+        ),
+        "httpStatusCode": status,
+        "status": "OK" if status < 400 else "ERROR",
+        "message": message,
+    }
+    if response is not None:
+        doc["response"] = response
+    return jsonify(doc), status
+
+
+def create_app(fake: FakeDhis2) -> Flask:
+    app = Flask("fake_dhis2")
+    app.extensions["fake_dhis2"] = fake
+
+    @app.before_request
+    def _auth() -> Any:
+        fake.requests_seen.append((request.method, request.path, dict(request.args)))
+        if not fake.authorised(request.headers.get("Authorization")):
+            return _web_message(401, "Unauthorized")
+        return None
+
+    @app.get("/api/system/info")
+    def system_info() -> Any:
+        return jsonify({"version": fake.version, "revision": "fake", "serverDate": datetime.now(UTC).isoformat()})
+
+    @app.post("/api/metadata")
+    def metadata() -> Any:
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict):
+            return _web_message(400, "Request body is not valid JSON")
+        strategy = request.args.get("importStrategy", "CREATE_AND_UPDATE").upper()
+        atomic = request.args.get("atomicMode", "ALL").upper()
+        report = import_metadata(fake.store, payload, strategy, atomic)
+        status = 200 if report["status"] == "OK" else 409
+        if fake.v >= (2, 38):
+            return _web_message(
+                status, "Import was successful." if status == 200 else "One or more errors occurred", report
+            )
+        return jsonify(report), status
+
+    @app.post("/api/tracker")
+    def tracker() -> Any:
+        params = {k: v for k, v in request.args.items()}
+        payload = request.get_json(silent=True)
+        try:
+            if payload is None:
+                raise MalformedRequest("Request body is not valid JSON")
+            objects = flatten(payload)
+            bad = malformed_uids(objects)
+            if bad and fake.v >= (2, 42):
+                raise MalformedRequest(f"Invalid UID `{bad[0]}`")
+        except MalformedRequest as exc:
+            if fake.v >= (2, 40):
+                return _web_message(400, str(exc))
+            return _web_message(409, str(exc))
+        if not fake.is_sync(params):
+            job_id = fake.start_job(payload, params)
+            location = f"{request.host_url.rstrip('/')}/api/tracker/jobs/{job_id}"
+            return _web_message(
+                200, "Tracker job added", {"id": job_id, "location": location, "jobType": "TRACKER_IMPORT_JOB"}
+            )
+        try:
+            report = run_import(fake.store, payload, params)
+        except MalformedRequest as exc:
+            return _web_message(400 if fake.v >= (2, 40) else 409, str(exc))
+        return jsonify(report), (409 if report["status"] == "ERROR" else 200)
+
+    @app.get("/api/tracker/jobs/<job_id>")
+    def job(job_id: str) -> Any:
+        found = fake.jobs.get(job_id)
+        if found is None:
+            return _web_message(404, f"Job `{job_id}` not found")
+        return jsonify(found["notifications"])
+
+    @app.get("/api/tracker/jobs/<job_id>/report")
+    def job_report(job_id: str) -> Any:
+        found = fake.jobs.get(job_id)
+        if found is None or found["report"] is None:
+            return _web_message(404, f"Report for job `{job_id}` not found")
+        return jsonify(found["report"])
+
+    @app.get("/api/tracker/trackedEntities/<uid>")
+    def tracked_entity(uid: str) -> Any:
+        with fake.store.lock:
+            te = fake.store.tracked_entities.get(uid)
+            if te is None:
+                return _web_message(404, f"TrackedEntity with id {uid} could not be found.")
+            enrollments = [dict(e) for e in fake.store.enrollments.values() if e["trackedEntity"] == uid]
+            return jsonify(
+                {
+                    "trackedEntity": uid,
+                    "trackedEntityType": te["trackedEntityType"],
+                    "orgUnit": te["orgUnit"],
+                    "attributes": [{"attribute": a, "value": v} for a, v in te["attributes"].items()],
+                    "enrollments": enrollments,
+                }
+            )
+
+    @app.get("/api/organisationUnits/<uid>")
+    def org_unit(uid: str) -> Any:
+        found = fake.store.org_units.get(uid)
+        if found is None:
+            return _web_message(404, f"OrganisationUnit with id {uid} could not be found.")
+        return jsonify(found)
+
+    return app

@@ -1,0 +1,150 @@
+"""What the fake DHIS2 holds: metadata the tracker validates against, and tracker data, in memory."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+UID = re.compile(r"^[a-zA-Z][a-zA-Z0-9]{10}$")
+
+
+def is_uid(value: Any) -> bool:
+    return isinstance(value, str) and bool(UID.match(value))
+
+
+@dataclass
+class Store:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    org_units: dict[str, dict[str, Any]] = field(default_factory=dict)
+    org_unit_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    option_sets: dict[str, dict[str, Any]] = field(default_factory=dict)  # options resolved into "codes"
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attributes: dict[str, dict[str, Any]] = field(default_factory=dict)  # tracked entity attributes
+    tracked_entity_types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    programs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tracked_entities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deleted_uids: set[str] = field(default_factory=set)
+
+    def option_codes(self, option_set_uid: str) -> set[str]:
+        codes = set()
+        for opt in self.options.values():
+            if (opt.get("optionSet") or {}).get("id") == option_set_uid:
+                codes.add(opt.get("code"))
+        for ref in (self.option_sets.get(option_set_uid) or {}).get("options") or []:
+            opt = self.options.get(ref.get("id"))
+            if opt:
+                codes.add(opt.get("code"))
+        return {c for c in codes if c is not None}
+
+    def program_attributes(self, program_uid: str) -> dict[str, dict[str, Any]]:
+        program = self.programs.get(program_uid) or {}
+        out = {}
+        for pa in program.get("programTrackedEntityAttributes") or []:
+            uid = (pa.get("trackedEntityAttribute") or {}).get("id")
+            if uid:
+                out[uid] = pa
+        return out
+
+    def program_org_units(self, program_uid: str) -> set[str]:
+        program = self.programs.get(program_uid) or {}
+        return {ou.get("id") for ou in program.get("organisationUnits") or []}
+
+    def attribute_owner(self, attribute_uid: str, value: str, exclude_te: str) -> str | None:
+        """The tracked entity (other than exclude_te) that already holds this value, for unique attributes."""
+        for te_uid, te in self.tracked_entities.items():
+            if te_uid != exclude_te and te["attributes"].get(attribute_uid) == value:
+                return te_uid
+        return None
+
+
+# --- metadata import (/api/metadata) -------------------------------------------------------------------------
+
+METADATA_TYPES = {
+    "organisationUnits": ("OrganisationUnit", "org_units"),
+    "organisationUnitGroups": ("OrganisationUnitGroup", "org_unit_groups"),
+    "optionSets": ("OptionSet", "option_sets"),
+    "options": ("Option", "options"),
+    "trackedEntityAttributes": ("TrackedEntityAttribute", "attributes"),
+    "trackedEntityTypes": ("TrackedEntityType", "tracked_entity_types"),
+    "programs": ("Program", "programs"),
+}
+
+
+def _metadata_errors(store: Store, key: str, obj: dict[str, Any], payload: dict[str, Any]) -> list[dict[str, str]]:
+    errors = []
+    uid = obj.get("id")
+    if not is_uid(uid):
+        errors.append({"errorCode": "E4014", "message": f"Invalid UID `{uid}` for property `id`"})
+    if not obj.get("name"):
+        errors.append({"errorCode": "E4000", "message": "Missing required property `name`."})
+    if key == "organisationUnits":
+        if not obj.get("shortName"):
+            errors.append({"errorCode": "E4000", "message": "Missing required property `shortName`."})
+        elif len(obj["shortName"]) > 50:
+            errors.append({"errorCode": "E4001", "message": "Maximum length of property `shortName` is 50"})
+        if not obj.get("openingDate"):
+            errors.append({"errorCode": "E4000", "message": "Missing required property `openingDate`."})
+        parent = (obj.get("parent") or {}).get("id")
+        in_payload = {o.get("id") for o in payload.get("organisationUnits") or []}
+        if parent and parent not in store.org_units and parent not in in_payload:
+            errors.append({"errorCode": "E5002", "message": f"Invalid reference [{parent}] on object parent"})
+    if key == "options":
+        set_uid = (obj.get("optionSet") or {}).get("id")
+        sets = {o.get("id") for o in payload.get("optionSets") or []} | set(store.option_sets)
+        if set_uid not in sets:
+            errors.append({"errorCode": "E5002", "message": f"Invalid reference [{set_uid}] on object optionSet"})
+        same_code = [
+            o
+            for o in [*store.options.values(), *(payload.get("options") or [])]
+            if o.get("id") != uid
+            and (o.get("optionSet") or {}).get("id") == set_uid
+            and o.get("code") == obj.get("code")
+        ]
+        if same_code:
+            errors.append(
+                {"errorCode": "E5003", "message": f"Property `code` with value `{obj.get('code')}` must be unique"}
+            )
+    return errors
+
+
+def import_metadata(store: Store, payload: dict[str, Any], strategy: str, atomic: str) -> dict[str, Any]:
+    """Validate and (unless atomicMode=ALL saw an error) store metadata objects; returns the ImportReport."""
+    type_reports = []
+    to_store: list[tuple[str, dict[str, Any]]] = []
+    total = {"created": 0, "updated": 0, "deleted": 0, "ignored": 0, "total": 0}
+    any_error = False
+    with store.lock:
+        for key, (klass, attr) in METADATA_TYPES.items():
+            objects = payload.get(key) or []
+            stats = {"created": 0, "updated": 0, "deleted": 0, "ignored": 0, "total": len(objects)}
+            reports = []
+            for index, obj in enumerate(objects):
+                errors = _metadata_errors(store, key, obj, payload)
+                exists = obj.get("id") in getattr(store, attr)
+                if strategy == "CREATE" and exists:
+                    errors.append({"errorCode": "E5000", "message": f"Object `{obj.get('id')}` already exists"})
+                if strategy == "UPDATE" and not exists:
+                    errors.append({"errorCode": "E5001", "message": f"Object `{obj.get('id')}` does not exist"})
+                if errors:
+                    any_error = True
+                    stats["ignored"] += 1
+                    reports.append({"klass": klass, "index": index, "uid": obj.get("id"), "errorReports": errors})
+                else:
+                    stats["updated" if exists else "created"] += 1
+                    to_store.append((attr, obj))
+            if objects:
+                type_reports.append({"klass": klass, "stats": stats, "objectReports": reports})
+                for k in total:
+                    total[k] += stats[k]
+        if any_error and atomic == "ALL":
+            for report in type_reports:
+                s = report["stats"]
+                s["ignored"], s["created"], s["updated"] = s["total"], 0, 0
+            total.update(created=0, updated=0, ignored=total["total"])
+        else:
+            for attr, obj in to_store:
+                getattr(store, attr)[obj["id"]] = dict(obj)
+    return {"status": "ERROR" if any_error else "OK", "stats": total, "typeReports": type_reports}

@@ -1,0 +1,76 @@
+"""`openimis-dhis2-mediator`: the command line of the mediator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from mediator import __version__
+from mediator.settings import Settings, SettingsError, build_settings
+
+log = logging.getLogger("mediator")
+
+
+def _serve(settings: Settings, env: dict[str, str]) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from mediator.live_settings import LiveSettings
+    from mediator.service import start_heartbeat
+    from mediator.web.app import create_app
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.listen_host}:{settings.listen_port}")
+            self.cfg.set("workers", settings.workers)
+            self.cfg.set("timeout", int(settings.dhis2_timeout_seconds) * 4 + 30)
+            self.cfg.set("post_worker_init", lambda worker: start_heartbeat(settings, env))
+            self.cfg.set("loglevel", settings.log_level.lower())
+
+        def load(self) -> Any:
+            return create_app(LiveSettings(settings, env))
+
+    Server().run()
+
+
+def _print_registration(settings: Settings) -> None:
+    from mediator.service import registration_document
+
+    doc = registration_document(settings)
+    for channel in doc.get("defaultChannelConfig", []):
+        for route in channel.get("routes", []):
+            if route.get("password"):
+                route["password"] = "**********"  # noqa: S105 (a mask, not a password)
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="openimis-dhis2-mediator", description="openIMIS to DHIS2 OpenHIM mediator")
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the mediator (gunicorn), register with OpenHIM and heartbeat")
+    sub.add_parser("registration", help="print the registration document sent to OpenHIM (passwords masked)")
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ)
+    try:
+        settings = build_settings(env)
+    except SettingsError as exc:
+        sys.stderr.write(f"openimis-dhis2-mediator: settings refused: {exc}\n")
+        raise SystemExit(2) from exc
+
+    from mediator.service import configure_logging, warn_insecure
+
+    configure_logging(settings.log_level)
+    if args.command == "registration":
+        _print_registration(settings)
+        return
+    warn_insecure(settings)
+    _serve(settings, env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Settings that follow the OpenHIM console while the mediator runs.
+
+The process that heartbeats writes the console config to a file in the state directory; every server worker
+re-reads it when the file changes, so all workers apply a console change without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mediator.settings import Settings, SettingsError, insecure_warnings, with_console
+
+log = logging.getLogger(__name__)
+
+CONSOLE_FILE = "console-config.json"
+
+
+class LiveSettings:
+    def __init__(self, base: Settings, env: Mapping[str, str] | None = None) -> None:
+        self._base = base
+        self._env = env
+        self._path = Path(base.state_dir) / CONSOLE_FILE
+        self._lock = threading.Lock()
+        self._current = base
+        self._seen: tuple[int, int] | None = None
+        self.current()
+
+    @property
+    def base(self) -> Settings:
+        return self._base
+
+    def current(self) -> Settings:
+        """The settings in force now; cheap enough to call on every request (one stat call)."""
+        try:
+            st = self._path.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self._seen:
+            return self._current
+        with self._lock:
+            if stamp != self._seen:
+                self._current = self._load() if stamp else self._base
+                self._seen = stamp
+        return self._current
+
+    def _load(self) -> Settings:
+        try:
+            console = json.loads(self._path.read_text(encoding="utf-8"))
+            return with_console(self._base, console, self._env)
+        except (OSError, ValueError, SettingsError) as exc:
+            log.error("ignoring stored console config: %s", exc)
+            return self._current
+
+    def publish(self, console: Mapping[str, Any]) -> Settings:
+        """Validate a config returned by the OpenHIM core, store it for every worker, and return it.
+
+        Raises SettingsError (and keeps the settings in force) when the config cannot be used.
+        """
+        fresh = with_console(self._base, console, self._env)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(console, fh)
+        os.replace(tmp, self._path)
+        for warning in insecure_warnings(fresh):
+            log.warning("%s", warning)
+        return self.current()

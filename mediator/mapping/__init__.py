@@ -1,0 +1,1 @@
+"""Turns domain records into DHIS2 payloads. Pure functions: no I/O, no clock, no globals."""

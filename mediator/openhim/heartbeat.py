@@ -1,0 +1,136 @@
+"""Registration and heartbeat loop: register (retrying with backoff), beat every interval, pass config on.
+
+With several server worker processes, each runs this loop but only the one holding an exclusive lock on a file
+in the state directory talks to the core; if that process dies the lock is freed and another takes over.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from mediator.openhim.core import CoreClient
+from mediator.openhim.errors import CoreAuthFailed, CoreRejected, MediatorNotFound, OpenHimError
+
+log = logging.getLogger(__name__)
+
+PROCESS_STARTED = time.monotonic()
+MAX_BACKOFF = 60.0
+
+
+class LeaderLock:
+    """An exclusive, non-blocking lock on a file: held by at most one process on the machine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    def try_acquire(self) -> bool:
+        if self._fh is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return False
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+class Heartbeat:
+    """One registration/heartbeat state machine. `step()` does one action and says how long to wait."""
+
+    def __init__(
+        self,
+        core: CoreClient,
+        document: Callable[[], dict[str, Any]],
+        on_config: Callable[[dict[str, Any]], None],
+        interval: float = 10.0,
+        lock: LeaderLock | None = None,
+        uptime: Callable[[], float] = lambda: time.monotonic() - PROCESS_STARTED,
+    ) -> None:
+        self.core = core
+        self.document = document
+        self.on_config = on_config
+        self.interval = interval
+        self.lock = lock
+        self.uptime = uptime
+        self.registered = False
+        self.want_config = True
+        self.failures = 0
+        self.beats = 0
+
+    @property
+    def urn(self) -> str:
+        return str(self.document()["urn"])
+
+    def _backoff(self) -> float:
+        self.failures += 1
+        return min(MAX_BACKOFF, 2 ** min(self.failures, 6)) * random.uniform(0.5, 1.0)
+
+    def step(self) -> float:
+        if self.lock is not None and not self.lock.try_acquire():
+            return self.interval  # another process is the heartbeat leader
+        try:
+            if not self.registered:
+                self.core.register(self.document())
+                self.registered = True
+                self.want_config = True
+                self.failures = 0
+                log.info("registered with the OpenHIM core as %s", self.urn)
+            config = self.core.heartbeat(self.urn, round(self.uptime(), 3), want_config=self.want_config)
+            self.beats += 1
+            self.failures = 0
+            self.want_config = False
+            if config is not None:
+                self._apply(config)
+            return self.interval
+        except MediatorNotFound:
+            log.warning("the OpenHIM core no longer knows this mediator; registering again")
+            self.registered = False
+            return 0.0
+        except (CoreAuthFailed, CoreRejected) as exc:
+            log.error("OpenHIM core refused the mediator: %s", exc)
+            return self._backoff()
+        except OpenHimError as exc:
+            wait = self._backoff()
+            log.warning("OpenHIM core unreachable (%s); retrying in %.1f s", exc, wait)
+            return wait
+
+    def _apply(self, config: dict[str, Any]) -> None:
+        try:
+            self.on_config(config)
+            log.info("applied the configuration from the OpenHIM console")
+        except Exception as exc:  # a bad console config must never stop the heartbeat
+            log.error("configuration from the OpenHIM console not applied: %s", exc)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            stop.wait(self.step())
+        if self.lock is not None:
+            self.lock.release()
+
+
+def start_in_thread(heartbeat: Heartbeat) -> threading.Event:
+    stop = threading.Event()
+    threading.Thread(target=heartbeat.run, args=(stop,), name="openhim-heartbeat", daemon=True).start()
+    return stop

@@ -1,0 +1,86 @@
+"""Helpers for openIMIS's FHIR: identifiers, references, extensions and codes, written as openIMIS emits them.
+
+openIMIS writes system and extension URLs inconsistently (relative, double slashes, HTML pages), so matching is
+always on the last path segment and the code, never on the whole URL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+UUID_TYPE = "UUID"
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def normalize_key(value: str) -> str:
+    """UUIDs are compared lower-case (openIMIS on SQL Server writes them upper-case); other ids as given."""
+    value = value.strip()
+    return value.lower() if _UUID.match(value) else value
+
+
+def last_segment(url: str | None) -> str:
+    text = (url or "").rstrip("/")
+    text = text.rsplit("/", 1)[-1]
+    return text.removesuffix(".html").removeprefix("StructureDefinition-").removeprefix("CodeSystem-")
+
+
+def first_code(concept: Mapping[str, Any] | None) -> str | None:
+    for coding in (concept or {}).get("coding") or []:
+        if coding.get("code"):
+            return str(coding["code"])
+    return None
+
+
+def identifier_type(identifier: Mapping[str, Any]) -> str | None:
+    return first_code(identifier.get("type"))
+
+
+def uuid_identifier(identifiers: Iterable[Mapping[str, Any]] | None) -> str | None:
+    for ident in identifiers or []:
+        if identifier_type(ident) == UUID_TYPE and ident.get("value"):
+            return normalize_key(str(ident["value"]))
+    return None
+
+
+def business_code(identifiers: Iterable[Mapping[str, Any]] | None) -> str | None:
+    """The deployment's business code: any identifier that is not the UUID (CHF id, claim code...)."""
+    for ident in identifiers or []:
+        if identifier_type(ident) != UUID_TYPE and ident.get("value"):
+            return str(ident["value"])
+    return None
+
+
+def record_key(resource: Mapping[str, Any]) -> str | None:
+    """How a record is keyed: its openIMIS UUID identifier, else its resource id."""
+    return uuid_identifier(resource.get("identifier")) or (
+        normalize_key(str(resource["id"])) if resource.get("id") else None
+    )
+
+
+def reference_key(reference: Mapping[str, Any] | None) -> str | None:
+    """The key of the record a reference points to: its UUID identifier, else the id in `Type/id`."""
+    if not reference:
+        return None
+    ident = reference.get("identifier")
+    if isinstance(ident, Mapping) and identifier_type(ident) == UUID_TYPE and ident.get("value"):
+        return normalize_key(str(ident["value"]))
+    ref = str(reference.get("reference") or "")
+    if ref.startswith("urn:uuid:"):
+        return normalize_key(ref.removeprefix("urn:uuid:"))
+    ref = ref.split("/_history/", 1)[0]
+    parts = [p for p in ref.split("/") if p]
+    return normalize_key(parts[-1]) if len(parts) >= 2 else None
+
+
+def extension(extensions: Iterable[Mapping[str, Any]] | None, name: str) -> Mapping[str, Any] | None:
+    for ext in extensions or []:
+        if last_segment(ext.get("url")) == name:
+            return ext
+    return None
+
+
+def extension_value(extensions: Iterable[Mapping[str, Any]] | None, name: str, kind: str) -> Any:
+    ext = extension(extensions, name)
+    return None if ext is None else ext.get("value" + kind)

@@ -1,0 +1,115 @@
+"""Turns the body openIMIS sent (one resource or a Bundle of any type) into domain records and problems.
+
+Every problem names the record (resource type and key, or its place in the Bundle) and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import ValidationError
+
+from mediator.openimis import fhir
+from mediator.openimis.records import Record
+from mediator.openimis.schemas import SCHEMAS, BundleSchema
+
+
+@dataclass(frozen=True)
+class Problem:
+    record: str  # e.g. "Patient/5e1c...", or "Bundle.entry[3]" when the record has no usable key
+    field: str  # FHIR path within the record, e.g. "birthDate"
+    message: str
+
+
+@dataclass
+class Reading:
+    records: list[Record] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    resource_counts: dict[str, int] = field(default_factory=dict)
+
+
+def _flatten(errors: Any, path: str = "") -> Iterable[tuple[str, str]]:
+    if isinstance(errors, Mapping):
+        for key, value in errors.items():
+            name = str(key) if key != "_schema" else ""
+            if isinstance(key, int):
+                sub = f"{path}[{key}]"
+            else:
+                sub = f"{path}.{name}" if path and name else (name or path)
+            yield from _flatten(value, sub)
+    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        for message in errors:
+            yield path, message
+    elif isinstance(errors, list):
+        for i, value in enumerate(errors):
+            yield from _flatten(value, f"{path}[{i}]")
+    else:
+        yield path, str(errors)
+
+
+def _label(resource: Mapping[str, Any], where: str) -> str:
+    kind = resource.get("resourceType", "resource")
+    key = fhir.record_key(resource) if isinstance(resource.get("identifier", []), list) else None
+    return f"{kind}/{key}" if key else f"{where} ({kind})" if where else str(kind)
+
+
+def _read_resource(resource: Any, where: str, accepted: Collection[str], reading: Reading) -> None:
+    if not isinstance(resource, Mapping):
+        reading.problems.append(Problem(where or "body", "resource", "must be a JSON object"))
+        return
+    kind = resource.get("resourceType")
+    reading.resource_counts[str(kind)] = reading.resource_counts.get(str(kind), 0) + 1
+    if kind not in accepted or kind not in SCHEMAS:
+        allowed = ", ".join(sorted(accepted)) or "none"
+        reading.problems.append(
+            Problem(_label(resource, where), "resourceType", f"{kind!r} is not taken on this channel ({allowed})")
+        )
+        return
+    try:
+        reading.records.append(SCHEMAS[kind]().load(resource))
+    except ValidationError as exc:
+        label = _label(resource, where)
+        for path, message in _flatten(exc.messages):
+            reading.problems.append(Problem(label, path or "resource", message))
+
+
+def read_body(body: bytes, accepted: Collection[str]) -> Reading:
+    reading = Reading()
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        reading.problems.append(Problem("body", "body", f"not valid JSON: {exc}"))
+        return reading
+    if not isinstance(doc, Mapping) or "resourceType" not in doc:
+        reading.problems.append(Problem("body", "resourceType", "expected a FHIR resource or Bundle"))
+        return reading
+    if doc["resourceType"] != "Bundle":
+        _read_resource(doc, "", accepted, reading)
+        return reading
+    try:
+        bundle = BundleSchema().load(doc)
+    except ValidationError as exc:
+        reading.problems.extend(Problem("Bundle", p, m) for p, m in _flatten(exc.messages))
+        return reading
+    for i, entry in enumerate(bundle["entry"]):
+        where = f"Bundle.entry[{i}]"
+        if not isinstance(entry, Mapping) or "resource" not in entry:
+            reading.problems.append(Problem(where, "resource", "each entry needs a resource"))
+            continue
+        _read_resource(entry["resource"], where, accepted, reading)
+    _check_duplicates(reading)
+    return reading
+
+
+def _check_duplicates(reading: Reading) -> None:
+    seen: set[tuple[str, str]] = set()
+    for record in reading.records:
+        ident = (record.kind, record.key)
+        if ident in seen:
+            reading.problems.append(
+                Problem(f"{record.kind}/{record.key}", "identifier", "appears more than once in the Bundle")
+            )
+        seen.add(ident)

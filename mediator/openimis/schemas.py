@@ -1,0 +1,198 @@
+"""marshmallow schemas for the openIMIS FHIR R4 resources the mediator takes; loading one gives a domain record.
+
+Unknown FHIR elements are ignored (FHIR resources carry far more than the mediator needs); what the mediator
+uses is checked for type, and what it cannot do without (a key, a village) is required.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from mediator.openimis import fhir
+from mediator.openimis.records import Family, Insuree
+
+GENDER_CODES = {"male": "M", "female": "F", "other": "O"}
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class CodingSchema(_Base):
+    system = fields.Str()
+    code = fields.Str()
+    display = fields.Str()
+
+
+class CodeableConceptSchema(_Base):
+    coding = fields.List(fields.Nested(CodingSchema))
+    text = fields.Str()
+
+
+class IdentifierSchema(_Base):
+    type = fields.Nested(CodeableConceptSchema)
+    system = fields.Str()
+    value = fields.Str()
+
+
+class ReferenceSchema(_Base):
+    reference = fields.Str()
+    type = fields.Str()
+    identifier = fields.Nested(IdentifierSchema)
+    display = fields.Str()
+
+
+class AddressSchema(_Base):
+    extension = fields.List(fields.Nested(lambda: ExtensionSchema()))
+    use = fields.Str()
+    type = fields.Str()
+    line = fields.List(fields.Str())
+    city = fields.Str()
+    district = fields.Str()
+    state = fields.Str()
+
+
+class ExtensionSchema(_Base):
+    url = fields.Str(required=True)
+    extension = fields.List(fields.Nested(lambda: ExtensionSchema()))
+    valueBoolean = fields.Bool(strict=True)
+    valueString = fields.Str()
+    valueCode = fields.Str()
+    valueDate = fields.Date()
+    valueDecimal = fields.Decimal(as_string=True)
+    valueCodeableConcept = fields.Nested(CodeableConceptSchema)
+    valueReference = fields.Nested(ReferenceSchema)
+    valueAddress = fields.Nested(AddressSchema)
+
+
+class HumanNameSchema(_Base):
+    use = fields.Str()
+    family = fields.Str()
+    given = fields.List(fields.Str())
+
+
+class ContactPointSchema(_Base):
+    system = fields.Str()
+    value = fields.Str()
+
+
+def _village_key(addresses: list[dict[str, Any]]) -> str | None:
+    # openIMIS writes the village as an extension on the home address (the first address otherwise).
+    ordered = sorted(addresses or [], key=lambda a: a.get("use") != "home")
+    for address in ordered:
+        ref = fhir.extension_value(address.get("extension"), "address-location-reference", "Reference")
+        key = fhir.reference_key(ref)
+        if key:
+            return key
+    return None
+
+
+class _Resource(_Base):
+    resourceType = fields.Str(required=True)
+    id = fields.Str()
+    identifier = fields.List(fields.Nested(IdentifierSchema))
+    extension = fields.List(fields.Nested(ExtensionSchema))
+
+    expected_type = ""
+
+    @validates_schema
+    def _check_type_and_key(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("resourceType") != self.expected_type:
+            raise ValidationError(f"must be {self.expected_type}", "resourceType")
+        if not fhir.record_key(data):
+            raise ValidationError(
+                "no usable id: give an identifier of type UUID (openIMIS-identifiers) or a resource id",
+                "identifier",
+            )
+
+
+class PatientSchema(_Resource):
+    expected_type = "Patient"
+
+    name = fields.List(fields.Nested(HumanNameSchema))
+    gender = fields.Str(validate=validate.OneOf(["male", "female", "other", "unknown"]))
+    birthDate = fields.Date()
+    address = fields.List(fields.Nested(AddressSchema))
+    telecom = fields.List(fields.Nested(ContactPointSchema))
+    maritalStatus = fields.Nested(CodeableConceptSchema)
+    generalPractitioner = fields.List(fields.Nested(ReferenceSchema))
+
+    @validates_schema
+    def _check_village(self, data: dict[str, Any], **_: Any) -> None:
+        if not _village_key(data.get("address") or []):
+            raise ValidationError(
+                "the insuree's village is required: an address with the address-location-reference extension",
+                "address",
+            )
+
+    @post_load
+    def _to_insuree(self, data: dict[str, Any], **_: Any) -> Insuree:
+        ext = data.get("extension") or []
+        names = sorted(data.get("name") or [], key=lambda n: n.get("use") != "usual")
+        name = names[0] if names else {}
+        identification = fhir.extension(ext, "patient-identification")
+        id_parts = (identification or {}).get("extension") or []
+        phones = [t["value"] for t in data.get("telecom") or [] if t.get("system") == "phone" and t.get("value")]
+        practitioners = data.get("generalPractitioner") or []
+        return Insuree(
+            key=str(fhir.record_key(data)),
+            village_key=str(_village_key(data.get("address") or [])),
+            insurance_number=fhir.business_code(data.get("identifier")),
+            family_key=fhir.reference_key(fhir.extension_value(ext, "patient-group-reference", "Reference")),
+            gender=GENDER_CODES.get(data.get("gender", "")),
+            birth_date=data.get("birthDate"),
+            is_head=fhir.extension_value(ext, "patient-is-head", "Boolean"),
+            marital_status=fhir.first_code(data.get("maritalStatus")),
+            education=fhir.first_code(fhir.extension_value(ext, "patient-education-level", "CodeableConcept")),
+            profession=fhir.first_code(fhir.extension_value(ext, "patient-profession", "CodeableConcept")),
+            identification_type=fhir.first_code(fhir.extension_value(id_parts, "type", "CodeableConcept")),
+            identification_number=fhir.extension_value(id_parts, "number", "String"),
+            card_issued=fhir.extension_value(ext, "patient-card-issued", "Boolean"),
+            first_service_point_key=fhir.reference_key(practitioners[0]) if practitioners else None,
+            first_name=" ".join(name.get("given") or []) or None,
+            last_name=name.get("family"),
+            phone=phones[0] if phones else None,
+        )
+
+
+class GroupMemberSchema(_Base):
+    entity = fields.Nested(ReferenceSchema, required=True)
+
+
+class GroupSchema(_Resource):
+    expected_type = "Group"
+
+    member = fields.List(fields.Nested(GroupMemberSchema))
+
+    @post_load
+    def _to_family(self, data: dict[str, Any], **_: Any) -> Family:
+        ext = data.get("extension") or []
+        address = fhir.extension_value(ext, "group-address", "Address")
+        members = (fhir.reference_key(m["entity"]) for m in data.get("member") or [])
+        return Family(
+            key=str(fhir.record_key(data)),
+            village_key=_village_key([address]) if address else None,
+            head_insurance_number=fhir.business_code(data.get("identifier")),
+            poverty=fhir.extension_value(ext, "group-poverty-status", "Boolean"),
+            family_type=fhir.first_code(fhir.extension_value(ext, "group-type", "CodeableConcept")),
+            member_keys=tuple(k for k in members if k),
+        )
+
+
+class BundleEntrySchema(_Base):
+    fullUrl = fields.Str()
+    resource = fields.Dict(required=True)
+
+
+class BundleSchema(_Base):
+    resourceType = fields.Str(required=True, validate=validate.Equal("Bundle"))
+    type = fields.Str(
+        validate=validate.OneOf(["collection", "batch", "transaction", "searchset", "history", "message", "document"])
+    )
+    entry = fields.List(fields.Raw(), load_default=list)
+
+
+SCHEMAS: dict[str, type[_Resource]] = {"Patient": PatientSchema, "Group": GroupSchema}

@@ -1,0 +1,77 @@
+"""Wires the parts of a running mediator: logging, the registration document, the heartbeat."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mediator.live_settings import LiveSettings
+from mediator.openhim.core import CoreClient
+from mediator.openhim.heartbeat import Heartbeat, LeaderLock, start_in_thread
+from mediator.settings import Settings, insecure_warnings, load_registration
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+
+
+def warn_insecure(settings: Settings) -> None:
+    for warning in insecure_warnings(settings):
+        log.warning("%s", warning)
+
+
+def registration_document(settings: Settings) -> dict[str, Any]:
+    """mediator_config.json with this deployment's address and each channel's route credentials filled in."""
+    doc = copy.deepcopy(load_registration(settings.config_file))
+    for endpoint in doc.get("endpoints", []):
+        endpoint["host"] = settings.public_host
+        endpoint["port"] = str(settings.public_port)
+    by_path = {c.path: c for c in settings.channels}
+    for channel_doc in doc.get("defaultChannelConfig", []):
+        for route in channel_doc.get("routes", []):
+            route["host"] = settings.public_host
+            route["port"] = settings.public_port
+            channel = by_path.get(route.get("path", ""))
+            if channel is not None:
+                route["username"] = channel.username
+                route["password"] = channel.password
+    return doc
+
+
+def core_client(settings: Settings) -> CoreClient:
+    return CoreClient(
+        settings.openhim_url,
+        settings.openhim_username,
+        settings.openhim_password,
+        auth_mode=settings.openhim_auth_mode,
+        verify=settings.openhim_verify_tls,
+    )
+
+
+def start_heartbeat(settings: Settings, env: Mapping[str, str] | None = None) -> threading.Event | None:
+    """Start the registration/heartbeat loop in this process (only one process on the machine will lead)."""
+    if not settings.openhim_register:
+        log.info("OpenHIM registration is off (MEDIATOR_OPENHIM_REGISTER=false)")
+        return None
+    if not settings.openhim_password:
+        log.warning("OpenHIM registration skipped: MEDIATOR_OPENHIM_PASSWORD is not set")
+        return None
+    live = LiveSettings(settings, env)
+    document = registration_document(settings)
+    heartbeat = Heartbeat(
+        core_client(settings),
+        lambda: document,
+        on_config=live.publish,
+        interval=settings.heartbeat_seconds,
+        lock=LeaderLock(Path(settings.state_dir) / "heartbeat.lock"),
+    )
+    return start_in_thread(heartbeat)

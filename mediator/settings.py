@@ -1,0 +1,256 @@
+"""All settings in one place: mediator_config.json defaults, overridden by MEDIATOR_* environment variables,
+overridden by the values an implementer changed in the OpenHIM console.
+
+Nothing else in the package reads os.environ.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "MEDIATOR_"
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "mediator_config.json"
+# Passwords that ship with OpenHIM and DHIS2 demos; using them needs an explicit opt-in.
+WELL_KNOWN_PASSWORDS = frozenset({"openhim-password", "district", "admin", "password"})
+
+
+class SettingsError(ValueError):
+    """The settings cannot be used; the message names every offending setting."""
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    name: str
+    path: str
+    resources: tuple[str, ...]
+    username: str
+    password: str = field(repr=False)
+    dhis2_username: str = ""
+    dhis2_password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Process settings: environment only, fixed for the life of the process.
+    config_file: Path
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8000
+    workers: int = 2
+    public_host: str = "127.0.0.1"
+    public_port: int = 8000
+    state_dir: Path = Path("var")
+    log_level: str = "INFO"
+    openhim_url: str = "https://127.0.0.1:8080"
+    openhim_username: str = "root@openhim.org"
+    openhim_password: str = field(default="", repr=False)
+    openhim_auth_mode: str = "basic"
+    openhim_verify_tls: bool | str = True
+    openhim_register: bool = True
+    heartbeat_seconds: float = 10.0
+    allow_default_passwords: bool = False
+    # Console-editable settings (configDefs in mediator_config.json).
+    dhis2_url: str = ""
+    dhis2_auth: str = "basic"
+    dhis2_username: str = ""
+    dhis2_password: str = field(default="", repr=False)
+    dhis2_token: str = field(default="", repr=False)
+    dhis2_verify_tls: bool = True
+    dhis2_timeout_seconds: float = 60.0
+    batch_size: int = 200
+    person_tracked_entity_type: str = ""
+    insuree_program: str = ""
+    attribute_uids: Mapping[str, str] = field(default_factory=dict)
+    send_names: bool = False
+    send_phone: bool = False
+    send_identification_number: bool = False
+    birth_date_precision: str = "year"
+    pseudonym_key: str = field(default="", repr=False)
+    channels: tuple[ChannelSettings, ...] = ()
+
+    def channel(self, name: str) -> ChannelSettings | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+
+PROCESS_KEYS: dict[str, type] = {
+    "listen_host": str,
+    "listen_port": int,
+    "workers": int,
+    "public_host": str,
+    "public_port": int,
+    "state_dir": Path,
+    "log_level": str,
+    "openhim_url": str,
+    "openhim_username": str,
+    "openhim_password": str,
+    "openhim_auth_mode": str,
+    "openhim_verify_tls": bool | str,  # type: ignore[dict-item]
+    "openhim_register": bool,
+    "heartbeat_seconds": float,
+    "allow_default_passwords": bool,
+}
+CONSOLE_KEYS: dict[str, type] = {
+    "dhis2_url": str,
+    "dhis2_auth": str,
+    "dhis2_username": str,
+    "dhis2_password": str,
+    "dhis2_token": str,
+    "dhis2_verify_tls": bool,
+    "dhis2_timeout_seconds": float,
+    "batch_size": int,
+    "person_tracked_entity_type": str,
+    "insuree_program": str,
+    "attribute_uids": dict,
+    "send_names": bool,
+    "send_phone": bool,
+    "send_identification_number": bool,
+    "birth_date_precision": str,
+    "pseudonym_key": str,
+}
+CHANNEL_FIELDS = ("name", "path", "resources", "username", "password", "dhis2_username", "dhis2_password")
+
+
+def load_registration(path: Path) -> dict[str, Any]:
+    """The mediator's OpenHIM registration document (mediator_config.json)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            doc: dict[str, Any] = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SettingsError(f"cannot read mediator config file {path}: {exc}") from exc
+    return doc
+
+
+def _coerce(key: str, kind: Any, raw: Any) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{key}: expected true or false, got {raw!r}")
+    if kind == bool | str:
+        # TLS verification: true/false, or the path of a CA bundle.
+        try:
+            return _coerce(key, bool, raw)
+        except SettingsError:
+            return str(raw)
+    if kind in (int, float):
+        try:
+            number = kind(raw)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"{key}: expected a number, got {raw!r}") from exc
+        if number <= 0:
+            raise SettingsError(f"{key}: must be positive, got {raw!r}")
+        return number
+    if kind is dict:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise SettingsError(f"{key}: expected an object of strings")
+        return dict(value)
+    if kind is Path:
+        return Path(raw)
+    return str(raw)
+
+
+def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
+    if not isinstance(raw, list):
+        raise SettingsError("channels: expected a list of channel entries")
+    channels = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or not entry.get("name") or not entry.get("path"):
+            raise SettingsError(f"channels[{i}]: each channel needs a name and a path")
+        values = {f: str(entry.get(f) or "") for f in CHANNEL_FIELDS}
+        prefix = f"{ENV_PREFIX}CHANNEL_{values['name'].upper().replace('-', '_')}_"
+        for f in CHANNEL_FIELDS[3:]:
+            if prefix + f.upper() in env:
+                values[f] = env[prefix + f.upper()]
+        if not values["path"].startswith("/"):
+            raise SettingsError(f"channels[{i}].path: must start with '/'")
+        resources = tuple(r.strip() for r in values.pop("resources").split(",") if r.strip())
+        channels.append(ChannelSettings(resources=resources, **values))
+    names = [c.name for c in channels]
+    if len(set(names)) != len(names):
+        raise SettingsError("channels: channel names must be unique")
+    return tuple(channels)
+
+
+def build_settings(
+    env: Mapping[str, str] | None = None,
+    console: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings from mediator_config.json defaults < environment < values changed in the OpenHIM console.
+
+    A console value counts only when it differs from the registered default, so a deployment's environment
+    stays in force until an implementer actually edits that setting in the console.
+    """
+    env = dict(os.environ if env is None else env)
+    config_file = Path(env.get(ENV_PREFIX + "CONFIG_FILE", DEFAULT_CONFIG_FILE))
+    defaults: dict[str, Any] = load_registration(config_file).get("config", {})
+    values: dict[str, Any] = {"config_file": config_file}
+    for key, kind in {**PROCESS_KEYS, **CONSOLE_KEYS}.items():
+        raw = env.get(ENV_PREFIX + key.upper(), defaults.get(key))
+        if key in CONSOLE_KEYS and console and key in console and console[key] != defaults.get(key):
+            raw = console[key]
+        if raw is not None:
+            values[key] = _coerce(key, kind, raw)
+    channels_raw = defaults.get("channels", [])
+    if console and "channels" in console and console["channels"] != channels_raw:
+        channels_raw = console["channels"]
+    values["channels"] = _channels(channels_raw, env)
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    problems = []
+    if s.openhim_auth_mode not in {"basic", "token"}:
+        problems.append("openhim_auth_mode: must be basic or token")
+    if s.dhis2_auth not in {"basic", "token"}:
+        problems.append("dhis2_auth: must be basic or token")
+    if s.birth_date_precision not in {"year", "full"}:
+        problems.append("birth_date_precision: must be year or full")
+    if not s.allow_default_passwords:
+        for key, value in [
+            ("openhim_password", s.openhim_password),
+            ("dhis2_password", s.dhis2_password),
+            *[(f"channels[{c.name}].password", c.password) for c in s.channels],
+            *[(f"channels[{c.name}].dhis2_password", c.dhis2_password) for c in s.channels],
+        ]:
+            if value in WELL_KNOWN_PASSWORDS:
+                problems.append(
+                    f"{key}: a well-known default password; set {ENV_PREFIX}ALLOW_DEFAULT_PASSWORDS=true "
+                    "to use it anyway (test installations only)"
+                )
+    if problems:
+        raise SettingsError("; ".join(problems))
+
+
+def insecure_warnings(s: Settings) -> list[str]:
+    """What an operator explicitly allowed that weakens security; logged at start and on every change."""
+    warnings = []
+    if s.openhim_verify_tls is False:
+        warnings.append("TLS verification towards the OpenHIM core is OFF (MEDIATOR_OPENHIM_VERIFY_TLS=false)")
+    if s.dhis2_verify_tls is False:
+        warnings.append("TLS verification towards DHIS2 is OFF (dhis2_verify_tls=false)")
+    if s.allow_default_passwords:
+        warnings.append("well-known default passwords are allowed (MEDIATOR_ALLOW_DEFAULT_PASSWORDS=true)")
+    for c in s.channels:
+        if not c.password:
+            warnings.append(f"channel {c.name!r} has no password: it refuses every request until one is set")
+    return warnings
+
+
+def with_console(settings: Settings, console: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Settings after the OpenHIM console config arrived by heartbeat (process settings unchanged)."""
+    fresh = build_settings(env, console)
+    return replace(fresh, **{k: getattr(settings, k) for k in PROCESS_KEYS})

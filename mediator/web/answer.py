@@ -1,0 +1,95 @@
+"""Turns a push result into the OpenHIM response: transaction status, HTTP answer, properties, orchestrations.
+
+The client's body is a FHIR OperationOutcome with one issue per record (and per input problem), so openIMIS and
+auditors read the same words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mediator.dhis2.client import Exchange, body_text
+from mediator.dhis2.errors import Dhis2AuthFailed, Dhis2NotConfigured
+from mediator.openhim.envelope import Orchestration, mediator_response
+from mediator.openimis.reader import Problem
+from mediator.push import PushResult
+from mediator.redact import redact
+
+
+def operation_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def problem_issue(problem: Problem) -> dict[str, Any]:
+    return {
+        "severity": "error",
+        "code": "invalid",
+        "diagnostics": f"{problem.record}: {problem.field}: {problem.message}",
+        "expression": [f"{problem.record.split('/')[0]}.{problem.field}"],
+    }
+
+
+def _record_issues(result: PushResult) -> list[dict[str, Any]]:
+    issues = []
+    for o in result.outcomes:
+        if o.status == "delivered":
+            uids = ", ".join(f"{k} {v}" for k, v in o.uids.items())
+            text = f"{o.record}: delivered to DHIS2" + (f" ({uids})" if uids else "")
+            issues.append({"severity": "information", "code": "informational", "diagnostics": text})
+        elif o.status == "pending":
+            issues.append({"severity": "error", "code": "transient", "diagnostics": f"{o.record}: not delivered yet"})
+        for r in o.reasons:
+            code = f" [{r.code}]" if r.code else ""
+            issues.append(
+                {"severity": "error", "code": "processing", "diagnostics": f"{o.record}: {r.field}{code}: {r.message}"}
+            )
+    return issues
+
+
+def to_orchestration(index: int, ex: Exchange) -> Orchestration:
+    path = ex.url.split("?", 1)[0].split("/api/", 1)[-1]
+    return Orchestration(
+        name=f"DHIS2 {ex.method} /api/{path} #{index}",
+        method=ex.method,
+        url=ex.url,
+        request_body=body_text(redact(ex.request_body)),
+        request_started=ex.started,
+        status=ex.status,
+        response_body=body_text(redact(ex.response_body)),
+        response_finished=ex.finished,
+        request_headers={"content-type": "application/json"} if ex.request_body is not None else {},
+        response_headers={"content-type": "application/json"},
+        error=ex.error,
+    )
+
+
+def envelope(urn: str, result: PushResult, exchanges: list[Exchange], channel: str) -> tuple[dict[str, Any], int]:
+    """The application/json+openhim document and the HTTP status the mediator answers the core with."""
+    delivered, rejected, pending = (result.count(s) for s in ("delivered", "rejected", "pending"))
+    properties: dict[str, Any] = {"channel": channel, **{f"received_{k}": v for k, v in result.received.items()}}
+    properties.update(records_delivered=delivered, records_rejected=rejected, records_pending=pending)
+    properties.update({f"dhis2_{k}": v for k, v in result.stats.items()})
+    orchestrations = [to_orchestration(i + 1, ex) for i, ex in enumerate(exchanges)]
+    error = None
+    if result.problems:
+        properties["input_problems"] = len(result.problems)
+        status, http = "Completed", 400
+        body = operation_outcome([problem_issue(p) for p in result.problems])
+    elif result.failure is not None:
+        failure = result.failure
+        kind = type(failure).__name__
+        properties["dhis2_failure"] = kind
+        message = f"DHIS2 {'is not configured' if isinstance(failure, Dhis2NotConfigured) else 'failed'}: {failure}"
+        issue = {"severity": "error", "code": "transient", "diagnostics": message}
+        body = operation_outcome([issue, *_record_issues(result)])
+        # Asking for a retry lets a channel with auto-retry resend once DHIS2 is back (resends are idempotent).
+        status, error = "Failed", message
+        http = 502 if isinstance(failure, Dhis2AuthFailed) else 503
+    else:
+        body = operation_outcome(_record_issues(result))
+        if rejected == 0:
+            status, http = "Successful", 200
+        else:
+            status, http = ("Completed with error(s)" if delivered else "Completed"), 422
+    doc = mediator_response(urn, status, http, body, orchestrations, properties, error)
+    return doc, http

@@ -1,0 +1,102 @@
+"""Channel endpoints: one path per configured channel, each with its own credentials and DHIS2 user."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import requests
+from flask import Blueprint, Response, current_app, request
+
+from mediator.dhis2.client import Dhis2Client, Exchange, make_auth
+from mediator.dhis2.errors import Dhis2Error
+from mediator.mapping import defaults
+from mediator.mapping.insuree import InsureeTarget
+from mediator.openimis.reader import read_body
+from mediator.push import PushResult, push
+from mediator.settings import ChannelSettings, Settings
+from mediator.web.answer import envelope, operation_outcome
+from mediator.web.auth import channel_allows
+
+log = logging.getLogger(__name__)
+bp = Blueprint("channels", __name__)
+
+OPENHIM_CONTENT_TYPE = "application/json+openhim"
+
+
+def _json(doc: dict[str, Any], status: int, content_type: str = "application/json") -> Response:
+    return Response(json.dumps(doc, separators=(",", ":")), status=status, content_type=content_type)
+
+
+def insuree_target(settings: Settings) -> InsureeTarget:
+    return InsureeTarget(
+        tracked_entity_type=settings.person_tracked_entity_type or defaults.PERSON_TRACKED_ENTITY_TYPE,
+        program=settings.insuree_program or defaults.INSUREE_PROGRAM,
+        attributes={**defaults.INSUREE_ATTRIBUTES, **settings.attribute_uids},
+        send_names=settings.send_names,
+        send_phone=settings.send_phone,
+        send_identification_number=settings.send_identification_number,
+        birth_date_precision=settings.birth_date_precision,
+        pseudonym_key=settings.pseudonym_key,
+    )
+
+
+def dhis2_client(settings: Settings, channel: ChannelSettings, exchanges: list[Exchange]) -> Dhis2Client:
+    username = channel.dhis2_username or settings.dhis2_username
+    password = channel.dhis2_password if channel.dhis2_username else settings.dhis2_password
+    auth = make_auth(settings.dhis2_auth, username, password, settings.dhis2_token)
+    sessions: dict[tuple[str, str], requests.Session] = current_app.extensions["dhis2_sessions"]
+    # One session per DHIS2 user and process: DHIS2 limits the sessions of a user.
+    session = sessions.setdefault((settings.dhis2_url, username or "token"), requests.Session())
+    return Dhis2Client(
+        settings.dhis2_url,
+        auth,
+        verify=settings.dhis2_verify_tls,
+        timeout=settings.dhis2_timeout_seconds,
+        session=session,
+        on_exchange=exchanges.append,
+    )
+
+
+@bp.post("/<path:subpath>")
+def receive(subpath: str) -> Response:
+    settings: Settings = current_app.extensions["live_settings"].current()
+    path = "/" + subpath
+    channel = next((c for c in settings.channels if c.path == path), None)
+    if channel is None:
+        issue = {"severity": "error", "code": "not-found", "diagnostics": f"no channel at {path}"}
+        return _json(operation_outcome([issue]), 404)
+    if not channel_allows(channel, request.headers.get("Authorization")):
+        issue = {
+            "severity": "error",
+            "code": "security",
+            "diagnostics": f"credentials not valid for channel {channel.name}",
+        }
+        resp = _json(operation_outcome([issue]), 401)
+        resp.headers["WWW-Authenticate"] = f'Basic realm="{channel.name}"'
+        return resp
+    transaction = request.headers.get("X-OpenHIM-TransactionID", "-")
+    reading = read_body(request.get_data(cache=False), channel.resources)
+    exchanges: list[Exchange] = []
+
+    def client() -> Dhis2Client:
+        return dhis2_client(settings, channel, exchanges)
+
+    try:
+        result = push(reading, insuree_target(settings), client, settings.batch_size)
+    except Dhis2Error as exc:  # raised while building the client: nothing was sent
+        result = PushResult(received=reading.resource_counts, failure=exc)
+    doc, status = envelope(current_app.config["MEDIATOR_URN"], result, exchanges, channel.name)
+    log.info(
+        "channel=%s transaction=%s status=%s delivered=%d rejected=%d pending=%d problems=%d dhis2_calls=%d",
+        channel.name,
+        transaction,
+        doc["status"],
+        result.count("delivered"),
+        result.count("rejected"),
+        result.count("pending"),
+        len(result.problems),
+        len(exchanges),
+    )
+    return _json(doc, status, OPENHIM_CONTENT_TYPE)
