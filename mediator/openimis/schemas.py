@@ -58,7 +58,7 @@ class AddressSchema(_Base):
 class ExtensionSchema(_Base):
     url = fields.Str(required=True)
     extension = fields.List(fields.Nested(lambda: ExtensionSchema()))
-    valueBoolean = fields.Bool(strict=True)
+    valueBoolean = fields.Bool(truthy={True}, falsy={False})
     valueString = fields.Str()
     valueCode = fields.Str()
     valueDate = fields.Date()

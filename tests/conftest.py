@@ -1,0 +1,92 @@
+"""Shared fixtures: a fake DHIS2 on loopback set up with the insuree metadata, and the mediator app."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fake_dhis2 import FakeDhis2
+from fake_dhis2.server import RunningFake
+from fake_dhis2.store import import_metadata
+from mediator.live_settings import LiveSettings
+from mediator.mapping.insuree import InsureeTarget
+from mediator.mapping.metadata import insuree_metadata
+from mediator.mapping.uids import org_unit_uid
+from mediator.settings import build_settings
+from mediator.web.app import create_app
+from tests import samples
+
+ROOT = "ImspTQPwCqd"
+CHANNEL_PASSWORD = "s3cret-insurees"
+OTHER_CHANNEL_PASSWORD = "s3cret-claims"
+DHIS2_USER, DHIS2_PASSWORD = "mediator", "Dhis2-Test-Pass"
+
+
+def org_units(*location_keys: str) -> list[dict[str, Any]]:
+    units = [{"id": ROOT, "name": "openIMIS", "shortName": "openIMIS", "openingDate": "2000-01-01"}]
+    for key in location_keys:
+        uid = org_unit_uid(key)
+        units.append(
+            {
+                "id": uid,
+                "name": f"Village {key[:8]}",
+                "shortName": key[:20],
+                "openingDate": "2000-01-01",
+                "parent": {"id": ROOT},
+            }
+        )
+    return units
+
+
+def seed(fake: FakeDhis2, villages: tuple[str, ...] = (samples.VILLAGE,), facilities: tuple[str, ...] = ()) -> None:
+    units = org_units(*villages, *facilities)
+    report = import_metadata(fake.store, {"organisationUnits": units}, "CREATE_AND_UPDATE", "ALL")
+    assert report["status"] == "OK", report
+    payload = insuree_metadata(InsureeTarget(), [org_unit_uid(v) for v in villages])
+    report = import_metadata(fake.store, payload, "CREATE_AND_UPDATE", "ALL")
+    assert report["status"] == "OK", report
+
+
+@pytest.fixture
+def fake() -> Iterator[RunningFake]:
+    instance = FakeDhis2(users={DHIS2_USER: DHIS2_PASSWORD})
+    seed(instance)
+    running = RunningFake(instance).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def env(fake: RunningFake, tmp_path: Path) -> dict[str, str]:
+    return {
+        "MEDIATOR_STATE_DIR": str(tmp_path / "state"),
+        "MEDIATOR_DHIS2_URL": fake.url,
+        "MEDIATOR_DHIS2_USERNAME": DHIS2_USER,
+        "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
+        "MEDIATOR_PSEUDONYM_KEY": "test-pseudonym-key",
+        "MEDIATOR_CHANNEL_INSUREES_PASSWORD": CHANNEL_PASSWORD,
+    }
+
+
+@pytest.fixture
+def live(env: dict[str, str]) -> LiveSettings:
+    return LiveSettings(build_settings(env), env)
+
+
+@pytest.fixture
+def client(live: LiveSettings) -> Any:
+    app = create_app(live)
+    app.testing = True
+    return app.test_client()
+
+
+def basic(username: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+INSUREES_AUTH = basic("openhim-insurees", CHANNEL_PASSWORD)

@@ -1,0 +1,166 @@
+"""The insuree channel end to end inside one process: Flask test client → mediator → fake DHIS2 over HTTP."""
+
+import json
+
+from mediator.mapping import defaults
+from mediator.mapping.insuree import tracked_entity_uid
+from mediator.mapping.uids import org_unit_uid
+from tests import samples
+from tests.conftest import INSUREES_AUTH, basic
+
+A = defaults.INSUREE_ATTRIBUTES
+PATH = "/channels/insurees"
+
+
+def post(client, doc, headers=INSUREES_AUTH):
+    body = doc if isinstance(doc, (bytes, str)) else json.dumps(doc)
+    resp = client.post(PATH, data=body, headers={**headers, "Content-Type": "application/json"})
+    return resp, json.loads(resp.data)
+
+
+def inner(envelope):
+    return json.loads(envelope["response"]["body"])
+
+
+def stored(fake, key):
+    return fake.fake.store.tracked_entities.get(tracked_entity_uid(key))
+
+
+def tracker_calls(fake):
+    return [r for r in fake.fake.requests_seen if r[1] == "/api/tracker"]
+
+
+def test_bare_patient_creates_a_tracked_entity_enrolled_in_family_insuree(client, fake):
+    resp, env = post(client, samples.patient())
+    assert resp.status_code == 200
+    assert resp.content_type == "application/json+openhim"
+    assert env["status"] == "Successful"
+    assert env["response"]["headers"]["content-type"] == "application/json"
+    te = stored(fake, samples.HEAD)
+    assert te["orgUnit"] == org_unit_uid(samples.VILLAGE)
+    assert te["attributes"][A["insuree_id"]] == samples.HEAD
+    assert te["attributes"][A["gender"]] == "F"
+    (enrollment,) = [e for e in fake.fake.store.enrollments.values() if e["trackedEntity"] == te["trackedEntity"]]
+    assert enrollment["program"] == defaults.INSUREE_PROGRAM
+    assert env["properties"]["dhis2_tracked_entity_created"] == "1"
+    assert env["properties"]["dhis2_enrollment_created"] == "1"
+
+
+def test_one_orchestration_per_dhis2_call_with_sync_import(client, fake):
+    _, env = post(client, samples.patient())
+    (orch,) = env["orchestrations"]
+    assert orch["request"]["path"] == "/api/tracker"
+    assert "async=false" in orch["request"]["querystring"]
+    assert orch["response"]["status"] == 200
+    assert orch["request"]["timestamp"] and orch["response"]["timestamp"]
+    assert isinstance(orch["request"]["body"], str) and isinstance(orch["response"]["body"], str)
+    assert len(tracker_calls(fake)) == 1
+
+
+def test_sending_the_same_patient_twice_updates_and_never_duplicates(client, fake):
+    post(client, samples.patient())
+    resp, env = post(client, samples.patient(gender="male"))
+    assert env["status"] == "Successful"
+    assert len(fake.fake.store.tracked_entities) == 1
+    assert len(fake.fake.store.enrollments) == 1
+    assert stored(fake, samples.HEAD)["attributes"][A["gender"]] == "M"
+    assert env["properties"]["dhis2_tracked_entity_updated"] == "1"
+    assert env["properties"]["dhis2_tracked_entity_created"] == "0"
+
+
+def test_bundle_of_family_and_members_writes_family_attributes_on_each(client, fake):
+    doc = samples.bundle(
+        samples.group(), samples.patient(), samples.patient(samples.MEMBER, "104000002", is_head=False)
+    )
+    resp, env = post(client, doc)
+    assert env["status"] == "Successful", inner(env)
+    for key in (samples.HEAD, samples.MEMBER):
+        attrs = stored(fake, key)["attributes"]
+        assert attrs[A["poverty"]] == "true"
+        assert attrs[A["family_type"]] == "H"
+    assert stored(fake, samples.MEMBER)["attributes"][A["is_head"]] == "false"
+    assert env["properties"]["records_delivered"] == "3"
+
+
+def test_personal_data_stays_out_of_dhis2_and_the_transaction(client, fake):
+    _, env = post(client, samples.patient())
+    attrs = stored(fake, samples.HEAD)["attributes"]
+    for field in ("first_name", "last_name", "phone", "identification_number"):
+        assert A[field] not in attrs
+    assert attrs[A["insurance_number"]] != "104000001"
+    text = json.dumps(env)
+    for secret in ("Ageni", "Nonino", "NAT-778899", "104000001", "+255", "test-pseudonym-key", "Dhis2-Test-Pass"):
+        assert secret not in text
+
+
+def test_wrong_credentials_are_refused(client, fake):
+    resp, body = post(client, samples.patient(), basic("openhim-insurees", "wrong"))
+    assert resp.status_code == 401
+    assert body["resourceType"] == "OperationOutcome"
+    resp, _ = post(client, samples.patient(), {})
+    assert resp.status_code == 401
+    assert tracker_calls(fake) == []
+
+
+def test_invalid_input_is_refused_with_record_and_field_and_nothing_is_sent(client, fake):
+    good = samples.patient()
+    bad = samples.patient(samples.MEMBER, "104000002", birthDate="not-a-date")
+    resp, env = post(client, samples.bundle(good, bad))
+    assert resp.status_code == 400
+    assert env["status"] == "Completed"
+    outcome = inner(env)
+    assert outcome["resourceType"] == "OperationOutcome"
+    (issue,) = outcome["issue"]
+    assert f"Patient/{samples.MEMBER}" in issue["diagnostics"] and "birthDate" in issue["diagnostics"]
+    assert tracker_calls(fake) == []
+    assert fake.fake.store.tracked_entities == {}
+
+
+def test_body_that_is_not_json_gets_400(client, fake):
+    resp, env = post(client, b"<xml/>")
+    assert resp.status_code == 400
+    assert "not valid JSON" in inner(env)["issue"][0]["diagnostics"]
+
+
+def test_unknown_village_is_rejected_while_the_rest_of_the_bundle_goes(client, fake):
+    lost = samples.patient(samples.MEMBER, "104000002", village=samples.OTHER_VILLAGE, family=None)
+    resp, env = post(client, samples.bundle(samples.patient(family=None), lost))
+    assert resp.status_code == 422
+    assert env["status"] == "Completed with error(s)"
+    assert stored(fake, samples.HEAD) is not None
+    assert stored(fake, samples.MEMBER) is None
+    diagnostics = [i["diagnostics"] for i in inner(env)["issue"] if i["severity"] == "error"]
+    assert any(f"Patient/{samples.MEMBER}" in d and "village" in d and "E1049" in d for d in diagnostics)
+    assert env["properties"]["records_rejected"] == "1"
+    assert env["properties"]["records_delivered"] == "1"
+    # the first import was refused whole, the second carried only the good record
+    assert len(env["orchestrations"]) == 2
+
+
+def test_single_patient_on_unknown_village_gets_422_completed(client, fake):
+    resp, env = post(client, samples.patient(village=samples.OTHER_VILLAGE, family=None))
+    assert resp.status_code == 422
+    assert env["status"] == "Completed"
+    assert fake.fake.store.tracked_entities == {}
+
+
+def test_dhis2_unreachable_fails_the_transaction_and_asks_for_a_retry(client, fake, live):
+    fake.stop()
+    resp, env = post(client, samples.patient())
+    assert resp.status_code == 503
+    assert env["status"] == "Failed"
+    assert "error" in env
+    assert env["properties"]["records_pending"] == "1"
+    assert env["orchestrations"][0]["error"]["message"] == "ConnectionError"
+
+
+def test_unknown_channel_path_is_404(client):
+    resp = client.post("/channels/nope", data="{}", headers=INSUREES_AUTH)
+    assert resp.status_code == 404
+
+
+def test_console_change_takes_effect_without_restart(client, fake, live):
+    live.publish({"send_names": True})
+    _, env = post(client, samples.patient())
+    assert env["status"] == "Successful"
+    assert stored(fake, samples.HEAD)["attributes"][A["first_name"]] == "Ageni"
