@@ -14,7 +14,9 @@ class RunningFake:
         self.fake = fake
         self.server: BaseWSGIServer = make_server(host, port, create_app(fake), threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="fake-dhis2", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-dhis2", daemon=True
+        )
 
     def start(self) -> RunningFake:
         self._thread.start()

@@ -1,0 +1,195 @@
+"""The fake DHIS2 refuses what DHIS2 refuses, with DHIS2's codes and statuses."""
+
+import time
+
+import pytest
+import requests
+
+from fake_dhis2 import FakeDhis2
+from fake_dhis2.server import RunningFake
+from mediator.mapping import defaults
+from mediator.mapping.uids import org_unit_uid
+from tests import samples
+from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, seed
+
+A = defaults.INSUREE_ATTRIBUTES
+VILLAGE_OU = org_unit_uid(samples.VILLAGE)
+SYNC = {"async": "false"}
+
+
+def server(version="2.40.3"):
+    fake = FakeDhis2(version=version, users={DHIS2_USER: DHIS2_PASSWORD})
+    seed(fake)
+    return RunningFake(fake).start()
+
+
+@pytest.fixture
+def dhis2():
+    running = server()
+    yield running
+    running.stop()
+
+
+def te(uid="Aaaaaaaaaa1", ou=VILLAGE_OU, attrs=(), with_enrollment=True, **enr):
+    doc = {
+        "trackedEntity": uid,
+        "trackedEntityType": defaults.PERSON_TRACKED_ENTITY_TYPE,
+        "orgUnit": ou,
+        "attributes": [],
+    }
+    if with_enrollment:
+        doc["enrollments"] = [
+            {
+                "enrollment": enr.pop("enrollment", "Eaaaaaaaaa1"),
+                "program": defaults.INSUREE_PROGRAM,
+                "orgUnit": ou,
+                "enrolledAt": "2020-01-01",
+                "attributes": [{"attribute": a, "value": v} for a, v in attrs],
+                **enr,
+            }
+        ]
+    return doc
+
+
+def send(running, *tes, params=SYNC, auth=(DHIS2_USER, DHIS2_PASSWORD)):
+    return requests.post(
+        f"{running.url}/api/tracker", params=params, json={"trackedEntities": list(tes)}, auth=auth, timeout=10
+    )
+
+
+def codes(resp):
+    return sorted(e["errorCode"] for e in resp.json()["validationReport"]["errorReports"])
+
+
+def test_valid_import_answers_200_ok(dhis2):
+    resp = send(dhis2, te())
+    assert resp.status_code == 200
+    assert resp.json()["status"] == "OK"
+    assert resp.json()["bundleReport"]["typeReportMap"]["TRACKED_ENTITY"]["stats"]["created"] == 1
+
+
+def test_wrong_password_is_401(dhis2):
+    assert send(dhis2, te(), auth=(DHIS2_USER, "nope")).status_code == 401
+
+
+def test_malformed_uid_is_e1048_before_242(dhis2):
+    resp = send(dhis2, te(uid="1bad"))
+    assert resp.status_code == 409
+    assert "E1048" in codes(resp)
+
+
+def test_malformed_uid_rejects_the_whole_request_from_242():
+    running = server("2.42.1")
+    try:
+        resp = send(running, te(), te(uid="1bad", with_enrollment=False))
+        assert resp.status_code == 400
+        assert running.fake.store.tracked_entities == {}
+    finally:
+        running.stop()
+
+
+def test_unknown_org_unit_and_option_code_and_type(dhis2):
+    resp = send(dhis2, te(ou="Zzzzzzzzzz1", attrs=[(A["gender"], "X")]))
+    assert resp.status_code == 409
+    assert {"E1049", "E1070", "E1125"} <= set(codes(resp))
+
+
+def test_unique_attribute_value_cannot_be_reused(dhis2):
+    assert send(dhis2, te(attrs=[(A["insuree_id"], "same")])).status_code == 200
+    resp = send(dhis2, te(uid="Bbbbbbbbbb1", enrollment="Ebbbbbbbbb1", attrs=[(A["insuree_id"], "same")]))
+    assert resp.status_code == 409
+    assert "E1064" in codes(resp)
+
+
+def test_program_not_open_to_org_unit_is_e1041():
+    fake = FakeDhis2(users={DHIS2_USER: DHIS2_PASSWORD})
+    seed(fake, villages=(samples.VILLAGE,))
+    fake.store.programs[defaults.INSUREE_PROGRAM]["organisationUnits"] = []
+    running = RunningFake(fake).start()
+    try:
+        assert "E1041" in codes(send(running, te()))
+    finally:
+        running.stop()
+
+
+def test_only_one_enrollment_per_program(dhis2):
+    send(dhis2, te())
+    resp = send(dhis2, te(enrollment="Ecccccccccc"))
+    assert "E1016" in codes(resp)
+
+
+def test_atomic_object_commits_valid_objects_but_still_answers_409(dhis2):
+    resp = send(
+        dhis2,
+        te(),
+        te(uid="Bbbbbbbbbb1", ou="Zzzzzzzzzz1", enrollment="Ebbbbbbbbb1"),
+        params={**SYNC, "atomicMode": "OBJECT"},
+    )
+    assert resp.status_code == 409
+    assert resp.json()["status"] == "ERROR"
+    assert "Aaaaaaaaaa1" in dhis2.fake.store.tracked_entities
+    assert "Bbbbbbbbbb1" not in dhis2.fake.store.tracked_entities
+
+
+def test_atomic_all_commits_nothing_on_error(dhis2):
+    send(dhis2, te(), te(uid="Bbbbbbbbbb1", ou="Zzzzzzzzzz1", enrollment="Ebbbbbbbbb1"))
+    assert dhis2.fake.store.tracked_entities == {}
+
+
+def test_import_is_async_unless_async_is_exactly_false_before_241(dhis2):
+    for params in ({}, {"async": "False"}):
+        resp = send(dhis2, te(), params=params)
+        assert resp.status_code == 200
+        assert resp.json()["message"] == "Tracker job added"
+    job = resp.json()["response"]["id"]
+    for _ in range(50):
+        notes = requests.get(f"{dhis2.url}/api/tracker/jobs/{job}", auth=(DHIS2_USER, DHIS2_PASSWORD), timeout=5).json()
+        if notes and notes[0]["completed"]:
+            break
+        time.sleep(0.05)
+    report = requests.get(f"{dhis2.url}/api/tracker/jobs/{job}/report", auth=(DHIS2_USER, DHIS2_PASSWORD), timeout=5)
+    assert report.status_code == 200
+    assert report.json()["status"] == "OK"
+
+
+def test_async_false_in_any_case_is_sync_from_241():
+    running = server("2.41.0")
+    try:
+        resp = send(running, te(), params={"async": "False"})
+        assert resp.json()["status"] == "OK"
+    finally:
+        running.stop()
+
+
+def test_null_value_deletes_an_attribute(dhis2):
+    send(dhis2, te(attrs=[(A["gender"], "F")]))
+    send(dhis2, te(attrs=[(A["gender"], None)]))
+    assert A["gender"] not in dhis2.fake.store.tracked_entities["Aaaaaaaaaa1"]["attributes"]
+
+
+def test_mandatory_program_attribute_is_e1018(dhis2):
+    pa = dhis2.fake.store.programs[defaults.INSUREE_PROGRAM]["programTrackedEntityAttributes"][0]
+    pa["mandatory"] = True
+    assert "E1018" in codes(send(dhis2, te()))
+
+
+def test_malformed_request_is_400_from_240(dhis2):
+    resp = send(dhis2, te(status="BOGUS"))
+    assert resp.status_code == 400
+
+
+def test_metadata_import_refuses_orphan_org_unit_with_409(dhis2):
+    payload = {
+        "organisationUnits": [
+            {
+                "id": "Oooooooooo1",
+                "name": "x",
+                "shortName": "x",
+                "openingDate": "2000-01-01",
+                "parent": {"id": "Nnnnnnnnnn1"},
+            }
+        ]
+    }
+    resp = requests.post(f"{dhis2.url}/api/metadata", json=payload, auth=(DHIS2_USER, DHIS2_PASSWORD), timeout=5)
+    assert resp.status_code == 409
+    assert resp.json()["response"]["status"] == "ERROR"
