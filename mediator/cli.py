@@ -28,6 +28,7 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
             self.cfg.set("workers", settings.workers)
             self.cfg.set("timeout", int(settings.dhis2_timeout_seconds) * 4 + 30)
             self.cfg.set("post_worker_init", lambda worker: start_heartbeat(settings, env))
+            self.cfg.set("control_socket_disable", True)
             self.cfg.set("loglevel", settings.log_level.lower())
 
         def load(self) -> Any:

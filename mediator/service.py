@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import urllib3
 
 from mediator.live_settings import LiveSettings
 from mediator.openhim.core import CoreClient
@@ -25,8 +28,11 @@ def configure_logging(level: str) -> None:
 
 
 def warn_insecure(settings: Settings) -> None:
+    """Say once, at start, what security the operator turned off (rather than urllib3 on every request)."""
     for warning in insecure_warnings(settings):
         log.warning("%s", warning)
+    if settings.openhim_verify_tls is False or settings.dhis2_verify_tls is False:
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
 
 
 def registration_document(settings: Settings) -> dict[str, Any]:
@@ -34,7 +40,7 @@ def registration_document(settings: Settings) -> dict[str, Any]:
     doc = copy.deepcopy(load_registration(settings.config_file))
     for endpoint in doc.get("endpoints", []):
         endpoint["host"] = settings.public_host
-        endpoint["port"] = str(settings.public_port)
+        endpoint["port"] = settings.public_port
     by_path = {c.path: c for c in settings.channels}
     for channel_doc in doc.get("defaultChannelConfig", []):
         for route in channel_doc.get("routes", []):

@@ -67,7 +67,8 @@ class Dhis2Client:
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
         self.session.auth = auth
-        self.session.verify = verify
+        # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session-level setting.
+        self.verify = verify
         self.session.headers["Accept"] = "application/json"
         self.timeout = (CONNECT_TIMEOUT, timeout)
         self.on_exchange = on_exchange
@@ -86,7 +87,7 @@ class Dhis2Client:
         url = self.base_url + path
         started = datetime.now(UTC)
         try:
-            resp = self.session.request(method, url, params=params, json=body, timeout=self.timeout)
+            resp = self.session.request(method, url, params=params, json=body, timeout=self.timeout, verify=self.verify)
         except requests.RequestException as exc:
             self._record(method, url, params, body, started, None, None, type(exc).__name__)
             raise Dhis2Unavailable(f"{method} {path}: {type(exc).__name__}") from exc

@@ -29,7 +29,8 @@ class CoreClient:
     ) -> None:
         self.url = url.rstrip("/")
         self.session = session or requests.Session()
-        self.session.verify = verify
+        # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session-level setting.
+        self.verify = verify
         self.auth = make_auth(auth_mode, username, password, self._fetch_salt)
 
     def _fetch_salt(self, username: str) -> str:
@@ -49,6 +50,7 @@ class CoreClient:
                 self.url + path,
                 auth=self.auth if auth == "default" else auth,
                 timeout=TIMEOUT,
+                verify=self.verify,
                 **kwargs,
             )
         except requests.RequestException as exc:

@@ -1,0 +1,236 @@
+"""End to end: a real OpenHIM core, the mediator as a real gunicorn process, a fake DHIS2 as a real process.
+
+openIMIS's side is played by plain HTTP to the core's router, as openIMIS's FHIR subscriptions do it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import urllib3
+
+from mediator.mapping import defaults
+from mediator.mapping.insuree import InsureeTarget, tracked_entity_uid
+from mediator.mapping.metadata import insuree_metadata
+from mediator.mapping.uids import org_unit_uid
+from mediator.openhim.core import CoreClient
+from mediator.openhim.errors import OpenHimError
+from tests import samples
+from tests.conftest import org_units
+from tests.e2e.openhim_core import ADMIN, Core, free_port, wait_for_port
+
+pytestmark = pytest.mark.e2e
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+URN = "urn:mediator:openimis-dhis2"
+CLIENT_ID, CLIENT_PASSWORD = "openimis-fhir", "openimis-client-pass"
+CHANNEL_PASSWORD = "route-pass-e2e"
+DHIS2_USER, DHIS2_PASSWORD = "mediator", "Dhis2-e2e-pass"
+A = defaults.INSUREE_ATTRIBUTES
+
+
+def eventually(check: Callable[[], Any], seconds: float = 30, every: float = 0.3) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except (requests.RequestException, OpenHimError, AssertionError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {seconds} s: {check.__name__}")
+        time.sleep(every)
+
+
+def spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def core(run_dir: Path) -> Iterator[Core]:
+    instance = Core().start(run_dir / "openhim")
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="module")
+def api(core: Core) -> CoreClient:
+    return CoreClient(core.api_url, *ADMIN, auth_mode="token", verify=False)
+
+
+@pytest.fixture(scope="module")
+def dhis2(run_dir: Path) -> Iterator[str]:
+    metadata = run_dir / "metadata.json"
+    payload = insuree_metadata(InsureeTarget(), [org_unit_uid(samples.VILLAGE)])
+    payload["organisationUnits"] = org_units(samples.VILLAGE)
+    metadata.write_text(json.dumps(payload))
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "fake_dhis2",
+        "--port",
+        str(port),
+        "--user",
+        f"{DHIS2_USER}:{DHIS2_PASSWORD}",
+        "--metadata",
+        str(metadata),
+    ]
+    proc = spawn(cmd, dict(os.environ), run_dir / "fake-dhis2.log")
+    wait_for_port(port, 30, proc)
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def mediator(core: Core, dhis2: str, run_dir: Path) -> Iterator[dict[str, Any]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MEDIATOR_LISTEN_PORT": str(port),
+        "MEDIATOR_PUBLIC_PORT": str(port),
+        "MEDIATOR_WORKERS": "2",
+        "MEDIATOR_STATE_DIR": str(run_dir / "mediator-state"),
+        "MEDIATOR_OPENHIM_URL": core.api_url,
+        "MEDIATOR_OPENHIM_USERNAME": ADMIN[0],
+        "MEDIATOR_OPENHIM_PASSWORD": ADMIN[1],
+        "MEDIATOR_OPENHIM_AUTH_MODE": "token",
+        "MEDIATOR_OPENHIM_VERIFY_TLS": "false",
+        "MEDIATOR_ALLOW_DEFAULT_PASSWORDS": "true",
+        "MEDIATOR_HEARTBEAT_SECONDS": "1",
+        "MEDIATOR_DHIS2_URL": dhis2,
+        "MEDIATOR_DHIS2_USERNAME": DHIS2_USER,
+        "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
+        "MEDIATOR_PSEUDONYM_KEY": "e2e-pseudonym-key",
+        "MEDIATOR_CHANNEL_INSUREES_PASSWORD": CHANNEL_PASSWORD,
+    }
+    log = run_dir / "mediator.log"
+    proc = spawn([sys.executable, "-m", "mediator.cli", "serve"], env, log)
+    wait_for_port(port, 30, proc)
+    yield {"port": port, "log": log, "proc": proc}
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def channel(api: CoreClient, mediator: dict[str, Any]) -> str:
+    eventually(lambda: api.get_mediator(URN)["urn"] == URN, 60)
+    api.install_channels(URN)
+    salt = uuid.uuid4().hex
+    client = {
+        "clientID": CLIENT_ID,
+        "name": "openIMIS",
+        "roles": ["openimis"],
+        "passwordAlgorithm": "sha512",
+        "passwordSalt": salt,
+        "passwordHash": hashlib.sha512((CLIENT_PASSWORD + salt).encode()).hexdigest(),
+    }
+    api._call("POST", "/clients", json=client)
+    time.sleep(2)  # the core refreshes its channel cache about once a second
+    return "/openimis/insurees"
+
+
+def send(core: Core, path: str, doc: dict[str, Any]) -> requests.Response:
+    return requests.post(core.router_url + path, json=doc, auth=(CLIENT_ID, CLIENT_PASSWORD), timeout=60)
+
+
+def dhis2_entity(dhis2: str, key: str) -> dict[str, Any]:
+    resp = requests.get(
+        f"{dhis2}/api/tracker/trackedEntities/{tracked_entity_uid(key)}", auth=(DHIS2_USER, DHIS2_PASSWORD), timeout=10
+    )
+    resp.raise_for_status()
+    return {a["attribute"]: a["value"] for a in resp.json()["attributes"]} | {"_orgUnit": resp.json()["orgUnit"]}
+
+
+def test_mediator_registers_and_heartbeats(api: CoreClient, mediator: dict[str, Any]):
+    doc = eventually(lambda: api.get_mediator(URN), 60)
+    assert doc["version"] == "0.1.0"
+    assert int(doc["endpoints"][0]["port"]) == mediator["port"]
+    first = eventually(lambda: api.get_mediator(URN).get("_lastHeartbeat"), 30)
+    eventually(lambda: api.get_mediator(URN)["_lastHeartbeat"] != first, 10)
+    assert api.get_mediator(URN)["_uptime"] > 0
+    # the channel's route password is filled in from the mediator's settings
+    routes = doc["defaultChannelConfig"][0]["routes"]
+    assert routes[0]["password"] == CHANNEL_PASSWORD
+
+
+def test_exactly_one_worker_heartbeats(mediator: dict[str, Any]):
+    time.sleep(1.5)
+    text = mediator["log"].read_text()
+    registrations = [line for line in text.splitlines() if "registered with the OpenHIM core" in line]
+    assert len(registrations) == 1, text[-3000:]
+    assert "Booting worker" in text and text.count("Booting worker") == 2
+
+
+def test_patient_through_the_router_reaches_dhis2_and_is_logged(core: Core, api: CoreClient, channel: str, dhis2: str):
+    resp = send(core, channel, samples.patient())
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    outcome = resp.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["severity"] == "information"
+    attrs = dhis2_entity(dhis2, samples.HEAD)
+    assert attrs["_orgUnit"] == org_unit_uid(samples.VILLAGE)
+    assert attrs[A["insuree_id"]] == samples.HEAD
+    assert A["first_name"] not in attrs
+
+    def transaction() -> dict[str, Any]:
+        listed = api._call("GET", "/transactions", params={"filterLimit": 20}).json()
+        mine = [t for t in listed if t["request"]["path"] == channel and t["status"] == "Successful"]
+        assert mine
+        return api._call("GET", f"/transactions/{mine[0]['_id']}").json()
+
+    tx = eventually(transaction, 20)
+    assert tx["status"] == "Successful"
+    # the core adds its own call to the mediator; the mediator adds one per DHIS2 call
+    (dhis2_call,) = [o for o in tx["orchestrations"] if o["name"].startswith("DHIS2")]
+    assert dhis2_call["request"]["path"] == "/api/tracker"
+    assert dhis2_call["response"]["status"] == 200
+    assert tx["properties"]["records_delivered"] == "1"
+    assert "Ageni" not in json.dumps(tx["response"]) + json.dumps(tx["orchestrations"])
+
+
+def test_another_channels_credentials_are_refused(mediator: dict[str, Any]):
+    url = f"http://127.0.0.1:{mediator['port']}/channels/insurees"
+    resp = requests.post(url, json=samples.patient(), auth=("openhim-claims", CHANNEL_PASSWORD), timeout=10)
+    assert resp.status_code == 401
+
+
+def test_console_config_change_reaches_the_mediator_without_restart(
+    core: Core, api: CoreClient, channel: str, dhis2: str
+):
+    config = api.get_mediator(URN)["config"]
+    config["send_names"] = True
+    api.set_config(URN, config)
+
+    def names_arrive() -> bool:
+        send(core, channel, samples.patient())
+        return dhis2_entity(dhis2, samples.HEAD).get(A["first_name"]) == "Ageni"
+
+    eventually(names_arrive, 30, every=1.0)
