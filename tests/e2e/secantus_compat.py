@@ -16,10 +16,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from bson.regex import Regex
-
 import secantus.commands
 import secantus.server
+from bson.regex import Regex
 from secantus.cli import main as secantus_main
 
 _FLAG_LETTERS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"))
