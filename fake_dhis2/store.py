@@ -27,6 +27,9 @@ class Store:
     tracked_entities: dict[str, dict[str, Any]] = field(default_factory=dict)
     enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted_uids: set[str] = field(default_factory=set)
+    # (attribute, value) -> tracked entity, for attributes marked unique: DHIS2 checks these on every import.
+    unique_values: dict[tuple[str, str], str] = field(default_factory=dict)
+    enrollments_by_owner: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (te, program) -> uids
 
     def option_codes(self, option_set_uid: str) -> set[str]:
         codes = set()
@@ -54,10 +57,31 @@ class Store:
 
     def attribute_owner(self, attribute_uid: str, value: str, exclude_te: str) -> str | None:
         """The tracked entity (other than exclude_te) that already holds this value, for unique attributes."""
-        for te_uid, te in self.tracked_entities.items():
-            if te_uid != exclude_te and te["attributes"].get(attribute_uid) == value:
-                return te_uid
-        return None
+        owner = self.unique_values.get((attribute_uid, value))
+        return owner if owner != exclude_te else None
+
+    def enrollments_of(self, te_uid: str, program_uid: str) -> list[dict[str, Any]]:
+        return [self.enrollments[u] for u in self.enrollments_by_owner.get((te_uid, program_uid), ())]
+
+    def put_enrollment(self, enrollment: dict[str, Any]) -> None:
+        self.enrollments[enrollment["enrollment"]] = enrollment
+        owner = (enrollment["trackedEntity"], enrollment["program"])
+        self.enrollments_by_owner.setdefault(owner, set()).add(enrollment["enrollment"])
+
+    def set_attributes(self, te_uid: str, values: list[dict[str, Any]]) -> None:
+        """Apply attribute values to a stored tracked entity; a null value deletes."""
+        current = self.tracked_entities[te_uid]["attributes"]
+        for av in values:
+            attr = av.get("attribute")
+            unique = bool((self.attributes.get(attr) or {}).get("unique"))
+            if unique and attr in current:
+                self.unique_values.pop((attr, current[attr]), None)
+            if av.get("value") is None:
+                current.pop(attr, None)
+            else:
+                current[attr] = str(av["value"])
+                if unique:
+                    self.unique_values[(attr, current[attr])] = te_uid
 
 
 # --- metadata import (/api/metadata) -------------------------------------------------------------------------

@@ -284,11 +284,7 @@ def _program_errors(
                     uid,
                 )
             )
-    others = [
-        e
-        for e in store.enrollments.values()
-        if e["trackedEntity"] == te_uid and e["program"] == p_uid and e["enrollment"] != uid
-    ]
+    others = [e for e in store.enrollments_of(te_uid, p_uid) if e["enrollment"] != uid]
     if program.get("onlyEnrollOnce") and others:
         errs.append(
             _err(
@@ -310,14 +306,6 @@ def _program_errors(
     return errs
 
 
-def _apply_attributes(target: dict[str, str], values: list[dict[str, Any]]) -> None:
-    for av in values:
-        if av.get("value") is None:
-            target.pop(av.get("attribute"), None)
-        else:
-            target[av["attribute"]] = str(av["value"])
-
-
 def commit(store: Store, objects: Objects, refused: set[str]) -> dict[str, dict[str, int]]:
     stats = {
         t: {"created": 0, "updated": 0, "deleted": 0, "ignored": 0, "total": 0}
@@ -334,8 +322,8 @@ def commit(store: Store, objects: Objects, refused: set[str]) -> dict[str, dict[
         s["updated" if current else "created"] += 1
         record = current or {"trackedEntity": uid, "attributes": {}}
         record.update(trackedEntityType=te["trackedEntityType"], orgUnit=te["orgUnit"])
-        _apply_attributes(record["attributes"], te.get("attributes") or [])
         store.tracked_entities[uid] = record
+        store.set_attributes(uid, te.get("attributes") or [])
     for enr in objects.enrollments:
         uid = enr["enrollment"]
         s = stats["ENROLLMENT"]
@@ -345,16 +333,18 @@ def commit(store: Store, objects: Objects, refused: set[str]) -> dict[str, dict[
             continue
         current = store.enrollments.get(uid)
         s["updated" if current else "created"] += 1
-        store.enrollments[uid] = {
-            "enrollment": uid,
-            "trackedEntity": enr["trackedEntity"],
-            "program": enr["program"],
-            "orgUnit": enr["orgUnit"],
-            "enrolledAt": enr["enrolledAt"],
-            "occurredAt": enr.get("occurredAt") or enr["enrolledAt"],
-            "status": enr.get("status", "ACTIVE"),
-        }
-        _apply_attributes(store.tracked_entities[enr["trackedEntity"]]["attributes"], enr.get("attributes") or [])
+        store.put_enrollment(
+            {
+                "enrollment": uid,
+                "trackedEntity": enr["trackedEntity"],
+                "program": enr["program"],
+                "orgUnit": enr["orgUnit"],
+                "enrolledAt": enr["enrolledAt"],
+                "occurredAt": enr.get("occurredAt") or enr["enrolledAt"],
+                "status": enr.get("status", "ACTIVE"),
+            }
+        )
+        store.set_attributes(enr["trackedEntity"], enr.get("attributes") or [])
     return stats
 
 

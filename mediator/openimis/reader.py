@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 
 from mediator.openimis import fhir
 from mediator.openimis.records import Record
-from mediator.openimis.schemas import SCHEMAS, BundleSchema
+from mediator.openimis.schemas import BUNDLE_SCHEMA, SCHEMAS
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _read_resource(resource: Any, where: str, accepted: Collection[str], reading
         )
         return
     try:
-        reading.records.append(SCHEMAS[kind]().load(resource))
+        reading.records.append(SCHEMAS[kind].load(resource))
     except ValidationError as exc:
         label = _label(resource, where)
         for path, message in _flatten(exc.messages):
@@ -90,7 +90,7 @@ def read_body(body: bytes, accepted: Collection[str]) -> Reading:
         _read_resource(doc, "", accepted, reading)
         return reading
     try:
-        bundle = BundleSchema().load(doc)
+        bundle = BUNDLE_SCHEMA.load(doc)
     except ValidationError as exc:
         reading.problems.extend(Problem("Bundle", p, m) for p, m in _flatten(exc.messages))
         return reading

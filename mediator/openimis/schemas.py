@@ -195,4 +195,6 @@ class BundleSchema(_Base):
     entry = fields.List(fields.Raw(), load_default=list)
 
 
-SCHEMAS: dict[str, type[_Resource]] = {"Patient": PatientSchema, "Group": GroupSchema}
+# Built once: a schema instance is reusable, and building one (with its nested schemas) costs far more than a load.
+SCHEMAS: dict[str, _Resource] = {"Patient": PatientSchema(), "Group": GroupSchema()}
+BUNDLE_SCHEMA = BundleSchema()
