@@ -37,9 +37,9 @@ class Store:
             if (opt.get("optionSet") or {}).get("id") == option_set_uid:
                 codes.add(opt.get("code"))
         for ref in (self.option_sets.get(option_set_uid) or {}).get("options") or []:
-            opt = self.options.get(ref.get("id"))
-            if opt:
-                codes.add(opt.get("code"))
+            found = self.options.get(str(ref.get("id")))
+            if found:
+                codes.add(found.get("code"))
         return {c for c in codes if c is not None}
 
     def program_attributes(self, program_uid: str) -> dict[str, dict[str, Any]]:
@@ -72,7 +72,7 @@ class Store:
         """Apply attribute values to a stored tracked entity; a null value deletes."""
         current = self.tracked_entities[te_uid]["attributes"]
         for av in values:
-            attr = av.get("attribute")
+            attr = str(av.get("attribute"))
             unique = bool((self.attributes.get(attr) or {}).get("unique"))
             if unique and attr in current:
                 self.unique_values.pop((attr, current[attr]), None)
@@ -136,7 +136,7 @@ def _metadata_errors(store: Store, key: str, obj: dict[str, Any], payload: dict[
 
 def import_metadata(store: Store, payload: dict[str, Any], strategy: str, atomic: str) -> dict[str, Any]:
     """Validate and (unless atomicMode=ALL saw an error) store metadata objects; returns the ImportReport."""
-    type_reports = []
+    type_reports: list[dict[str, Any]] = []
     to_store: list[tuple[str, dict[str, Any]]] = []
     total = {"created": 0, "updated": 0, "deleted": 0, "ignored": 0, "total": 0}
     any_error = False

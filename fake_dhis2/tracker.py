@@ -93,7 +93,7 @@ def _attribute_errors(
 ) -> list[dict[str, Any]]:
     errors = []
     for av in values:
-        attr_uid, value = av.get("attribute"), av.get("value")
+        attr_uid, value = str(av.get("attribute")), av.get("value")
         attr = store.attributes.get(attr_uid)
         if attr is None:
             errors.append(_err("E1006", f"Attribute: `{attr_uid}`, does not exist.", tracker_type, uid))
@@ -196,9 +196,9 @@ def validate(store: Store, objects: Objects, strategy: str) -> dict[str, list[di
             errs.append(_err("E1080", f"Enrollment: `{uid}`, already exists.", "ENROLLMENT", uid))
         if strategy == "UPDATE" and not exists:
             errs.append(_err("E1081", f"Enrollment: `{uid}`, does not exist.", "ENROLLMENT", uid))
-        program_uid = enr.get("program")
+        program_uid = str(enr.get("program"))
         program = store.programs.get(program_uid)
-        te = payload_tes.get(te_uid) or store.tracked_entities.get(te_uid)
+        owner = payload_tes.get(te_uid) or store.tracked_entities.get(te_uid)
         if te_uid in errors:
             errs.append(
                 _err(
@@ -208,7 +208,7 @@ def validate(store: Store, objects: Objects, strategy: str) -> dict[str, list[di
                     uid,
                 )
             )
-        elif te is None:
+        elif owner is None:
             errs.append(
                 _err("E1068", f"Could not find TrackedEntity: `{te_uid}`, linked to Enrollment.", "ENROLLMENT", uid)
             )
@@ -224,7 +224,7 @@ def validate(store: Store, objects: Objects, strategy: str) -> dict[str, list[di
         if not enr.get("enrolledAt"):
             errs.append(_err("E1025", "Property enrolledAt is null or has an invalid format.", "ENROLLMENT", uid))
         if program is not None:
-            errs += _program_errors(store, program, enr, te, uid, te_uid)
+            errs += _program_errors(store, program, enr, owner, uid, te_uid)
         errs += _attribute_errors(store, enr.get("attributes") or [], "ENROLLMENT", uid, te_uid, claimed)
         if errs:
             errors[uid] = errs

@@ -22,7 +22,7 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
     from mediator.service import start_heartbeat
     from mediator.web.app import create_app
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.listen_host}:{settings.listen_port}")
             self.cfg.set("workers", settings.workers)

@@ -102,7 +102,17 @@ class Dhis2Client:
             raise Dhis2Unavailable(f"{method} {path}: DHIS2 answered {resp.status_code}")
         return resp.status_code, answer
 
-    def _record(self, method, url, params, body, started, status, answer, error) -> None:  # type: ignore[no-untyped-def]
+    def _record(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, str] | None,
+        body: Any,
+        started: datetime,
+        status: int | None,
+        answer: Any,
+        error: str | None,
+    ) -> None:
         if self.on_exchange is None:
             return
         full_url = requests.Request(method, url, params=params).prepare().url or url

@@ -63,7 +63,7 @@ class Heartbeat:
         self,
         core: CoreClient,
         document: Callable[[], dict[str, Any]],
-        on_config: Callable[[dict[str, Any]], None],
+        on_config: Callable[[dict[str, Any]], object],
         interval: float = 10.0,
         lock: LeaderLock | None = None,
         uptime: Callable[[], float] = lambda: time.monotonic() - PROCESS_STARTED,
