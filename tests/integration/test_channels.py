@@ -1,0 +1,87 @@
+"""Channels are configuration: each has its own path, credentials, resource types and optionally DHIS2 user."""
+
+import json
+
+import pytest
+
+from mediator.live_settings import LiveSettings
+from mediator.settings import build_settings
+from mediator.web.app import create_app
+from tests import samples
+from tests.conftest import DHIS2_PASSWORD, INSUREES_AUTH, basic
+
+CLAIMS_AUTH = basic("openhim-claims", "claims-route-pass")
+
+
+@pytest.fixture
+def two_channels(env, tmp_path, fake):
+    doc = json.loads(open(build_settings(env).config_file).read())
+    doc["config"]["channels"].append(
+        {
+            "name": "claims",
+            "path": "/channels/claims",
+            "resources": "Claim,ClaimResponse",
+            "username": "openhim-claims",
+            "password": "",
+            "dhis2_username": "",
+            "dhis2_password": "",
+        }
+    )
+    path = tmp_path / "mediator_config.json"
+    path.write_text(json.dumps(doc))
+    env = {**env, "MEDIATOR_CONFIG_FILE": str(path), "MEDIATOR_CHANNEL_CLAIMS_PASSWORD": "claims-route-pass"}
+    app = create_app(LiveSettings(build_settings(env), env))
+    return app.test_client()
+
+
+def post(client, path, doc, auth):
+    return client.post(path, data=json.dumps(doc), headers={**auth, "Content-Type": "application/json"})
+
+
+def test_another_channels_credentials_are_refused_with_401(two_channels, fake):
+    assert post(two_channels, "/channels/insurees", samples.patient(), CLAIMS_AUTH).status_code == 401
+    assert (
+        post(two_channels, "/channels/claims", {"resourceType": "Claim", "id": "c"}, INSUREES_AUTH).status_code == 401
+    )
+    assert [r for r in fake.fake.requests_seen if r[1] == "/api/tracker"] == []
+
+
+def test_a_channel_takes_only_its_own_resource_types(two_channels):
+    resp = post(two_channels, "/channels/claims", samples.patient(), CLAIMS_AUTH)
+    assert resp.status_code == 400
+    body = json.loads(json.loads(resp.data)["response"]["body"])
+    assert "not taken on this channel" in body["issue"][0]["diagnostics"]
+
+
+def test_a_channel_can_use_its_own_dhis2_user(env, fake):
+    fake.fake.users["insuree-writer"] = "Writer-pass-9"
+    env = {
+        **env,
+        "MEDIATOR_CHANNEL_INSUREES_DHIS2_USERNAME": "insuree-writer",
+        "MEDIATOR_CHANNEL_INSUREES_DHIS2_PASSWORD": "Writer-pass-9",
+    }
+    client = create_app(LiveSettings(build_settings(env), env)).test_client()
+    resp = post(client, "/channels/insurees", samples.patient(), INSUREES_AUTH)
+    assert resp.status_code == 200
+    # with the channel's user removed from DHIS2, the same push fails on authentication
+    del fake.fake.users["insuree-writer"]
+    assert fake.fake.users.get("mediator") == DHIS2_PASSWORD
+    resp = post(client, "/channels/insurees", samples.patient(), INSUREES_AUTH)
+    assert resp.status_code == 502
+    assert json.loads(resp.data)["properties"]["dhis2_failure"] == "Dhis2AuthFailed"
+
+
+def test_channel_without_password_refuses_everything(env, fake):
+    env = {k: v for k, v in env.items() if k != "MEDIATOR_CHANNEL_INSUREES_PASSWORD"}
+    client = create_app(LiveSettings(build_settings(env), env)).test_client()
+    assert post(client, "/channels/insurees", samples.patient(), basic("openhim-insurees", "")).status_code == 401
+
+
+def test_dhis2_not_configured_is_503_and_asks_for_retry(env, fake):
+    env = {k: v for k, v in env.items() if k != "MEDIATOR_DHIS2_URL"}
+    client = create_app(LiveSettings(build_settings(env), env)).test_client()
+    resp = post(client, "/channels/insurees", samples.patient(), INSUREES_AUTH)
+    assert resp.status_code == 503
+    doc = json.loads(resp.data)
+    assert doc["status"] == "Failed"
+    assert "not configured" in doc["error"]["message"]
