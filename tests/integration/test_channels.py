@@ -15,7 +15,7 @@ CLAIMS_AUTH = basic("openhim-claims", "claims-route-pass")
 
 @pytest.fixture
 def two_channels(env, tmp_path, fake):
-    doc = json.loads(open(build_settings(env).config_file).read())
+    doc = json.loads(build_settings(env).config_file.read_text())
     doc["config"]["channels"].append(
         {
             "name": "claims",
