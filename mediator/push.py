@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mediator.dhis2.client import Dhis2Client
-from mediator.dhis2.errors import Dhis2Error
+from mediator.dhis2.errors import Dhis2Error, Dhis2Rejected
 from mediator.dhis2.tracker import ImportReport, ObjectError, import_tracker
 from mediator.mapping.insuree import InsureeTarget, MappedInsuree, map_insurees
 from mediator.openimis.reader import Problem, Reading
@@ -133,15 +133,23 @@ def push(
     try:
         if mapped:
             deliver_insurees(client_factory(), mapped, target, batch_size, result)
+    except Dhis2Rejected as exc:
+        # DHIS2 refused a whole request: sending the same again cannot help, so the records are rejected.
+        reason = Reason("record", "", redact_message(str(exc)))
+        result.outcomes += [
+            RecordOutcome(f"Patient/{m.key}", "rejected", m.uids, [reason]) for m in _undecided(mapped, result)
+        ]
     except Dhis2Error as exc:
         result.failure = exc
-        done = {o.record for o in result.outcomes}
-        result.outcomes += [
-            RecordOutcome(f"Patient/{m.key}", "pending", m.uids) for m in mapped if f"Patient/{m.key}" not in done
-        ]
+        result.outcomes += [RecordOutcome(f"Patient/{m.key}", "pending", m.uids) for m in _undecided(mapped, result)]
     by_record = {o.record: o.status for o in result.outcomes}
     result.outcomes += [_family_outcome(f, by_record) for f in families]
     return result
+
+
+def _undecided(mapped: list[MappedInsuree], result: PushResult) -> list[MappedInsuree]:
+    done = {o.record for o in result.outcomes}
+    return [m for m in mapped if f"Patient/{m.key}" not in done]
 
 
 def _family_outcome(family: Family, insuree_status: Mapping[str, str]) -> RecordOutcome:

@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mediator.mapping.defaults import INSUREE_ATTRIBUTES
+
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "MEDIATOR_"
+UID = re.compile(r"^[a-zA-Z][a-zA-Z0-9]{10}$")
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "mediator_config.json"
 # Passwords that ship with OpenHIM and DHIS2 demos; using them needs an explicit opt-in.
 WELL_KNOWN_PASSWORDS = frozenset({"openhim-password", "district", "admin", "password"})
@@ -231,6 +235,14 @@ def _check(s: Settings) -> None:
                     f"{key}: a well-known default password; set {ENV_PREFIX}ALLOW_DEFAULT_PASSWORDS=true "
                     "to use it anyway (test installations only)"
                 )
+    uids = {"person_tracked_entity_type": s.person_tracked_entity_type, "insuree_program": s.insuree_program}
+    uids.update({f"attribute_uids.{k}": v for k, v in s.attribute_uids.items()})
+    unknown = sorted(set(s.attribute_uids) - set(INSUREE_ATTRIBUTES))
+    if unknown:
+        problems.append(f"attribute_uids: unknown fields {unknown}; known: {sorted(INSUREE_ATTRIBUTES)}")
+    for key, value in uids.items():
+        if value and not UID.match(value):
+            problems.append(f"{key}: {value!r} is not a DHIS2 UID (a letter, then 10 letters or digits)")
     if problems:
         raise SettingsError("; ".join(problems))
 

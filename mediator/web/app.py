@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
-from flask import Flask
+import json
+import logging
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
 
 from mediator.live_settings import LiveSettings
 from mediator.settings import load_registration
 from mediator.web import channels
 
 MAX_BODY_BYTES = 100 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+
+def _outcome(status: int, code: str, text: str) -> Response:
+    doc = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+    return Response(json.dumps(doc), status=status, content_type="application/json")
+
+
+def _http_error(exc: HTTPException) -> Response:
+    return _outcome(exc.code or 500, "invalid" if (exc.code or 500) < 500 else "exception", exc.description or exc.name)
+
+
+def _unexpected(exc: Exception) -> Response:
+    # The body may hold personal data: log the error's type and place, never the request.
+    log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+    return _outcome(500, "exception", "internal error in the mediator; see its log")
 
 
 def create_app(live: LiveSettings) -> Flask:
@@ -18,4 +38,6 @@ def create_app(live: LiveSettings) -> Flask:
     app.extensions["live_settings"] = live
     app.extensions["dhis2_sessions"] = {}
     app.register_blueprint(channels.bp)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
     return app

@@ -164,3 +164,21 @@ def test_console_change_takes_effect_without_restart(client, fake, live):
     _, env = post(client, samples.patient())
     assert env["status"] == "Successful"
     assert stored(fake, samples.HEAD)["attributes"][A["first_name"]] == "Ageni"
+
+
+def test_too_large_or_wrong_method_get_json_errors(client, live):
+    resp = client.get(PATH, headers=INSUREES_AUTH)
+    assert resp.status_code == 405
+    assert resp.get_json()["resourceType"] == "OperationOutcome"
+    resp = client.post(PATH, data=b"x" * (101 * 1024 * 1024), headers=INSUREES_AUTH)
+    assert resp.status_code == 413
+    assert resp.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_records_refused_by_dhis2_are_not_retried(client, fake):
+    fake.fake.store.tracked_entity_types.clear()
+    resp, env = post(client, samples.patient())
+    assert resp.status_code == 422
+    assert env["status"] == "Completed"
+    assert "error" not in env
+    assert "E1005" in json.dumps(inner(env))

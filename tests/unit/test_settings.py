@@ -81,3 +81,12 @@ def test_invalid_console_config_is_refused_and_the_old_settings_stay(tmp_path):
         live.publish({"birth_date_precision": "decade"})
     assert live.current().birth_date_precision == "year"
     assert not (tmp_path / "console-config.json").exists()
+
+
+def test_uids_in_settings_are_checked():
+    with pytest.raises(SettingsError, match="insuree_program"):
+        build_settings({"MEDIATOR_INSUREE_PROGRAM": "not-a-uid"})
+    with pytest.raises(SettingsError, match="attribute_uids.gender"):
+        build_settings({"MEDIATOR_ATTRIBUTE_UIDS": '{"gender": "x"}'})
+    with pytest.raises(SettingsError, match="unknown fields"):
+        build_settings({"MEDIATOR_ATTRIBUTE_UIDS": '{"genderr": "Xx1234567ab"}'})
