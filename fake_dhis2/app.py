@@ -128,6 +128,8 @@ def create_app(fake: FakeDhis2) -> Flask:
 
     @app.post("/api/tracker")
     def tracker() -> Any:
+        if fake.v < (2, 36):
+            return _web_message(404, "Not Found")  # the tracker importer arrived in 2.36
         params = {k: v for k, v in request.args.items()}
         payload = request.get_json(silent=True)
         try:

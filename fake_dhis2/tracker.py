@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -23,6 +24,24 @@ class Objects:
     enrollments: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedRequest(f"Cannot deserialize {what}: expected an object")
+    for key, item in value.items():
+        if key in ("trackedEntity", "enrollment", "program", "orgUnit", "trackedEntityType") and not (
+            item is None or isinstance(item, str)
+        ):
+            raise MalformedRequest(f"Cannot deserialize {what}.{key}: expected a string")
+    return value
+
+
+def _uid_or_new(value: dict[str, Any], key: str) -> str:
+    # Like DHIS2, the importer gives an object without a UID a new one.
+    if not value.get(key):
+        value[key] = "N" + uuid.uuid4().hex[:10]
+    return str(value[key])
+
+
 def flatten(payload: Any) -> Objects:
     if not isinstance(payload, dict):
         raise MalformedRequest("Request body must be a JSON object")
@@ -30,18 +49,23 @@ def flatten(payload: Any) -> Objects:
         if payload.get(key):
             raise MalformedRequest(f"{key} are not supported by this fake DHIS2")
     out = Objects()
-    for te in payload.get("trackedEntities") or []:
-        if not isinstance(te, dict):
-            raise MalformedRequest("trackedEntities must hold objects")
-        for enr in te.get("enrollments") or []:
+    for raw_te in payload.get("trackedEntities") or []:
+        te = dict(_object(raw_te, "trackedEntity"))
+        te_uid = _uid_or_new(te, "trackedEntity")
+        for raw_enr in te.pop("enrollments", None) or []:
+            enr = dict(_object(raw_enr, "enrollment"))
             if enr.get("events"):
                 raise MalformedRequest("events are not supported by this fake DHIS2")
-            out.enrollments.append({**enr, "trackedEntity": enr.get("trackedEntity") or te.get("trackedEntity")})
-        out.tracked_entities.append({k: v for k, v in te.items() if k != "enrollments"})
-    for enr in payload.get("enrollments") or []:
+            enr["trackedEntity"] = enr.get("trackedEntity") or te_uid
+            _uid_or_new(enr, "enrollment")
+            out.enrollments.append(enr)
+        out.tracked_entities.append(te)
+    for raw_enr in payload.get("enrollments") or []:
+        enr = dict(_object(raw_enr, "enrollment"))
         if enr.get("events"):
             raise MalformedRequest("events are not supported by this fake DHIS2")
-        out.enrollments.append(dict(enr))
+        _uid_or_new(enr, "enrollment")
+        out.enrollments.append(enr)
     return out
 
 

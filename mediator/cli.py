@@ -26,7 +26,8 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.listen_host}:{settings.listen_port}")
             self.cfg.set("workers", settings.workers)
-            self.cfg.set("timeout", int(settings.dhis2_timeout_seconds) * 4 + 30)
+            # A large push makes many DHIS2 calls; the channel's route timeout (10 min) is the real bound.
+            self.cfg.set("timeout", 900)
             self.cfg.set("post_worker_init", lambda worker: start_heartbeat(settings, env))
             self.cfg.set("control_socket_disable", True)
             self.cfg.set("loglevel", settings.log_level.lower())

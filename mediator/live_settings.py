@@ -28,7 +28,7 @@ class LiveSettings:
         self._path = Path(base.state_dir) / CONSOLE_FILE
         self._lock = threading.Lock()
         self._current = base
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self.current()
 
     @property
@@ -39,7 +39,8 @@ class LiveSettings:
         """The settings in force now; cheap enough to call on every request (one stat call)."""
         try:
             st = self._path.stat()
-            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+            # os.replace gives every published file a new inode, so a same-size rewrite is still seen.
+            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             stamp = None
         if stamp == self._seen:

@@ -20,8 +20,6 @@ from mediator.openimis.reader import Problem, Reading
 from mediator.openimis.records import Family, Insuree
 from mediator.redact import redact_message
 
-MAX_ROUNDS = 3
-
 # Which part of the openIMIS record a DHIS2 error code points at.
 FIELD_OF_CODE = {
     "E1000": "address (village): the DHIS2 user may not write to this org unit",
@@ -75,6 +73,42 @@ def _add_stats(total: dict[str, int], report: ImportReport) -> None:
             total[key] = total.get(key, 0) + int(stats.get(name, 0))
 
 
+def _deliver_batch(
+    client: Dhis2Client, batch: list[MappedInsuree], attribute_names: Mapping[str, str], result: PushResult
+) -> None:
+    """Import one batch until DHIS2 takes what is left; every round sets aside at least one refused record."""
+    pending = batch
+    known = {uid for m in batch for uid in m.uids.values()}
+    while pending:
+        try:
+            report = import_tracker(client, {"trackedEntities": [m.tracked_entity for m in pending]})
+        except Dhis2Rejected as exc:
+            # DHIS2 refused the request as a whole: sending it again cannot help.
+            reason = Reason("record", "", redact_message(str(exc), known))
+            result.outcomes += [RecordOutcome(f"Patient/{m.key}", "rejected", m.uids, [reason]) for m in pending]
+            return
+        _add_stats(result.stats, report)
+        if report.status != "ERROR":
+            result.outcomes += [RecordOutcome(f"Patient/{m.key}", "delivered", m.uids) for m in pending]
+            return
+        owner = {uid: m for m in pending for uid in m.uids.values()}
+        refused: dict[str, list[Reason]] = {}
+        for err in report.errors:
+            m = owner.get(err.uid)
+            if m is not None:
+                reason = Reason(_field_for(err, attribute_names), err.code, redact_message(err.message, known))
+                refused.setdefault(m.key, []).append(reason)
+        if not refused:
+            # DHIS2 refused the batch without naming an object of ours: nothing was written.
+            reasons = [Reason("record", e.code, redact_message(e.message, known)) for e in report.errors]
+            result.outcomes += [RecordOutcome(f"Patient/{m.key}", "rejected", m.uids, reasons) for m in pending]
+            return
+        result.outcomes += [
+            RecordOutcome(f"Patient/{m.key}", "rejected", m.uids, refused[m.key]) for m in pending if m.key in refused
+        ]
+        pending = [m for m in pending if m.key not in refused]
+
+
 def deliver_insurees(
     client: Dhis2Client,
     mapped: list[MappedInsuree],
@@ -84,38 +118,7 @@ def deliver_insurees(
 ) -> None:
     attribute_names = {uid: f"attribute {name}" for name, uid in target.attributes.items()}
     for start in range(0, len(mapped), batch_size):
-        pending = mapped[start : start + batch_size]
-        for _ in range(MAX_ROUNDS):
-            report = import_tracker(client, {"trackedEntities": [m.tracked_entity for m in pending]})
-            _add_stats(result.stats, report)
-            if report.status != "ERROR":
-                result.outcomes += [RecordOutcome(f"Patient/{m.key}", "delivered", m.uids) for m in pending]
-                break
-            owner = {uid: m for m in pending for uid in m.uids.values()}
-            refused: dict[str, list[Reason]] = {}
-            for err in report.errors:
-                m = owner.get(err.uid)
-                if m is not None:
-                    reason = Reason(_field_for(err, attribute_names), err.code, redact_message(err.message))
-                    refused.setdefault(m.key, []).append(reason)
-            if not refused:
-                # DHIS2 refused the batch without naming an object of ours: nothing was written.
-                reasons = [Reason("record", e.code, redact_message(e.message)) for e in report.errors]
-                result.outcomes += [RecordOutcome(f"Patient/{m.key}", "rejected", m.uids, reasons) for m in pending]
-                break
-            result.outcomes += [
-                RecordOutcome(f"Patient/{m.key}", "rejected", m.uids, refused[m.key])
-                for m in pending
-                if m.key in refused
-            ]
-            pending = [m for m in pending if m.key not in refused]
-            if not pending:
-                break
-        else:
-            result.outcomes += [
-                RecordOutcome(f"Patient/{m.key}", "rejected", m.uids, [Reason("record", "", "DHIS2 kept refusing")])
-                for m in pending
-            ]
+        _deliver_batch(client, mapped[start : start + batch_size], attribute_names, result)
 
 
 def push(
@@ -133,23 +136,16 @@ def push(
     try:
         if mapped:
             deliver_insurees(client_factory(), mapped, target, batch_size, result)
-    except Dhis2Rejected as exc:
-        # DHIS2 refused a whole request: sending the same again cannot help, so the records are rejected.
-        reason = Reason("record", "", redact_message(str(exc)))
-        result.outcomes += [
-            RecordOutcome(f"Patient/{m.key}", "rejected", m.uids, [reason]) for m in _undecided(mapped, result)
-        ]
     except Dhis2Error as exc:
+        # DHIS2 unreachable, not configured or refusing the credentials: what was not decided waits for a retry.
         result.failure = exc
-        result.outcomes += [RecordOutcome(f"Patient/{m.key}", "pending", m.uids) for m in _undecided(mapped, result)]
+        done = {o.record for o in result.outcomes}
+        result.outcomes += [
+            RecordOutcome(f"Patient/{m.key}", "pending", m.uids) for m in mapped if f"Patient/{m.key}" not in done
+        ]
     by_record = {o.record: o.status for o in result.outcomes}
     result.outcomes += [_family_outcome(f, by_record) for f in families]
     return result
-
-
-def _undecided(mapped: list[MappedInsuree], result: PushResult) -> list[MappedInsuree]:
-    done = {o.record for o in result.outcomes}
-    return [m for m in mapped if f"Patient/{m.key}" not in done]
 
 
 def _family_outcome(family: Family, insuree_status: Mapping[str, str]) -> RecordOutcome:

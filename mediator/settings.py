@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -150,13 +151,16 @@ def _coerce(key: str, kind: Any, raw: Any) -> Any:
     if kind in (int, float):
         try:
             number = kind(raw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise SettingsError(f"{key}: expected a number, got {raw!r}") from exc
-        if number <= 0:
+        if not math.isfinite(number) or number <= 0:
             raise SettingsError(f"{key}: must be positive, got {raw!r}")
         return number
     if kind is dict:
-        value = json.loads(raw) if isinstance(raw, str) else raw
+        try:
+            value = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError as exc:
+            raise SettingsError(f"{key}: not valid JSON ({exc})") from exc
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise SettingsError(f"{key}: expected an object of strings")
         return dict(value)

@@ -80,5 +80,9 @@ def import_tracker(client: Dhis2Client, payload: dict[str, Any], atomic_mode: st
     status, body = client.request("POST", "/api/tracker", params=params, body=payload)
     if status in (200, 409):
         return parse_import_report(body)
+    if status == 404:
+        raise Dhis2Rejected(
+            "DHIS2 has no tracker importer at /api/tracker: DHIS2 before 2.36 is not supported yet", 404
+        )
     message = body.get("message") if isinstance(body, dict) else str(body)[:300]
     raise Dhis2Rejected(f"DHIS2 refused the tracker import ({status}): {message}", status)

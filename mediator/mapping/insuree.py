@@ -105,14 +105,15 @@ def map_insuree(insuree: Insuree, family: Family | None, target: InsureeTarget) 
         {"attribute": uid, "value": values[name]} for name, uid in target.attributes.items() if name in values
     ]
     org_unit = org_unit_uid(insuree.village_key)
-    enrolled = (_birth_date(insuree.birth_date, target.birth_date_precision) or UNKNOWN_BIRTH_DATE).isoformat()
+    # openIMIS's Patient carries no registration date. The enrollment needs a date that a resend does not change
+    # and that tells no more than the attributes: 1 January of the birth year.
+    enrolled = date((insuree.birth_date or UNKNOWN_BIRTH_DATE).year, 1, 1).isoformat()
     te_uid = tracked_entity_uid(insuree.key)
     enrollment = {
         "enrollment": enrollment_uid(insuree.key, target.program),
         "program": target.program,
         "trackedEntity": te_uid,
         "orgUnit": org_unit,
-        # openIMIS's Patient carries no registration date; a fixed date keeps a resend from changing anything.
         "enrolledAt": enrolled,
         "occurredAt": enrolled,
         "status": "ACTIVE",

@@ -97,6 +97,7 @@ class Heartbeat:
                 self.want_config = True
                 self.failures = 0
                 log.info("registered with the OpenHIM core as %s", self.urn)
+                self._check_drift()
             config = self.core.heartbeat(self.urn, round(self.uptime(), 3), want_config=self.want_config)
             self.beats += 1
             self.failures = 0
@@ -116,6 +117,20 @@ class Heartbeat:
             log.warning("OpenHIM core unreachable (%s); retrying in %.1f s", exc, wait)
             return wait
 
+    def _check_drift(self) -> None:
+        """The core keeps its document when the version is not higher: say so when ours has changed since."""
+        try:
+            stored = self.core.get_mediator(self.urn)
+        except OpenHimError:
+            return
+        for difference in registration_drift(self.document(), stored):
+            log.warning(
+                "the OpenHIM core keeps an older registration of version %s: %s; bump the version in "
+                "mediator_config.json (and update installed channels) to change it",
+                stored.get("version"),
+                difference,
+            )
+
     def _apply(self, config: dict[str, Any]) -> None:
         try:
             self.on_config(config)
@@ -128,6 +143,24 @@ class Heartbeat:
             stop.wait(self.step())
         if self.lock is not None:
             self.lock.release()
+
+
+def _addresses(doc: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    found: dict[str, tuple[Any, ...]] = {}
+    for ep in doc.get("endpoints") or []:
+        found[f"endpoint {ep.get('name')!r}"] = (ep.get("host"), str(ep.get("port")), ep.get("path"))
+    for channel in doc.get("defaultChannelConfig") or []:
+        for route in channel.get("routes") or []:
+            key = f"route {route.get('name')!r} of channel {channel.get('name')!r}"
+            found[key] = (route.get("host"), str(route.get("port")), route.get("path"), route.get("username"))
+            found[key + " password"] = (route.get("password"),)
+    return found
+
+
+def registration_drift(sent: dict[str, Any], stored: dict[str, Any]) -> list[str]:
+    """Where the core's stored document routes elsewhere than ours (addresses and route credentials)."""
+    ours, theirs = _addresses(sent), _addresses(stored)
+    return [f"{key} differs" for key in sorted(ours) if theirs.get(key) != ours[key]]
 
 
 def start_in_thread(heartbeat: Heartbeat) -> threading.Event:

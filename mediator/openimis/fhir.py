@@ -7,7 +7,7 @@ always on the last path segment and the code, never on the whole URL.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 UUID_TYPE = "UUID"
@@ -20,14 +20,21 @@ def normalize_key(value: str) -> str:
     return value.lower() if _UUID.match(value) else value
 
 
-def last_segment(url: str | None) -> str:
-    text = (url or "").rstrip("/")
+def _mappings(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of a FHIR list; anything else (unvalidated input) counts as empty."""
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def last_segment(url: Any) -> str:
+    text = (url if isinstance(url, str) else "").rstrip("/")
     text = text.rsplit("/", 1)[-1]
     return text.removesuffix(".html").removeprefix("StructureDefinition-").removeprefix("CodeSystem-")
 
 
-def first_code(concept: Mapping[str, Any] | None) -> str | None:
-    for coding in (concept or {}).get("coding") or []:
+def first_code(concept: Any) -> str | None:
+    if not isinstance(concept, Mapping):
+        return None
+    for coding in _mappings(concept.get("coding")):
         if coding.get("code"):
             return str(coding["code"])
     return None
@@ -37,16 +44,16 @@ def identifier_type(identifier: Mapping[str, Any]) -> str | None:
     return first_code(identifier.get("type"))
 
 
-def uuid_identifier(identifiers: Iterable[Mapping[str, Any]] | None) -> str | None:
-    for ident in identifiers or []:
+def uuid_identifier(identifiers: Any) -> str | None:
+    for ident in _mappings(identifiers):
         if identifier_type(ident) == UUID_TYPE and ident.get("value"):
             return normalize_key(str(ident["value"]))
     return None
 
 
-def business_code(identifiers: Iterable[Mapping[str, Any]] | None) -> str | None:
+def business_code(identifiers: Any) -> str | None:
     """The deployment's business code: any identifier that is not the UUID (CHF id, claim code...)."""
-    for ident in identifiers or []:
+    for ident in _mappings(identifiers):
         if identifier_type(ident) != UUID_TYPE and ident.get("value"):
             return str(ident["value"])
     return None
@@ -54,14 +61,13 @@ def business_code(identifiers: Iterable[Mapping[str, Any]] | None) -> str | None
 
 def record_key(resource: Mapping[str, Any]) -> str | None:
     """How a record is keyed: its openIMIS UUID identifier, else its resource id."""
-    return uuid_identifier(resource.get("identifier")) or (
-        normalize_key(str(resource["id"])) if resource.get("id") else None
-    )
+    rid = resource.get("id")
+    return uuid_identifier(resource.get("identifier")) or (normalize_key(rid) if isinstance(rid, str) and rid else None)
 
 
-def reference_key(reference: Mapping[str, Any] | None) -> str | None:
+def reference_key(reference: Any) -> str | None:
     """The key of the record a reference points to: its UUID identifier, else the id in `Type/id`."""
-    if not reference:
+    if not isinstance(reference, Mapping):
         return None
     ident = reference.get("identifier")
     if isinstance(ident, Mapping) and identifier_type(ident) == UUID_TYPE and ident.get("value"):
@@ -74,13 +80,13 @@ def reference_key(reference: Mapping[str, Any] | None) -> str | None:
     return normalize_key(parts[-1]) if len(parts) >= 2 else None
 
 
-def extension(extensions: Iterable[Mapping[str, Any]] | None, name: str) -> Mapping[str, Any] | None:
-    for ext in extensions or []:
+def extension(extensions: Any, name: str) -> Mapping[str, Any] | None:
+    for ext in _mappings(extensions):
         if last_segment(ext.get("url")) == name:
             return ext
     return None
 
 
-def extension_value(extensions: Iterable[Mapping[str, Any]] | None, name: str, kind: str) -> Any:
+def extension_value(extensions: Any, name: str, kind: str) -> Any:
     ext = extension(extensions, name)
     return None if ext is None else ext.get("value" + kind)

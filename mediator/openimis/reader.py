@@ -51,9 +51,10 @@ def _flatten(errors: Any, path: str = "") -> Iterable[tuple[str, str]]:
 
 
 def _label(resource: Mapping[str, Any], where: str) -> str:
-    kind = resource.get("resourceType", "resource")
-    key = fhir.record_key(resource) if isinstance(resource.get("identifier", []), list) else None
-    return f"{kind}/{key}" if key else f"{where} ({kind})" if where else str(kind)
+    kind = resource.get("resourceType")
+    kind = kind if isinstance(kind, str) and kind.isalnum() else "resource"
+    key = fhir.record_key(resource)
+    return f"{kind}/{key}" if key else f"{where} ({kind})" if where else kind
 
 
 def _read_resource(resource: Any, where: str, accepted: Collection[str], reading: Reading) -> None:
@@ -61,15 +62,20 @@ def _read_resource(resource: Any, where: str, accepted: Collection[str], reading
         reading.problems.append(Problem(where or "body", "resource", "must be a JSON object"))
         return
     kind = resource.get("resourceType")
-    reading.resource_counts[str(kind)] = reading.resource_counts.get(str(kind), 0) + 1
-    if kind not in accepted or kind not in SCHEMAS:
+    taken = isinstance(kind, str) and kind in accepted and kind in SCHEMAS
+    counted = str(kind) if taken else "other"
+    reading.resource_counts[counted] = reading.resource_counts.get(counted, 0) + 1
+    if not taken:
         allowed = ", ".join(sorted(accepted)) or "none"
+        shown = kind if isinstance(kind, str) and kind.isalnum() and len(kind) < 64 else "this resource type"
         reading.problems.append(
-            Problem(_label(resource, where), "resourceType", f"{kind!r} is not taken on this channel ({allowed})")
+            Problem(_label(resource, where), "resourceType", f"{shown} is not taken on this channel ({allowed})")
         )
         return
     try:
-        reading.records.append(SCHEMAS[kind].load(resource))
+        reading.records.append(SCHEMAS[str(kind)].load(resource))
+    except RecursionError:
+        reading.problems.append(Problem(_label(resource, where), "extension", "nested too deeply"))
     except ValidationError as exc:
         label = _label(resource, where)
         for path, message in _flatten(exc.messages):
@@ -82,6 +88,9 @@ def read_body(body: bytes, accepted: Collection[str]) -> Reading:
         doc = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         reading.problems.append(Problem("body", "body", f"not valid JSON: {exc}"))
+        return reading
+    except RecursionError:
+        reading.problems.append(Problem("body", "body", "JSON nested too deeply"))
         return reading
     if not isinstance(doc, Mapping) or "resourceType" not in doc:
         reading.problems.append(Problem("body", "resourceType", "expected a FHIR resource or Bundle"))

@@ -13,10 +13,19 @@ from mediator.dhis2.errors import Dhis2AuthFailed, Dhis2NotConfigured
 from mediator.openhim.envelope import Orchestration, mediator_response
 from mediator.openimis.reader import Problem
 from mediator.push import PushResult
-from mediator.redact import redact
+from mediator.redact import redact, uids_in
+
+MAX_ISSUES = 5000
 
 
 def operation_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
+    """FHIR needs at least one issue; a very long list is cut with a last issue saying how much was left out."""
+    if not issues:
+        issues = [{"severity": "information", "code": "informational", "diagnostics": "the push held no records"}]
+    if len(issues) > MAX_ISSUES:
+        left_out = len(issues) - MAX_ISSUES + 1
+        note = f"{left_out} more issues left out; the transaction properties count every record"
+        issues = [*issues[: MAX_ISSUES - 1], {"severity": "warning", "code": "too-costly", "diagnostics": note}]
     return {"resourceType": "OperationOutcome", "issue": issues}
 
 
@@ -48,14 +57,15 @@ def _record_issues(result: PushResult) -> list[dict[str, Any]]:
 
 def to_orchestration(index: int, ex: Exchange) -> Orchestration:
     path = ex.url.split("?", 1)[0].split("/api/", 1)[-1]
+    known = uids_in(ex.request_body)
     return Orchestration(
         name=f"DHIS2 {ex.method} /api/{path} #{index}",
         method=ex.method,
         url=ex.url,
-        request_body=body_text(redact(ex.request_body)),
+        request_body=body_text(redact(ex.request_body, known)),
         request_started=ex.started,
         status=ex.status,
-        response_body=body_text(redact(ex.response_body)),
+        response_body=body_text(redact(ex.response_body, known)),
         response_finished=ex.finished,
         request_headers={"content-type": "application/json"} if ex.request_body is not None else {},
         response_headers={"content-type": "application/json"},

@@ -182,3 +182,32 @@ def test_records_refused_by_dhis2_are_not_retried(client, fake):
     assert env["status"] == "Completed"
     assert "error" not in env
     assert "E1005" in json.dumps(inner(env))
+
+
+def test_hostile_shapes_get_400_naming_record_and_field(client, fake):
+    cases = [
+        {"resourceType": "Patient", "id": "p1", "identifier": ["abc"]},
+        {"resourceType": "Patient", "id": "p1", "identifier": [{"type": {"coding": ["UUID"]}}]},
+        {"resourceType": {"$where": 1}},
+        {"resourceType": "Bundle", "entry": [None, 5, {"resource": []}]},
+        {"resourceType": "Bundle", "type": "collection"},
+    ]
+    for doc in cases[:-1]:
+        resp, env = post(client, doc)
+        assert resp.status_code == 400, doc
+        assert inner(env)["issue"], doc
+    assert "received_other" in post(client, cases[2])[1]["properties"]
+    resp, env = post(client, cases[-1])
+    assert resp.status_code == 200
+    assert inner(env)["issue"][0]["diagnostics"] == "the push held no records"
+    assert tracker_calls(fake) == []
+
+
+def test_deeply_nested_input_gets_400(client):
+    ext = {"url": "a"}
+    for _ in range(400):
+        ext = {"url": "a", "extension": [ext]}
+    resp, env = post(client, samples.patient(extension=[ext]))
+    assert resp.status_code == 400
+    resp, _ = post(client, b"[" * 50000 + b"]" * 50000)
+    assert resp.status_code == 400

@@ -193,3 +193,27 @@ def test_metadata_import_refuses_orphan_org_unit_with_409(dhis2):
     resp = requests.post(f"{dhis2.url}/api/metadata", json=payload, auth=(DHIS2_USER, DHIS2_PASSWORD), timeout=5)
     assert resp.status_code == 409
     assert resp.json()["response"]["status"] == "ERROR"
+
+
+def test_non_object_or_non_string_ids_are_malformed(dhis2):
+    bad = {"trackedEntities": [{"trackedEntity": ["x"], "enrollments": ["y"]}]}
+    resp = requests.post(
+        f"{dhis2.url}/api/tracker", params=SYNC, json=bad, auth=(DHIS2_USER, DHIS2_PASSWORD), timeout=5
+    )
+    assert resp.status_code == 400
+
+
+def test_objects_without_uid_get_one(dhis2):
+    doc = te()
+    del doc["trackedEntity"]
+    resp = send(dhis2, doc, params={**SYNC, "atomicMode": "OBJECT"})
+    assert resp.json()["status"] == "OK"
+    assert len(dhis2.fake.store.tracked_entities) == 1
+
+
+def test_no_tracker_importer_before_236():
+    running = server("2.35.4")
+    try:
+        assert send(running, te()).status_code == 404
+    finally:
+        running.stop()

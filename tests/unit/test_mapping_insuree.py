@@ -111,3 +111,9 @@ def test_patient_from_fhir_maps_end_to_end():
     (mapped,) = map_insurees(reading.records, [], InsureeTarget())
     assert mapped.key == samples.HEAD
     assert mapped.tracked_entity["orgUnit"] == org_unit_uid(samples.VILLAGE)
+
+
+def test_enrollment_date_tells_no_more_than_the_birth_year_whatever_the_precision():
+    target = InsureeTarget(birth_date_precision="full")
+    enrollment = map_insuree(INSUREE, None, target).tracked_entity["enrollments"][0]
+    assert enrollment["enrolledAt"] == enrollment["occurredAt"] == "1979-01-01"

@@ -206,3 +206,35 @@ def test_bodies_are_cut_to_stay_within_the_core_budget():
     assert len(json.dumps(doc)) < 15 * 1024 * 1024
     assert "truncated" in doc["orchestrations"][0]["request"]["body"]
     assert cut("abc", 10) == "abc"
+
+
+def test_drift_names_routes_whose_address_or_password_changed():
+    from mediator.openhim.heartbeat import registration_drift
+
+    sent = {
+        "endpoints": [{"name": "e", "host": "m", "port": 8000, "path": "/c"}],
+        "defaultChannelConfig": [
+            {
+                "name": "c",
+                "routes": [{"name": "r", "host": "m", "port": 8000, "path": "/c", "username": "u", "password": "new"}],
+            }
+        ],
+    }
+    stored = json.loads(json.dumps(sent))
+    stored["endpoints"][0]["port"] = "8000"  # the core may store numbers and strings alike
+    assert registration_drift(sent, stored) == []
+    stored["defaultChannelConfig"][0]["routes"][0]["password"] = "old"
+    assert registration_drift(sent, stored) == ["route 'r' of channel 'c' password differs"]
+
+
+@responses.activate
+def test_registration_warns_when_the_core_keeps_an_older_document(caplog):
+    doc = {**DOC, "endpoints": [{"name": "e", "host": "new-host", "port": 1, "path": "/p"}]}
+    responses.post(f"{CORE}/mediators", status=201)
+    responses.get(
+        f"{CORE}/mediators/urn%3Amediator%3Atest",
+        json={**doc, "endpoints": [{"name": "e", "host": "old", "port": 1, "path": "/p"}]},
+    )
+    responses.post(HEARTBEAT, body="")
+    Heartbeat(CoreClient(CORE, "u", "p"), lambda: doc, Recorder(), interval=10).step()
+    assert "endpoint 'e' differs" in caplog.text

@@ -90,3 +90,10 @@ def test_uids_in_settings_are_checked():
         build_settings({"MEDIATOR_ATTRIBUTE_UIDS": '{"gender": "x"}'})
     with pytest.raises(SettingsError, match="unknown fields"):
         build_settings({"MEDIATOR_ATTRIBUTE_UIDS": '{"genderr": "Xx1234567ab"}'})
+
+
+def test_malformed_json_and_non_finite_numbers_are_refused():
+    with pytest.raises(SettingsError, match="attribute_uids"):
+        build_settings({"MEDIATOR_ATTRIBUTE_UIDS": "{not json"})
+    with pytest.raises(SettingsError, match="dhis2_timeout_seconds"):
+        build_settings({"MEDIATOR_DHIS2_TIMEOUT_SECONDS": "nan"})
