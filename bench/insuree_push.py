@@ -13,7 +13,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,14 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mediator.live_settings import LiveSettings  # noqa: E402
 from mediator.mapping.insuree import InsureeTarget, map_insurees  # noqa: E402
-from mediator.mapping.metadata import insuree_metadata  # noqa: E402
-from mediator.mapping.uids import org_unit_uid  # noqa: E402
 from mediator.openimis.reader import read_body  # noqa: E402
 from mediator.settings import build_settings  # noqa: E402
 from mediator.web.app import create_app  # noqa: E402
 from tests import samples  # noqa: E402
-from tests.conftest import basic, org_units  # noqa: E402
-from tests.e2e.openhim_core import free_port, wait_for_port  # noqa: E402
+from tests.conftest import basic  # noqa: E402
+from tests.processes import start_fake_dhis2  # noqa: E402
 
 VILLAGES = [str(uuid.UUID(int=i + 1)) for i in range(20)]
 
@@ -61,30 +58,11 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
-    meta = insuree_metadata(InsureeTarget(), [org_unit_uid(v) for v in VILLAGES])
-    meta["organisationUnits"] = org_units(*VILLAGES)
-    (work / "metadata.json").write_text(json.dumps(meta))
-    port = free_port()
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fake_dhis2",
-            "--port",
-            str(port),
-            "--user",
-            "bench:Bench-pass-1",
-            "--metadata",
-            str(work / "metadata.json"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    fake, dhis2_url = start_fake_dhis2(work, VILLAGES, "bench", "Bench-pass-1")
     try:
-        wait_for_port(port, 30, fake)
         env = {
             "MEDIATOR_STATE_DIR": str(work / "state"),
-            "MEDIATOR_DHIS2_URL": f"http://127.0.0.1:{port}",
+            "MEDIATOR_DHIS2_URL": dhis2_url,
             "MEDIATOR_DHIS2_USERNAME": "bench",
             "MEDIATOR_DHIS2_PASSWORD": "Bench-pass-1",
             "MEDIATOR_PSEUDONYM_KEY": "bench-key",

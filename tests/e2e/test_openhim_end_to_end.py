@@ -21,14 +21,13 @@ import requests
 import urllib3
 
 from mediator.mapping import defaults
-from mediator.mapping.insuree import InsureeTarget, tracked_entity_uid
-from mediator.mapping.metadata import insuree_metadata
+from mediator.mapping.insuree import tracked_entity_uid
 from mediator.mapping.uids import org_unit_uid
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import OpenHimError
 from tests import samples
-from tests.conftest import org_units
 from tests.e2e.openhim_core import ADMIN, Core, free_port, wait_for_port
+from tests.processes import start_fake_dhis2
 
 pytestmark = pytest.mark.e2e
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -87,25 +86,8 @@ def api(core: Core) -> CoreClient:
 
 @pytest.fixture(scope="module")
 def dhis2(run_dir: Path) -> Iterator[str]:
-    metadata = run_dir / "metadata.json"
-    payload = insuree_metadata(InsureeTarget(), [org_unit_uid(samples.VILLAGE)])
-    payload["organisationUnits"] = org_units(samples.VILLAGE)
-    metadata.write_text(json.dumps(payload))
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "fake_dhis2",
-        "--port",
-        str(port),
-        "--user",
-        f"{DHIS2_USER}:{DHIS2_PASSWORD}",
-        "--metadata",
-        str(metadata),
-    ]
-    proc = spawn(cmd, dict(os.environ), run_dir / "fake-dhis2.log")
-    wait_for_port(port, 30, proc)
-    yield f"http://127.0.0.1:{port}"
+    proc, url = start_fake_dhis2(run_dir, [samples.VILLAGE], DHIS2_USER, DHIS2_PASSWORD, run_dir / "fake-dhis2.log")
+    yield url
     stop(proc)
 
 

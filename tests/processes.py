@@ -1,0 +1,42 @@
+"""Real processes for end-to-end tests and benchmarks: a fake DHIS2 set up with the insuree metadata."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from mediator.mapping.insuree import InsureeTarget
+from mediator.mapping.metadata import insuree_metadata
+from mediator.mapping.uids import org_unit_uid
+from tests.conftest import org_units
+from tests.e2e.openhim_core import free_port, wait_for_port
+
+
+def start_fake_dhis2(
+    work: Path, villages: Iterable[str], user: str, password: str, log: Path | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start `python -m fake_dhis2` on a free port with the villages as org units; returns it and its URL."""
+    villages = list(villages)
+    metadata = insuree_metadata(InsureeTarget(), [org_unit_uid(v) for v in villages])
+    metadata["organisationUnits"] = org_units(*villages)
+    path = work / "fake-dhis2-metadata.json"
+    path.write_text(json.dumps(metadata))
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "fake_dhis2",
+        "--port",
+        str(port),
+        "--user",
+        f"{user}:{password}",
+        "--metadata",
+        str(path),
+    ]
+    out = log.open("ab") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for_port(port, 30, proc)
+    return proc, f"http://127.0.0.1:{port}"
