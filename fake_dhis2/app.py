@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from fake_dhis2.store import Store, import_metadata
+from fake_dhis2.store import METADATA_TYPES, Store, import_metadata
 from fake_dhis2.tracker import MalformedRequest, flatten, malformed_uids, run_import
 
 
@@ -186,11 +186,13 @@ def create_app(fake: FakeDhis2) -> Flask:
                 }
             )
 
-    @app.get("/api/organisationUnits/<uid>")
-    def org_unit(uid: str) -> Any:
-        found = fake.store.org_units.get(uid)
+    @app.get("/api/<collection>/<uid>")
+    def metadata_object(collection: str, uid: str) -> Any:
+        # Whole stored objects (the `fields` filter is not applied): enough for reading memberships back.
+        kind = METADATA_TYPES.get(collection)
+        found = getattr(fake.store, kind[1]).get(uid) if kind else None
         if found is None:
-            return _web_message(404, f"OrganisationUnit with id {uid} could not be found.")
+            return _web_message(404, f"{kind[0] if kind else 'Object'} with id {uid} could not be found.")
         return jsonify(found)
 
     return app

@@ -24,6 +24,8 @@ class Store:
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)  # tracked entity attributes
     tracked_entity_types: dict[str, dict[str, Any]] = field(default_factory=dict)
     programs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_elements: dict[str, dict[str, Any]] = field(default_factory=dict)
+    program_stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     tracked_entities: dict[str, dict[str, Any]] = field(default_factory=dict)
     enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted_uids: set[str] = field(default_factory=set)
@@ -93,7 +95,35 @@ METADATA_TYPES = {
     "options": ("Option", "options"),
     "trackedEntityAttributes": ("TrackedEntityAttribute", "attributes"),
     "trackedEntityTypes": ("TrackedEntityType", "tracked_entity_types"),
+    "dataElements": ("DataElement", "data_elements"),
     "programs": ("Program", "programs"),
+    "programStages": ("ProgramStage", "program_stages"),
+}
+
+# Which references each kind of object holds, as (how to read them from the object, the collection they name).
+REFERENCES: dict[str, list[tuple[Any, str]]] = {
+    "organisationUnitGroups": [
+        (lambda o: [r.get("id") for r in o.get("organisationUnits") or []], "organisationUnits")
+    ],
+    "trackedEntityAttributes": [(lambda o: [(o.get("optionSet") or {}).get("id")], "optionSets")],
+    "dataElements": [(lambda o: [(o.get("optionSet") or {}).get("id")], "optionSets")],
+    "programs": [
+        (lambda o: [(o.get("trackedEntityType") or {}).get("id")], "trackedEntityTypes"),
+        (
+            lambda o: [
+                (a.get("trackedEntityAttribute") or {}).get("id") for a in o.get("programTrackedEntityAttributes") or []
+            ],
+            "trackedEntityAttributes",
+        ),
+        (lambda o: [r.get("id") for r in o.get("organisationUnits") or []], "organisationUnits"),
+    ],
+    "programStages": [
+        (lambda o: [(o.get("program") or {}).get("id")], "programs"),
+        (
+            lambda o: [(d.get("dataElement") or {}).get("id") for d in o.get("programStageDataElements") or []],
+            "dataElements",
+        ),
+    ],
 }
 
 
@@ -115,6 +145,15 @@ def _metadata_errors(store: Store, key: str, obj: dict[str, Any], payload: dict[
         in_payload = {o.get("id") for o in payload.get("organisationUnits") or []}
         if parent and parent not in store.org_units and parent not in in_payload:
             errors.append({"errorCode": "E5002", "message": f"Invalid reference [{parent}] on object parent"})
+    for read, collection in REFERENCES.get(key, []):
+        known = set(getattr(store, METADATA_TYPES[collection][1])) | {
+            o.get("id") for o in payload.get(collection) or []
+        }
+        for ref in read(obj):
+            if ref is not None and ref not in known:
+                errors.append(
+                    {"errorCode": "E5002", "message": f"Invalid reference [{ref}] ({collection}) on object {uid}"}
+                )
     if key == "options":
         set_uid = (obj.get("optionSet") or {}).get("id")
         sets = {o.get("id") for o in payload.get("optionSets") or []} | set(store.option_sets)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ from fake_dhis2 import FakeDhis2
 from fake_dhis2.server import RunningFake
 from fake_dhis2.store import import_metadata
 from mediator.live_settings import LiveSettings
-from mediator.mapping.insuree import InsureeTarget
-from mediator.mapping.metadata import insuree_metadata
+from mediator.mapping.metadata import setup_metadata
+from mediator.mapping.model import Setup
 from mediator.mapping.uids import org_unit_uid
 from mediator.settings import build_settings
 from mediator.web.app import create_app
@@ -42,12 +42,21 @@ def org_units(*location_keys: str) -> list[dict[str, Any]]:
     return units
 
 
+def dhis2_metadata(villages: Iterable[str], facilities: Iterable[str] = ()) -> dict[str, Any]:
+    """The mediator's DHIS2 setup, with villages opened to Family/Insuree and facilities to Claims management."""
+    villages, facilities = list(villages), list(facilities)
+    setup = Setup()
+    opened = {
+        setup.programs["insuree"]: [org_unit_uid(v) for v in villages],
+        setup.programs["claim"]: [org_unit_uid(f) for f in facilities],
+    }
+    payload = setup_metadata(setup, opened=opened)
+    payload["organisationUnits"] = org_units(*villages, *facilities)
+    return payload
+
+
 def seed(fake: FakeDhis2, villages: tuple[str, ...] = (samples.VILLAGE,), facilities: tuple[str, ...] = ()) -> None:
-    units = org_units(*villages, *facilities)
-    report = import_metadata(fake.store, {"organisationUnits": units}, "CREATE_AND_UPDATE", "ALL")
-    assert report["status"] == "OK", report
-    payload = insuree_metadata(InsureeTarget(), [org_unit_uid(v) for v in villages])
-    report = import_metadata(fake.store, payload, "CREATE_AND_UPDATE", "ALL")
+    report = import_metadata(fake.store, dhis2_metadata(villages, facilities), "CREATE_AND_UPDATE", "ALL")
     assert report["status"] == "OK", report
 
 

@@ -8,10 +8,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from mediator.mapping.insuree import InsureeTarget
-from mediator.mapping.metadata import insuree_metadata
-from mediator.mapping.uids import org_unit_uid
-from tests.conftest import org_units
+from tests.conftest import dhis2_metadata
 from tests.e2e.openhim_core import free_port, wait_for_port
 
 
@@ -20,8 +17,7 @@ def start_fake_dhis2(
 ) -> tuple[subprocess.Popen, str]:
     """Start `python -m fake_dhis2` on a free port with the villages as org units; returns it and its URL."""
     villages = list(villages)
-    metadata = insuree_metadata(InsureeTarget(), [org_unit_uid(v) for v in villages])
-    metadata["organisationUnits"] = org_units(*villages)
+    metadata = dhis2_metadata(villages)
     path = work / "fake-dhis2-metadata.json"
     path.write_text(json.dumps(metadata))
     port = free_port()
