@@ -49,12 +49,32 @@ def _print_registration(settings: Settings) -> None:
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
+def _bootstrap(settings: Settings, root_name: str) -> int:
+    from mediator.bootstrap import bootstrap
+    from mediator.dhis2.client import Dhis2Client, make_auth
+    from mediator.dhis2.errors import Dhis2Error
+    from mediator.targets import dhis2_setup
+
+    try:
+        auth = make_auth(settings.dhis2_auth, settings.dhis2_username, settings.dhis2_password, settings.dhis2_token)
+        client = Dhis2Client(settings.dhis2_url, auth, settings.dhis2_verify_tls, settings.dhis2_timeout_seconds)
+        result = bootstrap(client, dhis2_setup(settings), root_name)
+    except Dhis2Error as exc:
+        log.error("bootstrap failed: %s", exc)
+        return 1
+    stats = ", ".join(f"{k} {v}" for k, v in result.report.stats.items())
+    log.info("DHIS2 is set up for the mediator (%s)%s", stats, "; root org unit created" if result.root_created else "")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="openimis-dhis2-mediator", description="openIMIS to DHIS2 OpenHIM mediator")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the mediator (gunicorn), register with OpenHIM and heartbeat")
     sub.add_parser("registration", help="print the registration document sent to OpenHIM (passwords masked)")
+    boot = sub.add_parser("bootstrap", help="install into DHIS2 everything the mapping needs (safe to run again)")
+    boot.add_argument("--root-name", default="openIMIS", help="name of the root org unit, if it has to be created")
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -70,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "registration":
         _print_registration(settings)
         return
+    if args.command == "bootstrap":
+        raise SystemExit(_bootstrap(settings, args.root_name))
     warn_insecure(settings)
     _serve(settings, env)
 

@@ -72,6 +72,7 @@ class Settings:
     batch_size: int = 200
     person_tracked_entity_type: str = ""
     insuree_program: str = ""
+    root_org_unit: str = ""
     attribute_uids: Mapping[str, str] = field(default_factory=dict)
     send_names: bool = False
     send_phone: bool = False
@@ -112,6 +113,7 @@ CONSOLE_KEYS: dict[str, type] = {
     "batch_size": int,
     "person_tracked_entity_type": str,
     "insuree_program": str,
+    "root_org_unit": str,
     "attribute_uids": dict,
     "send_names": bool,
     "send_phone": bool,
@@ -239,7 +241,11 @@ def _check(s: Settings) -> None:
                     f"{key}: a well-known default password; set {ENV_PREFIX}ALLOW_DEFAULT_PASSWORDS=true "
                     "to use it anyway (test installations only)"
                 )
-    uids = {"person_tracked_entity_type": s.person_tracked_entity_type, "insuree_program": s.insuree_program}
+    uids = {
+        "person_tracked_entity_type": s.person_tracked_entity_type,
+        "insuree_program": s.insuree_program,
+        "root_org_unit": s.root_org_unit,
+    }
     uids.update({f"attribute_uids.{k}": v for k, v in s.attribute_uids.items()})
     unknown = sorted(set(s.attribute_uids) - set(INSUREE_ATTRIBUTES))
     if unknown:

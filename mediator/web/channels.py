@@ -11,11 +11,10 @@ from flask import Blueprint, Response, current_app, request
 
 from mediator.dhis2.client import Dhis2Client, Exchange, make_auth
 from mediator.dhis2.errors import Dhis2Error
-from mediator.mapping import defaults
-from mediator.mapping.insuree import InsureeTarget
 from mediator.openimis.reader import read_body
 from mediator.push import PushResult, push
 from mediator.settings import ChannelSettings, Settings
+from mediator.targets import insuree_target
 from mediator.web.answer import envelope, operation_outcome
 from mediator.web.auth import channel_allows
 
@@ -27,19 +26,6 @@ OPENHIM_CONTENT_TYPE = "application/json+openhim"
 
 def _json(doc: dict[str, Any], status: int, content_type: str = "application/json") -> Response:
     return Response(json.dumps(doc, separators=(",", ":")), status=status, content_type=content_type)
-
-
-def insuree_target(settings: Settings) -> InsureeTarget:
-    return InsureeTarget(
-        tracked_entity_type=settings.person_tracked_entity_type or defaults.PERSON_TRACKED_ENTITY_TYPE,
-        program=settings.insuree_program or defaults.INSUREE_PROGRAM,
-        attributes={**defaults.INSUREE_ATTRIBUTES, **settings.attribute_uids},
-        send_names=settings.send_names,
-        send_phone=settings.send_phone,
-        send_identification_number=settings.send_identification_number,
-        birth_date_precision=settings.birth_date_precision,
-        pseudonym_key=settings.pseudonym_key,
-    )
 
 
 def dhis2_client(settings: Settings, channel: ChannelSettings, exchanges: list[Exchange]) -> Dhis2Client:

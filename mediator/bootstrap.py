@@ -1,0 +1,43 @@
+"""`bootstrap`: install into a DHIS2 everything the mapping needs, keeping what data already added.
+
+Safe to run again: objects are created or updated with the same UIDs, options and org unit memberships already in
+DHIS2 are kept, and an existing root org unit is left as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mediator.dhis2.client import Dhis2Client
+from mediator.dhis2.errors import Dhis2Rejected
+from mediator.dhis2.metadata import MetadataReport, get_object, import_metadata
+from mediator.mapping.metadata import member_sources, setup_metadata
+from mediator.mapping.model import Setup
+
+
+@dataclass
+class BootstrapResult:
+    report: MetadataReport
+    root_created: bool
+
+
+def root_org_unit(uid: str, name: str) -> dict[str, str]:
+    return {"id": uid, "name": name, "shortName": name[:50], "openingDate": "1970-01-01"}
+
+
+def bootstrap(client: Dhis2Client, setup: Setup, root_name: str) -> BootstrapResult:
+    existing: dict[str, list[str]] = {}
+    for uid, collection in member_sources(setup).items():
+        found = get_object(client, collection, uid, "options[id],organisationUnits[id]")
+        if found:
+            refs = found.get("options") or found.get("organisationUnits") or []
+            existing[uid] = [r["id"] for r in refs if isinstance(r, dict) and r.get("id")]
+    payload = setup_metadata(setup, existing=existing)
+    root_created = get_object(client, "organisationUnits", setup.root_org_unit, "id") is None
+    if root_created:
+        payload["organisationUnits"] = [root_org_unit(setup.root_org_unit, root_name)]
+    report = import_metadata(client, payload)
+    if report.status == "ERROR" or report.errors:
+        details = "; ".join(f"{e.klass} {e.uid}: {e.code} {e.message}" for e in report.errors[:20])
+        raise Dhis2Rejected(f"DHIS2 refused the setup: {details or report.status}")
+    return BootstrapResult(report, root_created)
