@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from fake_dhis2.store import METADATA_TYPES, Store, import_metadata
+from fake_dhis2.store import METADATA_TYPES, Store, change_collection, import_metadata
 from fake_dhis2.tracker import MalformedRequest, flatten, malformed_uids, run_import
 
 
@@ -185,6 +185,13 @@ def create_app(fake: FakeDhis2) -> Flask:
                     "enrollments": enrollments,
                 }
             )
+
+    @app.post("/api/<collection>/<uid>/<prop>")
+    def collection_change(collection: str, uid: str, prop: str) -> Any:
+        error = change_collection(fake.store, collection, uid, prop, request.get_json(silent=True))
+        if error is not None:
+            return _web_message(*error)
+        return "", 204
 
     @app.get("/api/<collection>/<uid>")
     def metadata_object(collection: str, uid: str) -> Any:

@@ -34,10 +34,8 @@ class Store:
     enrollments_by_owner: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (te, program) -> uids
 
     def option_codes(self, option_set_uid: str) -> set[str]:
+        """Codes of the options the set lists: an option that only names the set is not one of its options."""
         codes = set()
-        for opt in self.options.values():
-            if (opt.get("optionSet") or {}).get("id") == option_set_uid:
-                codes.add(opt.get("code"))
         for ref in (self.option_sets.get(option_set_uid) or {}).get("options") or []:
             found = self.options.get(str(ref.get("id")))
             if found:
@@ -211,3 +209,34 @@ def import_metadata(store: Store, payload: dict[str, Any], strategy: str, atomic
             for attr, obj in to_store:
                 getattr(store, attr)[obj["id"]] = dict(obj)
     return {"status": "ERROR" if any_error else "OK", "stats": total, "typeReports": type_reports}
+
+
+# --- collection endpoints (POST /api/{collection}/{uid}/{property} with additions and deletions) ----------------
+
+COLLECTION_PROPERTIES = {
+    ("optionSets", "options"): "options",
+    ("programs", "organisationUnits"): "organisationUnits",
+    ("organisationUnitGroups", "organisationUnits"): "organisationUnits",
+}
+
+
+def change_collection(store: Store, collection: str, uid: str, prop: str, body: Any) -> tuple[int, str] | None:
+    """Apply additions/deletions to a collection property; returns (status, error message), or None when done."""
+    if (collection, prop) not in COLLECTION_PROPERTIES or collection not in METADATA_TYPES:
+        return 404, f"Collection property `{prop}` of `{collection}` is not supported"
+    owner = getattr(store, METADATA_TYPES[collection][1]).get(uid)
+    if owner is None:
+        return 404, f"Object `{uid}` of `{collection}` not found"
+    target = store.options if prop == "options" else store.org_units
+    if not isinstance(body, dict):
+        return 400, "Body must be a JSON object with additions and/or deletions"
+    additions = [r.get("id") for r in body.get("additions") or [] if isinstance(r, dict)]
+    deletions = {r.get("id") for r in body.get("deletions") or [] if isinstance(r, dict)}
+    missing = [a for a in additions if a not in target]
+    if missing:
+        return 409, f"Objects not found: {missing[:5]}"
+    with store.lock:
+        current = [r["id"] for r in owner.get(prop) or [] if r.get("id") not in deletions]
+        current += [a for a in additions if a not in current]
+        owner[prop] = [{"id": i} for i in current]
+    return None
