@@ -131,3 +131,82 @@ def bundle(*resources: dict[str, Any], kind: str = "collection") -> dict[str, An
             for r in resources
         ],
     }
+
+
+def area(key: str, level: str, code: str, name: str, parent: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "resourceType": "Location",
+        "id": key,
+        "identifier": [uuid_identifier(key), code_identifier(code, "LC")],
+        "status": "active",
+        "name": name,
+        "mode": "instance",
+        "physicalType": {"coding": [{"system": f"{IG}//CodeSystem/location-type", "code": level}]},
+    }
+    if parent:
+        doc["partOf"] = location_ref(parent)
+    return doc
+
+
+def facility_location(key: str, code: str, name: str, district: str, kind: str = "HOSP") -> dict[str, Any]:
+    return {
+        "resourceType": "Location",
+        "id": key,
+        "identifier": [uuid_identifier(key), code_identifier(code, "FI")],
+        "name": name,
+        "type": [
+            {"coding": [{"system": "http://hl7.org/fhir/v3/ServiceDeliveryLocationRoleType/vs.html", "code": kind}]}
+        ],
+        "physicalType": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/location-physical-type.html", "code": "si"}]
+        },
+        "partOf": location_ref(district),
+    }
+
+
+def facility_organization(key: str, code: str, name: str, level: str = "H", legal: str = "G") -> dict[str, Any]:
+    return {
+        "resourceType": "Organization",
+        "id": key,
+        "extension": [
+            {
+                "url": f"{IG}/StructureDefinition/organization-legal-form",
+                "valueCodeableConcept": {"coding": [{"code": legal}]},
+            },
+            {
+                "url": f"{IG}//StructureDefinition/organization-hf-level",
+                "valueCodeableConcept": {"coding": [{"code": level}]},
+            },
+        ],
+        "identifier": [uuid_identifier(key), code_identifier(code, "LC")],
+        "name": name,
+    }
+
+
+def code_list_entry(kind: str, key: str, code: str, name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {"resourceType": kind, "id": key, "identifier": [uuid_identifier(key), code_identifier(code)]}
+    if kind == "Medication":
+        doc["code"] = {"text": name}
+    elif kind == "ActivityDefinition":
+        doc.update(name=code, title=name)
+    else:
+        doc["name"] = name
+    return doc
+
+
+REGION = "75250515-40d7-4c77-bafe-a2c65ffc5a72"
+DISTRICT = "5345ef14-12ab-4e98-a07c-1e08d7105df4"
+WARD = "e50da11b-3e50-483c-846b-0991c13c0935"
+HOSPITAL = "079e777b-b12b-4763-a646-3773e906f9d7"
+
+
+def locations() -> list[dict[str, Any]]:
+    """Region → district → ward → the village the sample insurees live in, and a hospital in the district."""
+    return [
+        area(REGION, "R", "R1", "Ultha"),
+        area(DISTRICT, "D", "R1D1", "Rapta", REGION),
+        area(WARD, "W", "R1D1M1", "Achi", DISTRICT),
+        area(VILLAGE, "V", "R1D1M1V1", "Rachla", WARD),
+        facility_location(HOSPITAL, "RAHOS001", "Rapta Hospital", DISTRICT),
+        facility_organization(HOSPITAL, "RAHOS001", "Rapta Hospital"),
+    ]

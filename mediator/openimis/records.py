@@ -41,4 +41,44 @@ class Family:
     kind = "Group"
 
 
-Record = Insuree | Family
+@dataclass(frozen=True)
+class Area:
+    """A region (R), district (D), ward/municipality (W) or village (V)."""
+
+    key: str
+    name: str
+    level: str
+    code: str | None = None
+    parent_key: str | None = None  # none for a region: it goes under the root org unit
+
+    kind = "Location"
+
+
+@dataclass(frozen=True)
+class Facility:
+    """A health facility, from a Location with physicalType `si` or from an Organization (same openIMIS key)."""
+
+    kind: str  # the resource it came from: Location or Organization
+    key: str
+    name: str
+    code: str | None = None
+    level: str | None = None  # H hospital, D dispensary, C health centre
+    legal_form: str | None = None
+    district_key: str | None = None  # an Organization does not say
+
+
+@dataclass(frozen=True)
+class CodeEntry:
+    """One entry of an openIMIS code list that DHIS2 keeps as an option: product, medical item or service."""
+
+    kind: str  # InsurancePlan, Medication or ActivityDefinition
+    key: str
+    code: str
+    name: str
+
+    @property
+    def option_set(self) -> str:
+        return {"InsurancePlan": "product", "Medication": "item", "ActivityDefinition": "service"}[self.kind]
+
+
+Record = Insuree | Family | Area | Facility | CodeEntry

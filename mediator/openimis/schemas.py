@@ -11,7 +11,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from mediator.openimis import fhir
-from mediator.openimis.records import Family, Insuree
+from mediator.openimis.records import Area, CodeEntry, Facility, Family, Insuree
 
 GENDER_CODES = {"male": "M", "female": "F", "other": "O"}
 
@@ -195,6 +195,101 @@ class BundleSchema(_Base):
     entry = fields.List(fields.Raw(), load_default=list)
 
 
+AREA_LEVELS = ("R", "D", "W", "V")
+FACILITY_TYPES = {"HOSP": "H", "COMM": "D", "OF": "C"}
+
+
+class LocationSchema(_Resource):
+    expected_type = "Location"
+
+    name = fields.Str(required=True, validate=validate.Length(min=1))
+    physicalType = fields.Nested(CodeableConceptSchema, required=True)
+    type = fields.List(fields.Nested(CodeableConceptSchema))
+    partOf = fields.Nested(ReferenceSchema)
+
+    @validates_schema
+    def _check_kind_and_parent(self, data: dict[str, Any], **_: Any) -> None:
+        level = fhir.first_code(data.get("physicalType"))
+        if level not in (*AREA_LEVELS, "si"):
+            raise ValidationError("must be R, D, W, V (areas) or si (health facility)", "physicalType")
+        if level in ("D", "W", "V", "si") and not fhir.reference_key(data.get("partOf")):
+            raise ValidationError("a district, ward, village or facility needs the location it is part of", "partOf")
+
+    @post_load
+    def _to_record(self, data: dict[str, Any], **_: Any) -> Area | Facility:
+        level = str(fhir.first_code(data["physicalType"]))
+        key, code = str(fhir.record_key(data)), fhir.business_code(data.get("identifier"))
+        parent = fhir.reference_key(data.get("partOf"))
+        if level == "si":
+            kinds = [fhir.first_code(t) for t in data.get("type") or []]
+            facility_level = next((FACILITY_TYPES[k] for k in kinds if k in FACILITY_TYPES), None)
+            return Facility("Location", key, data["name"], code, facility_level, None, parent)
+        return Area(key, data["name"], level, code, parent if level != "R" else None)
+
+
+class OrganizationSchema(_Resource):
+    expected_type = "Organization"
+
+    name = fields.Str(required=True, validate=validate.Length(min=1))
+
+    @post_load
+    def _to_facility(self, data: dict[str, Any], **_: Any) -> Facility:
+        ext = data.get("extension") or []
+        level = fhir.first_code(fhir.extension_value(ext, "organization-hf-level", "CodeableConcept"))
+        legal = fhir.first_code(fhir.extension_value(ext, "organization-legal-form", "CodeableConcept"))
+        code = fhir.business_code(data.get("identifier"))
+        return Facility("Organization", str(fhir.record_key(data)), data["name"], code, level, legal, None)
+
+
+class _CodeListSchema(_Resource):
+    @validates_schema
+    def _check_code(self, data: dict[str, Any], **_: Any) -> None:
+        if not fhir.business_code(data.get("identifier")):
+            raise ValidationError("the openIMIS code is required: an identifier that is not the UUID", "identifier")
+
+    def entry(self, data: dict[str, Any], name: str | None) -> CodeEntry:
+        code = str(fhir.business_code(data.get("identifier")))
+        return CodeEntry(self.expected_type, str(fhir.record_key(data)), code, name or code)
+
+
+class InsurancePlanSchema(_CodeListSchema):
+    expected_type = "InsurancePlan"
+    name = fields.Str()
+
+    @post_load
+    def _to_entry(self, data: dict[str, Any], **_: Any) -> CodeEntry:
+        return self.entry(data, data.get("name"))
+
+
+class MedicationSchema(_CodeListSchema):
+    expected_type = "Medication"
+    code = fields.Nested(CodeableConceptSchema)
+
+    @post_load
+    def _to_entry(self, data: dict[str, Any], **_: Any) -> CodeEntry:
+        concept = data.get("code") or {}
+        display = next((c.get("display") for c in concept.get("coding") or [] if c.get("display")), None)
+        return self.entry(data, concept.get("text") or display)
+
+
+class ActivityDefinitionSchema(_CodeListSchema):
+    expected_type = "ActivityDefinition"
+    title = fields.Str()
+    name = fields.Str()
+
+    @post_load
+    def _to_entry(self, data: dict[str, Any], **_: Any) -> CodeEntry:
+        return self.entry(data, data.get("title") or data.get("name"))
+
+
 # Built once: a schema instance is reusable, and building one (with its nested schemas) costs far more than a load.
-SCHEMAS: dict[str, _Resource] = {"Patient": PatientSchema(), "Group": GroupSchema()}
+SCHEMAS: dict[str, _Resource] = {
+    "Patient": PatientSchema(),
+    "Group": GroupSchema(),
+    "Location": LocationSchema(),
+    "Organization": OrganizationSchema(),
+    "InsurancePlan": InsurancePlanSchema(),
+    "Medication": MedicationSchema(),
+    "ActivityDefinition": ActivityDefinitionSchema(),
+}
 BUNDLE_SCHEMA = BundleSchema()

@@ -12,7 +12,7 @@ from mediator.dhis2.client import Exchange, body_text
 from mediator.dhis2.errors import Dhis2AuthFailed, Dhis2NotConfigured
 from mediator.openhim.envelope import Orchestration, mediator_response
 from mediator.openimis.reader import Problem
-from mediator.push import PushResult
+from mediator.outcomes import PushResult
 from mediator.redact import redact, uids_in
 
 MAX_ISSUES = 5000

@@ -12,9 +12,10 @@ from flask import Blueprint, Response, current_app, request
 from mediator.dhis2.client import Dhis2Client, Exchange, make_auth
 from mediator.dhis2.errors import Dhis2Error
 from mediator.openimis.reader import read_body
-from mediator.push import PushResult, push
+from mediator.outcomes import PushResult
+from mediator.push import push
 from mediator.settings import ChannelSettings, Settings
-from mediator.targets import insuree_target
+from mediator.targets import dhis2_setup, insuree_target
 from mediator.web.answer import envelope, operation_outcome
 from mediator.web.auth import channel_allows
 
@@ -70,7 +71,7 @@ def receive(subpath: str) -> Response:
         return dhis2_client(settings, channel, exchanges)
 
     try:
-        result = push(reading, insuree_target(settings), client, settings.batch_size)
+        result = push(reading, insuree_target(settings), dhis2_setup(settings), client, settings.batch_size)
     except Dhis2Error as exc:  # raised while building the client: nothing was sent
         result = PushResult(received=reading.resource_counts, failure=exc)
     doc, status = envelope(current_app.config["MEDIATOR_URN"], result, exchanges, channel.name)

@@ -6,6 +6,7 @@ import responses
 
 from mediator.dhis2.client import Dhis2Client, make_auth
 from mediator.mapping.insuree import InsureeTarget
+from mediator.mapping.model import Setup
 from mediator.openimis.reader import read_body
 from mediator.push import push
 from tests import samples
@@ -24,7 +25,7 @@ def reading(*docs):
 @responses.activate
 def test_whole_request_refused_rejects_records_and_is_not_a_failure():
     responses.post(f"{URL}/api/tracker", status=400, json={"httpStatusCode": 400, "message": "Invalid UID `1x`"})
-    result = push(reading(samples.patient()), InsureeTarget(), client, 50)
+    result = push(reading(samples.patient()), InsureeTarget(), Setup(), client, 50)
     assert result.failure is None
     (outcome,) = result.outcomes
     assert outcome.status == "rejected"
@@ -34,7 +35,7 @@ def test_whole_request_refused_rejects_records_and_is_not_a_failure():
 @responses.activate
 def test_dhis2_5xx_is_a_failure_and_records_stay_pending():
     responses.post(f"{URL}/api/tracker", status=503)
-    result = push(reading(samples.patient()), InsureeTarget(), client, 50)
+    result = push(reading(samples.patient()), InsureeTarget(), Setup(), client, 50)
     assert type(result.failure).__name__ == "Dhis2Unavailable"
     assert [o.status for o in result.outcomes] == ["pending"]
 
@@ -44,7 +45,7 @@ def test_batches_follow_the_batch_size():
     ok = {"status": "OK", "stats": {}, "validationReport": {"errorReports": []}, "bundleReport": {"typeReportMap": {}}}
     responses.post(f"{URL}/api/tracker", json=ok)
     docs = [samples.patient(f"00000000-0000-0000-0000-00000000000{i}", f"10{i}", family=None) for i in range(5)]
-    result = push(reading(*docs), InsureeTarget(), client, 2)
+    result = push(reading(*docs), InsureeTarget(), Setup(), client, 2)
     assert len(responses.calls) == 3
     assert [len(json.loads(c.request.body)["trackedEntities"]) for c in responses.calls] == [2, 2, 1]
     assert result.count("delivered") == 5
@@ -52,7 +53,7 @@ def test_batches_follow_the_batch_size():
 
 @responses.activate
 def test_a_family_without_members_in_the_push_is_rejected_with_its_reason():
-    result = push(reading(samples.group()), InsureeTarget(), client, 50)
+    result = push(reading(samples.group()), InsureeTarget(), Setup(), client, 50)
     (outcome,) = result.outcomes
     assert outcome.record == f"Group/{samples.FAMILY}"
     assert outcome.status == "rejected"

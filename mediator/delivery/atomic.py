@@ -1,0 +1,86 @@
+"""Records are atomic, a push is not.
+
+DHIS2 imports each request all-or-nothing (atomicMode=ALL). When it refuses some objects, the records they belong to
+are set aside as rejected and the rest is sent again; every round sets aside at least one record, so the loop ends.
+No record is ever half-written, and one bad record does not hold back the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mediator.dhis2.errors import Dhis2Rejected
+from mediator.outcomes import PushResult, Reason, RecordOutcome
+from mediator.redact import redact_message
+
+
+@dataclass(frozen=True)
+class Deliverable:
+    record: str  # "Patient/<key>", "Location/<key>"...
+    uids: Mapping[str, str]  # the DHIS2 objects that carry the record, by what they are
+    objects: tuple[tuple[str, dict[str, Any]], ...]  # (payload section, DHIS2 object)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    uid: str
+    code: str
+    message: str
+
+
+@dataclass
+class Attempt:
+    accepted: bool
+    refusals: list[Refusal] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def payload(items: Iterable[Deliverable]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        for section, obj in item.objects:
+            out.setdefault(section, []).append(obj)
+    return out
+
+
+def deliver(
+    items: list[Deliverable],
+    send: Callable[[dict[str, list[dict[str, Any]]]], Attempt],
+    field_of: Callable[[Refusal], str],
+    result: PushResult,
+) -> list[Deliverable]:
+    """Send until DHIS2 takes what is left; returns the records it took."""
+    pending = items
+    known: Collection[str] = {uid for item in items for uid in item.uids.values()}
+    while pending:
+        try:
+            attempt = send(payload(pending))
+        except Dhis2Rejected as exc:
+            # DHIS2 refused the request as a whole: sending it again cannot help.
+            reason = Reason("record", "", redact_message(str(exc), known))
+            result.outcomes += [RecordOutcome(i.record, "rejected", dict(i.uids), [reason]) for i in pending]
+            return []
+        result.add_stats(attempt.stats)
+        if attempt.accepted:
+            result.outcomes += [RecordOutcome(i.record, "delivered", dict(i.uids)) for i in pending]
+            return pending
+        owner = {uid: i for i in pending for uid in i.uids.values()}
+        refused: dict[str, list[Reason]] = {}
+        for r in attempt.refusals:
+            item = owner.get(r.uid)
+            if item is not None:
+                refused.setdefault(item.record, []).append(
+                    Reason(field_of(r), r.code, redact_message(r.message, known))
+                )
+        if not refused:
+            # DHIS2 refused the request without naming an object of ours: nothing was written.
+            reasons = [Reason("record", r.code, redact_message(r.message, known)) for r in attempt.refusals]
+            result.outcomes += [RecordOutcome(i.record, "rejected", dict(i.uids), reasons) for i in pending]
+            return []
+        result.outcomes += [
+            RecordOutcome(i.record, "rejected", dict(i.uids), refused[i.record]) for i in pending if i.record in refused
+        ]
+        pending = [i for i in pending if i.record not in refused]
+    return []

@@ -1,0 +1,119 @@
+"""Locations, facilities and code lists into DHIS2 metadata: org units, options, and their memberships.
+
+One metadata import carries every org unit and option of the push (DHIS2 orders parents before children itself);
+the records it took are then added to their groups, programs and option sets through DHIS2's collection endpoints,
+which add members without replacing the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from mediator.delivery.atomic import Attempt, Deliverable, Refusal, deliver
+from mediator.dhis2.client import Dhis2Client
+from mediator.dhis2.errors import Dhis2Rejected
+from mediator.dhis2.metadata import get_object, import_metadata
+from mediator.mapping.metadata import option, option_uid
+from mediator.mapping.model import Setup
+from mediator.mapping.org_units import (
+    area_memberships,
+    area_org_unit,
+    facility_memberships,
+    facility_org_unit,
+    merge_facilities,
+)
+from mediator.mapping.uids import org_unit_uid
+from mediator.openimis.records import Area, CodeEntry, Facility
+from mediator.outcomes import PushResult, Reason, RecordOutcome
+
+Membership = tuple[str, str, str]  # (collection, owner UID, member UID)
+
+FIELD_OF_CODE = {"E5002": "partOf (the parent org unit)", "E4000": "name", "E4001": "name", "E5003": "code"}
+
+
+def metadata_sender(client: Dhis2Client) -> Any:
+    def send(body: dict[str, list[dict[str, Any]]]) -> Attempt:
+        report = import_metadata(client, body)
+        refusals = [Refusal(e.uid, e.code, e.message) for e in report.errors]
+        stats = {f"metadata_{k}": int(v) for k, v in report.stats.items() if k in ("created", "updated", "ignored")}
+        return Attempt(report.status != "ERROR" and not refusals, refusals, stats)
+
+    return send
+
+
+def _district_of(client: Dhis2Client, facility: Facility) -> str | None:
+    """Where a facility goes: its Location says; for an Organization alone, where DHIS2 already has it."""
+    if facility.district_key:
+        return org_unit_uid(facility.district_key)
+    found = get_object(client, "organisationUnits", org_unit_uid(facility.key), "parent[id]")
+    return ((found or {}).get("parent") or {}).get("id")
+
+
+def add_members(client: Dhis2Client, memberships: Iterable[Membership]) -> None:
+    by_owner: dict[tuple[str, str], list[str]] = {}
+    for collection, owner, member in memberships:
+        by_owner.setdefault((collection, owner), []).append(member)
+    for (collection, owner), members in sorted(by_owner.items()):
+        prop = "options" if collection == "optionSets" else "organisationUnits"
+        body = {"additions": [{"id": m} for m in sorted(set(members))]}
+        status, answer = client.request("POST", f"/api/{collection}/{owner}/{prop}", body=body)
+        if status >= 300:
+            raise Dhis2Rejected(f"DHIS2 did not add members to {collection}/{owner} ({status})", status)
+
+
+def deliver_metadata(
+    client: Dhis2Client,
+    areas: list[Area],
+    facilities: list[Facility],
+    entries: list[CodeEntry],
+    setup: Setup,
+    result: PushResult,
+) -> None:
+    items: list[Deliverable] = []
+    memberships: dict[str, list[Membership]] = {}
+    for area in areas:
+        record = f"Location/{area.key}"
+        items.append(
+            Deliverable(
+                record, {"orgUnit": org_unit_uid(area.key)}, (("organisationUnits", area_org_unit(area, setup)),)
+            )
+        )
+        memberships[record] = area_memberships(area, setup)
+    for facility in merge_facilities(facilities):
+        record = f"{facility.kind}/{facility.key}"
+        district = _district_of(client, facility)
+        if district is None:
+            why = "the facility's district is unknown: send its Location (physicalType si), which has partOf"
+            result.outcomes.append(RecordOutcome(record, "rejected", {}, [Reason("partOf", "", why)]))
+            continue
+        uid = org_unit_uid(facility.key)
+        items.append(
+            Deliverable(record, {"orgUnit": uid}, (("organisationUnits", facility_org_unit(facility, district)),))
+        )
+        memberships[record] = facility_memberships(facility, setup)
+    for entry in entries:
+        record = f"{entry.kind}/{entry.key}"
+        set_uid = setup.option_sets[entry.option_set]
+        doc = option(set_uid, entry.code, entry.name, 0)
+        doc.pop("sortOrder")
+        items.append(Deliverable(record, {"option": option_uid(set_uid, entry.code)}, (("options", doc),)))
+        memberships[record] = [("optionSets", set_uid, doc["id"])]
+    if items:
+        taken = deliver(items, metadata_sender(client), lambda r: FIELD_OF_CODE.get(r.code, "record"), result)
+        add_members(client, (m for item in taken for m in memberships[item.record]))
+    _mirror_merged(facilities, result)
+
+
+def _mirror_merged(facilities: list[Facility], result: PushResult) -> None:
+    """A facility sent as Location and as Organization is one org unit: both records share its fate."""
+    decided = {o.record for o in result.outcomes}
+    by_key = {
+        o.record.split("/", 1)[1]: o for o in result.outcomes if o.record.startswith(("Location/", "Organization/"))
+    }
+    for f in facilities:
+        record = f"{f.kind}/{f.key}"
+        if record not in decided and f.key in by_key:
+            twin = by_key[f.key]
+            result.outcomes.append(RecordOutcome(record, twin.status, dict(twin.uids), list(twin.reasons)))
+            decided.add(record)
