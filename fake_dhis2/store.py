@@ -28,6 +28,7 @@ class Store:
     program_stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     tracked_entities: dict[str, dict[str, Any]] = field(default_factory=dict)
     enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted_uids: set[str] = field(default_factory=set)
     # (attribute, value) -> tracked entity, for attributes marked unique: DHIS2 checks these on every import.
     unique_values: dict[tuple[str, str], str] = field(default_factory=dict)

@@ -11,6 +11,7 @@ from typing import Any
 from fake_dhis2.store import Store, is_uid
 
 ENROLLMENT_STATUSES = {"ACTIVE", "COMPLETED", "CANCELLED"}
+EVENT_STATUSES = {"ACTIVE", "COMPLETED", "VISITED", "SCHEDULE", "OVERDUE", "SKIPPED"}
 PHONE = re.compile(r"^[0-9+\-() ]{3,25}$")
 
 
@@ -22,6 +23,7 @@ class MalformedRequest(ValueError):
 class Objects:
     tracked_entities: list[dict[str, Any]] = field(default_factory=list)
     enrollments: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -45,27 +47,36 @@ def _uid_or_new(value: dict[str, Any], key: str) -> str:
 def flatten(payload: Any) -> Objects:
     if not isinstance(payload, dict):
         raise MalformedRequest("Request body must be a JSON object")
-    for key in ("events", "relationships"):
-        if payload.get(key):
-            raise MalformedRequest(f"{key} are not supported by this fake DHIS2")
+    if payload.get("relationships"):
+        raise MalformedRequest("relationships are not supported by this fake DHIS2")
     out = Objects()
+
+    def add_events(raw_events: Any, enrollment: dict[str, Any] | None) -> None:
+        for raw_ev in raw_events or []:
+            ev = dict(_object(raw_ev, "event"))
+            if enrollment is not None:
+                ev["enrollment"] = ev.get("enrollment") or enrollment["enrollment"]
+                ev["program"] = ev.get("program") or enrollment.get("program")
+            _uid_or_new(ev, "event")
+            out.events.append(ev)
+
+    def add_enrollment(raw_enr: Any, te_uid: str | None) -> None:
+        enr = dict(_object(raw_enr, "enrollment"))
+        if te_uid is not None:
+            enr["trackedEntity"] = enr.get("trackedEntity") or te_uid
+        _uid_or_new(enr, "enrollment")
+        add_events(enr.pop("events", None), enr)
+        out.enrollments.append(enr)
+
     for raw_te in payload.get("trackedEntities") or []:
         te = dict(_object(raw_te, "trackedEntity"))
         te_uid = _uid_or_new(te, "trackedEntity")
         for raw_enr in te.pop("enrollments", None) or []:
-            enr = dict(_object(raw_enr, "enrollment"))
-            if enr.get("events"):
-                raise MalformedRequest("events are not supported by this fake DHIS2")
-            enr["trackedEntity"] = enr.get("trackedEntity") or te_uid
-            _uid_or_new(enr, "enrollment")
-            out.enrollments.append(enr)
+            add_enrollment(raw_enr, te_uid)
         out.tracked_entities.append(te)
     for raw_enr in payload.get("enrollments") or []:
-        enr = dict(_object(raw_enr, "enrollment"))
-        if enr.get("events"):
-            raise MalformedRequest("events are not supported by this fake DHIS2")
-        _uid_or_new(enr, "enrollment")
-        out.enrollments.append(enr)
+        add_enrollment(raw_enr, None)
+    add_events(payload.get("events"), None)
     return out
 
 
@@ -74,6 +85,10 @@ def check_enums(objects: Objects) -> None:
         status = enr.get("status")
         if status is not None and status not in ENROLLMENT_STATUSES:
             raise MalformedRequest(f'Cannot deserialize value of type `EnrollmentStatus` from String "{status}"')
+    for ev in objects.events:
+        status = ev.get("status")
+        if status is not None and status not in EVENT_STATUSES:
+            raise MalformedRequest(f'Cannot deserialize value of type `EventStatus` from String "{status}"')
 
 
 def malformed_uids(objects: Objects) -> list[str]:
@@ -81,6 +96,10 @@ def malformed_uids(objects: Objects) -> list[str]:
     for te in objects.tracked_entities:
         if te.get("trackedEntity") is not None and not is_uid(te["trackedEntity"]):
             bad.append(str(te["trackedEntity"]))
+    for ev in objects.events:
+        for key in ("event", "enrollment", "program", "programStage", "orgUnit"):
+            if ev.get(key) is not None and not is_uid(ev[key]):
+                bad.append(str(ev[key]))
     for enr in objects.enrollments:
         for key in ("enrollment", "trackedEntity", "program", "orgUnit"):
             if enr.get(key) is not None and not is_uid(enr[key]):
@@ -252,7 +271,112 @@ def validate(store: Store, objects: Objects, strategy: str) -> dict[str, list[di
         errs += _attribute_errors(store, enr.get("attributes") or [], "ENROLLMENT", uid, te_uid, claimed)
         if errs:
             errors[uid] = errs
+    payload_enrollments = {e.get("enrollment"): e for e in objects.enrollments}
+    for ev in objects.events:
+        errs = _event_errors(store, ev, strategy, payload_enrollments, errors, objects.events)
+        if errs:
+            errors[str(ev.get("event") or "")] = errs
     return errors
+
+
+def _event_errors(
+    store: Store,
+    ev: dict[str, Any],
+    strategy: str,
+    payload_enrollments: dict[Any, dict[str, Any]],
+    errors: dict[str, list[dict[str, Any]]],
+    all_events: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    uid = str(ev.get("event") or "")
+    errs = []
+    if not is_uid(uid):
+        errs.append(_err("E1048", f"Object: `event`, uid: `{uid}`, has an invalid uid format.", "EVENT", uid))
+    exists = uid in store.events
+    if strategy == "CREATE" and exists:
+        errs.append(_err("E1030", f"Event: `{uid}`, already exists.", "EVENT", uid))
+    if strategy == "UPDATE" and not exists:
+        errs.append(_err("E1032", f"Event: `{uid}`, does not exist.", "EVENT", uid))
+    stage_uid = str(ev.get("programStage"))
+    stage = store.program_stages.get(stage_uid)
+    if stage is None:
+        errs.append(_err("E1013", f"Could not find ProgramStage: `{stage_uid}`, linked to Event.", "EVENT", uid))
+    program_uid = (stage or {}).get("program", {}).get("id")
+    enr_uid = ev.get("enrollment")
+    enrollment = payload_enrollments.get(enr_uid) or store.enrollments.get(str(enr_uid))
+    if enr_uid in errors:
+        errs.append(
+            _err(
+                "E5000",
+                f'"EVENT" `{uid}` cannot be persisted because "ENROLLMENT" `{enr_uid}` referenced by it cannot be persisted.',
+                "EVENT",
+                uid,
+            )
+        )
+    elif enrollment is None:
+        errs.append(
+            _err("E1033", f"Event: `{uid}`, Enrollment value is NULL or does not exist: `{enr_uid}`.", "EVENT", uid)
+        )
+    elif program_uid and enrollment.get("program") != program_uid:
+        errs.append(
+            _err(
+                "E1079",
+                f"Event: `{uid}`, Enrollment: `{enr_uid}` references a different Program than the Event.",
+                "EVENT",
+                uid,
+            )
+        )
+    ou = ev.get("orgUnit")
+    if ou not in store.org_units:
+        errs.append(_err("E1011", f"Could not find OrganisationUnit: `{ou}`, linked to Event.", "EVENT", uid))
+    elif program_uid and ou not in store.program_org_units(program_uid):
+        errs.append(
+            _err("E1029", f"Event OrganisationUnit: `{ou}`, and Program: `{program_uid}`, don't match.", "EVENT", uid)
+        )
+    if ev.get("status", "ACTIVE") in ("ACTIVE", "COMPLETED") and not ev.get("occurredAt"):
+        errs.append(_err("E1031", "Event OccurredAt is missing.", "EVENT", uid))
+    if stage is not None and not stage.get("repeatable"):
+        siblings = [e for e in store.events.values() if e["enrollment"] == enr_uid and e["programStage"] == stage_uid]
+        siblings += [
+            e
+            for e in all_events
+            if e is not ev and e.get("enrollment") == enr_uid and e.get("programStage") == stage_uid
+        ]
+        if any(e.get("event") != uid for e in siblings):
+            errs.append(
+                _err(
+                    "E1039",
+                    f"ProgramStage: `{stage_uid}`, is not repeatable and an event already exists.",
+                    "EVENT",
+                    uid,
+                )
+            )
+    in_stage = {(d.get("dataElement") or {}).get("id") for d in (stage or {}).get("programStageDataElements") or []}
+    for dv in ev.get("dataValues") or []:
+        de_uid, value = str(dv.get("dataElement")), dv.get("value")
+        de = store.data_elements.get(de_uid)
+        if de is None:
+            errs.append(_err("E1304", f"DataElement `{de_uid}` is not a valid data element.", "EVENT", uid))
+            continue
+        if stage is not None and de_uid not in in_stage:
+            errs.append(
+                _err("E1305", f"DataElement `{de_uid}` is not part of `{stage_uid}` program stage.", "EVENT", uid)
+            )
+        if value is None:
+            continue
+        problem = _value_error(store, de, str(value))
+        if problem:
+            errs.append(_err("E1302", f"DataElement `{de_uid}` value is not valid: `{problem}`", "EVENT", uid))
+        option_set = (de.get("optionSet") or {}).get("id")
+        if option_set and str(value) not in store.option_codes(option_set):
+            errs.append(
+                _err(
+                    "E1125",
+                    f"Value `{value}` is not a valid option for data element `{de_uid}` and option set `{option_set}`",
+                    "EVENT",
+                    uid,
+                )
+            )
+    return errs
 
 
 def _program_errors(
@@ -333,7 +457,7 @@ def _program_errors(
 def commit(store: Store, objects: Objects, refused: set[str]) -> dict[str, dict[str, int]]:
     stats = {
         t: {"created": 0, "updated": 0, "deleted": 0, "ignored": 0, "total": 0}
-        for t in ("TRACKED_ENTITY", "ENROLLMENT")
+        for t in ("TRACKED_ENTITY", "ENROLLMENT", "EVENT")
     }
     for te in objects.tracked_entities:
         uid = te["trackedEntity"]
@@ -369,6 +493,32 @@ def commit(store: Store, objects: Objects, refused: set[str]) -> dict[str, dict[
             }
         )
         store.set_attributes(enr["trackedEntity"], enr.get("attributes") or [])
+    for ev in objects.events:
+        uid = ev["event"]
+        s = stats["EVENT"]
+        s["total"] += 1
+        if uid in refused:
+            s["ignored"] += 1
+            continue
+        current = store.events.get(uid)
+        s["updated" if current else "created"] += 1
+        values = dict((current or {}).get("dataValues") or {})
+        for dv in ev.get("dataValues") or []:
+            if dv.get("value") is None:
+                values.pop(dv["dataElement"], None)
+            else:
+                values[dv["dataElement"]] = str(dv["value"])
+        stage = store.program_stages[ev["programStage"]]
+        store.events[uid] = {
+            "event": uid,
+            "enrollment": ev["enrollment"],
+            "program": stage["program"]["id"],
+            "programStage": ev["programStage"],
+            "orgUnit": ev["orgUnit"],
+            "occurredAt": ev.get("occurredAt"),
+            "status": ev.get("status", "ACTIVE"),
+            "dataValues": values,
+        }
     return stats
 
 
@@ -382,9 +532,11 @@ def run_import(store: Store, payload: Any, params: dict[str, str]) -> dict[str, 
     with store.lock:
         errors = validate(store, objects, strategy)
         refused = set(errors)
-        all_uids = {te.get("trackedEntity") for te in objects.tracked_entities} | {
-            e.get("enrollment") for e in objects.enrollments
-        }
+        all_uids = (
+            {te.get("trackedEntity") for te in objects.tracked_entities}
+            | {e.get("enrollment") for e in objects.enrollments}
+            | {e.get("event") for e in objects.events}
+        )
         if errors and atomic == "ALL":
             refused = {str(u) for u in all_uids}
         if commit_mode:

@@ -217,3 +217,61 @@ def test_no_tracker_importer_before_236():
         assert send(running, te()).status_code == 404
     finally:
         running.stop()
+
+
+def event(uid="Vaaaaaaaaa1", stage=None, values=(), enrollment="Eaaaaaaaaa1", ou=VILLAGE_OU, **extra):
+    from mediator.mapping.model import Setup
+
+    return {
+        "event": uid,
+        "programStage": stage or Setup().stages["policy"],
+        "enrollment": enrollment,
+        "orgUnit": ou,
+        "occurredAt": "2020-01-01",
+        "status": "ACTIVE",
+        "dataValues": [{"dataElement": d, "value": v} for d, v in values],
+        **extra,
+    }
+
+
+def send_events(running, *events, params=SYNC):
+    return requests.post(
+        f"{running.url}/api/tracker",
+        params=params,
+        json={"events": list(events)},
+        auth=(DHIS2_USER, DHIS2_PASSWORD),
+        timeout=10,
+    )
+
+
+def test_events_are_validated_against_stage_and_option_sets(dhis2):
+    from mediator.mapping.model import Setup
+
+    s = Setup()
+    assert send(dhis2, te()).status_code == 200
+    ok = send_events(
+        dhis2, event(values=[(s.data_elements["policy.status"], "2"), (s.data_elements["policy.value"], "10000")])
+    )
+    assert ok.status_code == 200, ok.text
+    assert dhis2.fake.store.events["Vaaaaaaaaa1"]["dataValues"][s.data_elements["policy.status"]] == "2"
+    bad = send_events(
+        dhis2,
+        event("Vbbbbbbbbb1", values=[(s.data_elements["policy.status"], "99")]),
+        event("Vccccccccc1", values=[(s.data_elements["claim.claimed"], "1")]),
+        event("Vddddddddd1", stage="Zzzzzzzzzz1"),
+        event("Veeeeeeeee1", enrollment="Enoneeeeee1"),
+        event("Vfffffffff1", occurredAt=None),
+        event("Vggggggggg1", values=[(s.data_elements["policy.value"], "lots")]),
+    )
+    assert bad.status_code == 409
+    assert codes(bad) == ["E1013", "E1031", "E1033", "E1125", "E1302", "E1305"]
+
+
+def test_null_data_value_deletes_it(dhis2):
+    from mediator.mapping.model import Setup
+
+    de = Setup().data_elements["policy.value"]
+    send(dhis2, te())
+    send_events(dhis2, event(values=[(de, "5")]))
+    send_events(dhis2, event(values=[(de, None)]))
+    assert de not in dhis2.fake.store.events["Vaaaaaaaaa1"]["dataValues"]
