@@ -186,6 +186,21 @@ def create_app(fake: FakeDhis2) -> Flask:
                 }
             )
 
+    @app.get("/api/tracker/enrollments/<uid>")
+    def enrollment(uid: str) -> Any:
+        found = fake.store.enrollments.get(uid)
+        if found is None:
+            return _web_message(404, f"Enrollment with id {uid} could not be found.")
+        return jsonify(found)
+
+    @app.get("/api/tracker/events/<uid>")
+    def event(uid: str) -> Any:
+        found = fake.store.events.get(uid)
+        if found is None:
+            return _web_message(404, f"Event with id {uid} could not be found.")
+        values = [{"dataElement": d, "value": v} for d, v in found["dataValues"].items()]
+        return jsonify({**found, "dataValues": values})
+
     @app.post("/api/<collection>/<uid>/<prop>")
     def collection_change(collection: str, uid: str, prop: str) -> Any:
         error = change_collection(fake.store, collection, uid, prop, request.get_json(silent=True))

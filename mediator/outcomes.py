@@ -37,3 +37,19 @@ class PushResult:
     def add_stats(self, stats: dict[str, int]) -> None:
         for key, value in stats.items():
             self.stats[key] = self.stats.get(key, 0) + value
+
+
+def mirror_twins(records: list[tuple[str, str]], result: PushResult) -> None:
+    """Two resources for one openIMIS object (Location and Organization, Coverage and Contract) share one fate.
+
+    `records` are (resource type, key) pairs of the push; a pair without an outcome takes its twin's.
+    """
+    kinds = {kind for kind, _ in records}
+    decided = {o.record for o in result.outcomes}
+    by_key = {o.record.split("/", 1)[1]: o for o in result.outcomes if o.record.split("/", 1)[0] in kinds}
+    for kind, key in records:
+        record = f"{kind}/{key}"
+        if record not in decided and key in by_key:
+            twin = by_key[key]
+            result.outcomes.append(RecordOutcome(record, twin.status, dict(twin.uids), list(twin.reasons)))
+            decided.add(record)

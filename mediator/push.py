@@ -10,12 +10,13 @@ from collections.abc import Callable, Mapping
 
 from mediator.delivery.insurees import deliver_insurees
 from mediator.delivery.metadata import deliver_metadata
+from mediator.delivery.policies import deliver_policies
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.errors import Dhis2Error
 from mediator.mapping.insuree import InsureeTarget, map_insurees
 from mediator.mapping.model import Setup
 from mediator.openimis.reader import Reading
-from mediator.openimis.records import Area, CodeEntry, Facility, Family, Insuree
+from mediator.openimis.records import Area, CodeEntry, Facility, Family, Insuree, Policy
 from mediator.outcomes import PushResult, Reason, RecordOutcome
 
 
@@ -39,6 +40,7 @@ def push(
     areas = [r for r in records if isinstance(r, Area)]
     facilities = [r for r in records if isinstance(r, Facility)]
     entries = [r for r in records if isinstance(r, CodeEntry)]
+    policies = [r for r in records if isinstance(r, Policy)]
     try:
         if areas or facilities or entries:
             client = client_factory()
@@ -46,6 +48,9 @@ def push(
         mapped = map_insurees(insurees, families, target)
         if mapped:
             deliver_insurees(client_factory(), mapped, target, batch_size, result)
+        if policies:
+            status = {o.record: o.status for o in result.outcomes}
+            deliver_policies(client_factory(), policies, insurees, status, setup, batch_size, result)
     except Dhis2Error as exc:
         # DHIS2 unreachable, not configured or refusing the credentials: what was not decided waits for a retry.
         result.failure = exc

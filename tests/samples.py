@@ -210,3 +210,52 @@ def locations() -> list[dict[str, Any]]:
         facility_location(HOSPITAL, "RAHOS001", "Rapta Hospital", DISTRICT),
         facility_organization(HOSPITAL, "RAHOS001", "Rapta Hospital"),
     ]
+
+
+POLICY = "0673a137-401e-46e4-be28-f21f649b8eb0"
+PRODUCT_CODE = "BCTA0001"
+
+
+def coverage(key: str = POLICY, beneficiary_number: str = "104000001", product: str = PRODUCT_CODE) -> dict[str, Any]:
+    return {
+        "resourceType": "Coverage",
+        "extension": [
+            {"url": f"{IG}//StructureDefinition/coverage-date", "valueDate": "2019-08-20"},
+            {"url": f"{IG}//StructureDefinition/coverage-date", "valueDate": "2019-08-21"},
+        ],
+        "identifier": [uuid_identifier(key), code_identifier("32", "ACSN")],
+        "status": "active",
+        "beneficiary": {"reference": f"Patient/{beneficiary_number}"},
+        "period": {"start": "2019-08-20", "end": "2020-08-19"},
+        "class": [{"type": {"coding": [{"code": "plan"}]}, "value": product, "name": "Basic Cover"}],
+    }
+
+
+def contract(
+    key: str = POLICY, insurees: tuple[str, ...] = (HEAD, MEMBER), product: str = PRODUCT_CODE
+) -> dict[str, Any]:
+    patient_refs = [
+        {"reference": f"Patient/{k}", "type": "Patient", "identifier": uuid_identifier(k)} for k in insurees
+    ]
+    return {
+        "resourceType": "Contract",
+        "identifier": [uuid_identifier(key), code_identifier("32", "ACSN")],
+        "status": "Policy",
+        "legalState": {"text": "Renewed"},
+        "term": [
+            {
+                "asset": [
+                    {
+                        "typeReference": patient_refs,
+                        "period": [{"start": "2019-08-20", "end": "2020-08-19"}],
+                        "valuedItem": [
+                            {
+                                "entityReference": {"reference": "InsurancePlan/p-1", "display": product},
+                                "net": {"value": 10000.0},
+                            }
+                        ],
+                    }
+                ]
+            }
+        ],
+    }

@@ -25,7 +25,7 @@ from mediator.mapping.org_units import (
 )
 from mediator.mapping.uids import org_unit_uid
 from mediator.openimis.records import Area, CodeEntry, Facility
-from mediator.outcomes import PushResult, Reason, RecordOutcome
+from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
 
 Membership = tuple[str, str, str]  # (collection, owner UID, member UID)
 
@@ -102,18 +102,4 @@ def deliver_metadata(
     if items:
         taken = deliver(items, metadata_sender(client), lambda r: FIELD_OF_CODE.get(r.code, "record"), result)
         add_members(client, (m for item in taken for m in memberships[item.record]))
-    _mirror_merged(facilities, result)
-
-
-def _mirror_merged(facilities: list[Facility], result: PushResult) -> None:
-    """A facility sent as Location and as Organization is one org unit: both records share its fate."""
-    decided = {o.record for o in result.outcomes}
-    by_key = {
-        o.record.split("/", 1)[1]: o for o in result.outcomes if o.record.startswith(("Location/", "Organization/"))
-    }
-    for f in facilities:
-        record = f"{f.kind}/{f.key}"
-        if record not in decided and f.key in by_key:
-            twin = by_key[f.key]
-            result.outcomes.append(RecordOutcome(record, twin.status, dict(twin.uids), list(twin.reasons)))
-            decided.add(record)
+    mirror_twins([(f.kind, f.key) for f in facilities], result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
@@ -81,4 +82,23 @@ class CodeEntry:
         return {"InsurancePlan": "product", "Medication": "item", "ActivityDefinition": "service"}[self.kind]
 
 
-Record = Insuree | Family | Area | Facility | CodeEntry
+@dataclass(frozen=True)
+class Policy:
+    """A policy, from a Coverage or a Contract (openIMIS sends both for one policy, under the same UUID)."""
+
+    kind: str  # Coverage or Contract
+    key: str
+    insuree_keys: tuple[str, ...] = ()  # insurees covered, by key (Contract)
+    insurance_numbers: tuple[str, ...] = ()  # insurees covered, by insurance number (Coverage's beneficiary)
+    product_code: str | None = None
+    status: str | None = None  # openIMIS policy status: 1 idle, 2 active, 4 suspended, 8 expired
+    stage: str | None = None  # N new, R renewed
+    value: Decimal | None = None
+    number: str | None = None  # openIMIS's policy number
+    enroll_date: date | None = None
+    start_date: date | None = None
+    effective_date: date | None = None
+    expiry_date: date | None = None
+
+
+Record = Insuree | Family | Area | Facility | CodeEntry | Policy

@@ -6,12 +6,13 @@ uses is checked for type, and what it cannot do without (a key, a village) is re
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from mediator.openimis import fhir
-from mediator.openimis.records import Area, CodeEntry, Facility, Family, Insuree
+from mediator.openimis.records import Area, CodeEntry, Facility, Family, Insuree, Policy
 
 GENDER_CODES = {"male": "M", "female": "F", "other": "O"}
 
@@ -282,6 +283,99 @@ class ActivityDefinitionSchema(_CodeListSchema):
         return self.entry(data, data.get("title") or data.get("name"))
 
 
+class PeriodSchema(_Base):
+    start = fields.Date()
+    end = fields.Date()
+
+
+class CoverageClassSchema(_Base):
+    type = fields.Nested(CodeableConceptSchema)
+    value = fields.Str()
+
+
+COVERAGE_STATUS = {"active": "2", "cancelled": "8", "draft": "1"}
+CONTRACT_STATUS = {"Offered": "1", "Policy": "2", "Disputed": "4", "Terminated": "8"}
+CONTRACT_STAGE = {"Offered": "N", "Renewed": "R"}
+
+
+class CoverageSchema(_Resource):
+    expected_type = "Coverage"
+
+    status = fields.Str()
+    beneficiary = fields.Nested(ReferenceSchema, required=True)
+    period = fields.Nested(PeriodSchema)
+    class_ = fields.List(fields.Nested(CoverageClassSchema), data_key="class")
+
+    @post_load
+    def _to_policy(self, data: dict[str, Any], **_: Any) -> Policy:
+        # openIMIS writes the enrolment date first and the effective date second.
+        dates = [
+            e.get("valueDate")
+            for e in data.get("extension") or []
+            if fhir.last_segment(e.get("url")) == "coverage-date"
+        ]
+        plan = next(
+            (c.get("value") for c in data.get("class_") or [] if fhir.first_code(c.get("type")) == "plan"), None
+        )
+        period = data.get("period") or {}
+        # The beneficiary is named by insurance number (`Patient/<number>`), not by the insuree's UUID.
+        number = fhir.reference_key(data.get("beneficiary"))
+        return Policy(
+            "Coverage",
+            str(fhir.record_key(data)),
+            insurance_numbers=(number,) if number else (),
+            product_code=plan,
+            status=COVERAGE_STATUS.get(data.get("status") or ""),
+            number=fhir.business_code(data.get("identifier")),
+            enroll_date=dates[0] if dates else None,
+            effective_date=dates[1] if len(dates) > 1 else None,
+            start_date=period.get("start"),
+            expiry_date=period.get("end"),
+        )
+
+
+class ContractSchema(_Resource):
+    expected_type = "Contract"
+
+    status = fields.Str()
+    legalState = fields.Nested(CodeableConceptSchema)
+    term = fields.List(fields.Dict())
+
+    @post_load
+    def _to_policy(self, data: dict[str, Any], **_: Any) -> Policy:
+        assets = [a for t in data.get("term") or [] for a in t.get("asset") or [] if isinstance(a, dict)]
+        insurees = [fhir.reference_key(r) for a in assets for r in a.get("typeReference") or []]
+        items = [v for a in assets for v in a.get("valuedItem") or [] if isinstance(v, dict)]
+        product = next((v.get("entityReference") for v in items if v.get("entityReference")), None) or {}
+        net = next(((v.get("net") or {}).get("value") for v in items if isinstance(v.get("net"), dict)), None)
+        period = next((p for a in assets for p in a.get("period") or [] if isinstance(p, dict)), {})
+        problems = {}
+        try:
+            value = Decimal(str(net)) if net is not None else None
+        except ArithmeticError:
+            problems["term.asset.valuedItem.net"] = ["not a number"]
+        try:
+            start = fields.Date().deserialize(period.get("start")) if period.get("start") else None
+            end = fields.Date().deserialize(period.get("end")) if period.get("end") else None
+        except ValidationError:
+            problems["term.asset.period"] = ["not a valid date"]
+        if problems:
+            raise ValidationError(problems)
+        legal = (data.get("legalState") or {}).get("text")
+        return Policy(
+            "Contract",
+            str(fhir.record_key(data)),
+            insuree_keys=tuple(k for k in insurees if k),
+            product_code=product.get("display") if isinstance(product, dict) else None,
+            status=CONTRACT_STATUS.get(data.get("status") or ""),
+            stage=CONTRACT_STAGE.get(legal or ""),
+            value=value,
+            number=fhir.business_code(data.get("identifier")),
+            start_date=start,
+            expiry_date=end,
+        )
+
+
 # Built once: a schema instance is reusable, and building one (with its nested schemas) costs far more than a load.
 SCHEMAS: dict[str, _Resource] = {
     "Patient": PatientSchema(),
@@ -291,5 +385,7 @@ SCHEMAS: dict[str, _Resource] = {
     "InsurancePlan": InsurancePlanSchema(),
     "Medication": MedicationSchema(),
     "ActivityDefinition": ActivityDefinitionSchema(),
+    "Coverage": CoverageSchema(),
+    "Contract": ContractSchema(),
 }
 BUNDLE_SCHEMA = BundleSchema()

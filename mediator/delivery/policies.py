@@ -1,0 +1,92 @@
+"""Policies into DHIS2: "Policy details" events in the Family/Insuree enrollment of each insuree covered.
+
+Insurees are found in the same push (by key, or by insurance number for a Coverage) or, by key, in DHIS2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mediator.delivery.atomic import Deliverable, deliver
+from mediator.delivery.insurees import field_namer, tracker_sender
+from mediator.dhis2.client import Dhis2Client
+from mediator.dhis2.metadata import get_object
+from mediator.mapping.insuree import enrollment_uid
+from mediator.mapping.model import Setup
+from mediator.mapping.policy import merge_policies, policy_event
+from mediator.mapping.uids import org_unit_uid
+from mediator.openimis.records import Insuree, Policy
+from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
+
+
+class _Villages:
+    """The org unit of each insuree's enrollment: from the push, else from DHIS2 (asked once per insuree)."""
+
+    def __init__(self, client: Dhis2Client, insurees: list[Insuree], program: str) -> None:
+        self.client = client
+        self.program = program
+        self.known: dict[str, str | None] = {i.key: org_unit_uid(i.village_key) for i in insurees}
+
+    def of(self, insuree_key: str) -> str | None:
+        if insuree_key not in self.known:
+            uid = enrollment_uid(insuree_key, self.program)
+            found = get_object(self.client, "tracker/enrollments", uid, "orgUnit")
+            self.known[insuree_key] = (found or {}).get("orgUnit")
+        return self.known[insuree_key]
+
+
+def _reject(result: PushResult, record: str, field: str, why: str) -> None:
+    result.outcomes.append(RecordOutcome(record, "rejected", {}, [Reason(field, "", why)]))
+
+
+def deliver_policies(
+    client: Dhis2Client,
+    policies: list[Policy],
+    insurees: list[Insuree],
+    insuree_status: Mapping[str, str],
+    setup: Setup,
+    batch_size: int,
+    result: PushResult,
+) -> None:
+    by_number = {i.insurance_number: i.key for i in insurees if i.insurance_number}
+    villages = _Villages(client, insurees, setup.programs["insuree"])
+    items: list[Deliverable] = []
+    for policy in merge_policies(policies):
+        record = f"{policy.kind}/{policy.key}"
+        keys = list(
+            dict.fromkeys([*policy.insuree_keys, *(by_number[n] for n in policy.insurance_numbers if n in by_number)])
+        )
+        if not keys:
+            named = ", ".join(f"Patient/{n}" for n in policy.insurance_numbers) or "none"
+            why = (
+                f"no insuree found for this policy (beneficiary {named}): a Coverage names insurees by insurance "
+                "number, so send it with their Patients, or send the Contract"
+            )
+            _reject(result, record, "beneficiary", why)
+            continue
+        refused = [k for k in keys if insuree_status.get(f"Patient/{k}") == "rejected"]
+        if refused:
+            _reject(result, record, "beneficiary", f"its insuree Patient/{refused[0]} was rejected in this push")
+            continue
+        org_units = {k: villages.of(k) for k in keys}
+        missing = [k for k, ou in org_units.items() if ou is None]
+        if missing:
+            _reject(
+                result, record, "beneficiary", f"insuree Patient/{missing[0]} is not in DHIS2: send the Patient first"
+            )
+            continue
+        events = [policy_event(policy, k, str(org_units[k]), setup) for k in keys]
+        uids = {f"event {k}": e["event"] for k, e in zip(keys, events, strict=True)}
+        items.append(Deliverable(record, uids, tuple(("events", e) for e in events)))
+    field_of = field_namer({uid: f"data element {key}" for key, uid in setup.data_elements.items()})
+    batch: list[Deliverable] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += len(item.objects)
+        if size >= batch_size:
+            deliver(batch, tracker_sender(client), field_of, result)
+            batch, size = [], 0
+    if batch:
+        deliver(batch, tracker_sender(client), field_of, result)
+    mirror_twins([(p.kind, p.key) for p in policies], result)
