@@ -1,13 +1,15 @@
 """One push from openIMIS: read → validate → map → deliver to DHIS2 → per-record outcome.
 
-Metadata goes first (org units and options that data refers to), then insurees. Bad input stops the whole push
-before anything is sent; what DHIS2 refuses is rejected record by record (see mediator.delivery.atomic).
+Metadata goes first (org units and options that data refers to), then insurees, their policies and claims.
+Bad input stops the whole push before anything is sent; what DHIS2 refuses is rejected record by record (see
+mediator.delivery.atomic).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from mediator.delivery.claims import deliver_claims
 from mediator.delivery.insurees import deliver_insurees
 from mediator.delivery.metadata import deliver_metadata
 from mediator.delivery.policies import deliver_policies
@@ -16,7 +18,7 @@ from mediator.dhis2.errors import Dhis2Error
 from mediator.mapping.insuree import InsureeTarget, map_insurees
 from mediator.mapping.model import Setup
 from mediator.openimis.reader import Reading
-from mediator.openimis.records import Area, CodeEntry, Facility, Family, Insuree, Policy
+from mediator.openimis.records import Area, Claim, ClaimReview, CodeEntry, Facility, Family, Insuree, Policy
 from mediator.outcomes import PushResult, Reason, RecordOutcome
 
 
@@ -41,16 +43,22 @@ def push(
     facilities = [r for r in records if isinstance(r, Facility)]
     entries = [r for r in records if isinstance(r, CodeEntry)]
     policies = [r for r in records if isinstance(r, Policy)]
+    claims = [r for r in records if isinstance(r, Claim)]
+    reviews = [r for r in records if isinstance(r, ClaimReview)]
+    # Claims name ICD codes that no FHIR resource carries: they join the diagnosis option set from the claims.
+    diagnoses = {code: name for claim in claims for code, name in claim.diagnoses}
     try:
-        if areas or facilities or entries:
+        if areas or facilities or entries or diagnoses:
             client = client_factory()
-            deliver_metadata(client, areas, facilities, entries, setup, result)
+            deliver_metadata(client, areas, facilities, entries, setup, result, diagnoses)
         mapped = map_insurees(insurees, families, target)
         if mapped:
             deliver_insurees(client_factory(), mapped, target, batch_size, result)
         if policies:
             status = {o.record: o.status for o in result.outcomes}
             deliver_policies(client_factory(), policies, insurees, status, setup, batch_size, result)
+        if claims or reviews:
+            deliver_claims(client_factory(), claims, reviews, entries, setup, batch_size, result)
     except Dhis2Error as exc:
         # DHIS2 unreachable, not configured or refusing the credentials: what was not decided waits for a retry.
         result.failure = exc

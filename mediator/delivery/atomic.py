@@ -13,7 +13,7 @@ from typing import Any
 
 from mediator.dhis2.errors import Dhis2Rejected
 from mediator.outcomes import PushResult, Reason, RecordOutcome
-from mediator.redact import redact_message
+from mediator.redact import redact_message, uids_in
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def deliver(
 ) -> list[Deliverable]:
     """Send until DHIS2 takes what is left; returns the records it took."""
     pending = items
-    known: Collection[str] = {uid for item in items for uid in item.uids.values()}
+    # UIDs the mediator itself sent may stay in DHIS2's messages; any other quoted value is hidden.
+    known: Collection[str] = uids_in([obj for item in items for _, obj in item.objects])
     while pending:
         try:
             attempt = send(payload(pending))

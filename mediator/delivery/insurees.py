@@ -39,12 +39,14 @@ def tracker_sender(client: Dhis2Client) -> Any:
     return send
 
 
-def field_namer(attribute_names: Mapping[str, str]) -> Any:
+def field_namer(names: Mapping[str, str], by_code: Mapping[str, str] = FIELD_OF_CODE) -> Any:
+    """Names the openIMIS field a refusal is about: the attribute or data element it quotes, else its code's."""
+
     def field_of(refusal: Refusal) -> str:
         for uid in re.findall(r"[A-Za-z][A-Za-z0-9]{10}", refusal.message):
-            if uid in attribute_names:
-                return attribute_names[uid]
-        return FIELD_OF_CODE.get(refusal.code, "record")
+            if uid in names:
+                return names[uid]
+        return by_code.get(refusal.code, "record")
 
     return field_of
 

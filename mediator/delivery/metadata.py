@@ -7,7 +7,7 @@ which add members without replacing the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mediator.delivery.atomic import Attempt, Deliverable, Refusal, deliver
@@ -62,6 +62,19 @@ def add_members(client: Dhis2Client, memberships: Iterable[Membership]) -> None:
             raise Dhis2Rejected(f"DHIS2 did not add members to {collection}/{owner} ({status})", status)
 
 
+def add_options(client: Dhis2Client, set_uid: str, codes: Mapping[str, str]) -> None:
+    """Make sure the option set holds these codes (created or renamed as needed, then listed in the set)."""
+    options = [
+        {k: v for k, v in option(set_uid, code, name, 0).items() if k != "sortOrder"} for code, name in codes.items()
+    ]
+    report = import_metadata(client, {"options": options})
+    if report.status == "ERROR" or report.errors:
+        raise Dhis2Rejected(
+            f"DHIS2 refused options of option set {set_uid}: {report.errors[0].message if report.errors else ''}"
+        )
+    add_members(client, (("optionSets", set_uid, o["id"]) for o in options))
+
+
 def deliver_metadata(
     client: Dhis2Client,
     areas: list[Area],
@@ -69,7 +82,9 @@ def deliver_metadata(
     entries: list[CodeEntry],
     setup: Setup,
     result: PushResult,
+    diagnoses: Mapping[str, str] | None = None,
 ) -> None:
+    """`diagnoses` (ICD code → name) are added to the diagnosis option set; they are not records of their own."""
     items: list[Deliverable] = []
     memberships: dict[str, list[Membership]] = {}
     for area in areas:
@@ -102,4 +117,6 @@ def deliver_metadata(
     if items:
         taken = deliver(items, metadata_sender(client), lambda r: FIELD_OF_CODE.get(r.code, "record"), result)
         add_members(client, (m for item in taken for m in memberships[item.record]))
+    if diagnoses:
+        add_options(client, setup.option_sets["diagnosis"], diagnoses)
     mirror_twins([(f.kind, f.key) for f in facilities], result)

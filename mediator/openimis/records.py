@@ -101,4 +101,56 @@ class Policy:
     expiry_date: date | None = None
 
 
-Record = Insuree | Family | Area | Facility | CodeEntry | Policy
+@dataclass(frozen=True)
+class ClaimLine:
+    sequence: int
+    kind: str  # item or service
+    code: str | None = None
+    entry_key: str | None = None  # the Medication or ActivityDefinition it names
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    patient_key: str
+    facility_key: str
+    code: str | None = None
+    visit_type: str | None = None
+    diagnoses: tuple[tuple[str, str], ...] = ()  # (ICD code, its name), main first
+    start: date | None = None
+    end: date | None = None
+    created: date | None = None
+    claimed: Decimal | None = None
+    lines: tuple[ClaimLine, ...] = ()
+
+    kind = "Claim"
+
+
+# openIMIS claim status codes, which ClaimResponse uses as adjudication categories.
+REJECTED, ENTERED, CHECKED, PROCESSED, VALUATED = "1", "2", "4", "8", "16"
+
+
+@dataclass(frozen=True)
+class LineReview:
+    sequence: int
+    kind: str | None
+    amounts: dict[str, Decimal]  # line total (unit amount x quantity) by category: 4 approved, 8 adjusted, 16 valuated
+
+
+@dataclass(frozen=True)
+class ClaimReview:
+    """A ClaimResponse: how openIMIS judged a claim, line by line."""
+
+    key: str
+    claim_key: str
+    status: str  # the furthest category reached: 1 rejected, 2 entered, 4 checked, 8 processed, 16 valuated
+    totals: dict[str, Decimal]
+    lines: tuple[LineReview, ...] = ()
+    created: date | None = None
+
+    kind = "ClaimResponse"
+
+
+Record = Insuree | Family | Area | Facility | CodeEntry | Policy | Claim | ClaimReview

@@ -12,7 +12,19 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from mediator.openimis import fhir
-from mediator.openimis.records import Area, CodeEntry, Facility, Family, Insuree, Policy
+from mediator.openimis.records import (
+    REJECTED,
+    Area,
+    Claim,
+    ClaimLine,
+    ClaimReview,
+    CodeEntry,
+    Facility,
+    Family,
+    Insuree,
+    LineReview,
+    Policy,
+)
 
 GENDER_CODES = {"male": "M", "female": "F", "other": "O"}
 
@@ -232,6 +244,7 @@ class OrganizationSchema(_Resource):
     expected_type = "Organization"
 
     name = fields.Str(required=True, validate=validate.Length(min=1))
+    address = fields.List(fields.Nested(AddressSchema))
 
     @post_load
     def _to_facility(self, data: dict[str, Any], **_: Any) -> Facility:
@@ -239,7 +252,11 @@ class OrganizationSchema(_Resource):
         level = fhir.first_code(fhir.extension_value(ext, "organization-hf-level", "CodeableConcept"))
         legal = fhir.first_code(fhir.extension_value(ext, "organization-legal-form", "CodeableConcept"))
         code = fhir.business_code(data.get("identifier"))
-        return Facility("Organization", str(fhir.record_key(data)), data["name"], code, level, legal, None)
+        key = str(fhir.record_key(data))
+        # The address may name the facility's district; openIMIS's own converter makes it name the facility itself.
+        place = _village_key(data.get("address") or [])
+        district = place if place not in (key, data.get("id")) else None
+        return Facility("Organization", key, data["name"], code, level, legal, district)
 
 
 class _CodeListSchema(_Resource):
@@ -376,6 +393,169 @@ class ContractSchema(_Resource):
         )
 
 
+class QuantitySchema(_Base):
+    value = fields.Decimal(required=True)
+
+
+class MoneySchema(_Base):
+    value = fields.Decimal(required=True)
+    currency = fields.Str()
+
+
+class ClaimItemSchema(_Base):
+    extension = fields.List(fields.Nested(ExtensionSchema))
+    sequence = fields.Int(required=True)
+    category = fields.Nested(CodeableConceptSchema)
+    productOrService = fields.Nested(CodeableConceptSchema)
+    quantity = fields.Nested(QuantitySchema)
+    unitPrice = fields.Nested(MoneySchema)
+
+
+class DiagnosisSchema(_Base):
+    sequence = fields.Int()
+    diagnosisCodeableConcept = fields.Nested(CodeableConceptSchema)
+
+
+ENTRY_KINDS = {"Medication": "item", "ActivityDefinition": "service"}
+
+
+def _line_kind(item: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(item or service, key of the Medication/ActivityDefinition named) of a claim or review line."""
+    ref = fhir.extension_value(item.get("extension"), "claim-item-reference", "Reference") or {}
+    target = str(ref.get("type") or str(ref.get("reference") or "").split("/", 1)[0])
+    kind = ENTRY_KINDS.get(target)
+    if kind is None:
+        category = item.get("category") or {}
+        text = (fhir.first_code(category) or category.get("text") or "").lower()
+        kind = text if text in ("item", "service") else None
+    return kind, fhir.reference_key(ref) if ref else None
+
+
+def _diagnosis(concept: dict[str, Any] | None) -> tuple[str, str] | None:
+    code = fhir.first_code(concept)
+    if code is None:
+        return None
+    display = next((c.get("display") for c in (concept or {}).get("coding") or [] if c.get("code") == code), None)
+    return code, str(display or (concept or {}).get("text") or code)
+
+
+class ClaimSchema(_Resource):
+    expected_type = "Claim"
+
+    patient = fields.Nested(ReferenceSchema, required=True)
+    provider = fields.Nested(ReferenceSchema)
+    facility = fields.Nested(ReferenceSchema)
+    type = fields.Nested(CodeableConceptSchema)
+    billablePeriod = fields.Nested(PeriodSchema)
+    created = fields.Date()
+    diagnosis = fields.List(fields.Nested(DiagnosisSchema))
+    item = fields.List(fields.Nested(ClaimItemSchema))
+    total = fields.Nested(MoneySchema)
+
+    @validates_schema
+    def _check_references(self, data: dict[str, Any], **_: Any) -> None:
+        if not fhir.reference_key(data.get("patient")):
+            raise ValidationError("the insuree is required: a reference to a Patient", "patient")
+        if not (fhir.reference_key(data.get("provider")) or fhir.reference_key(data.get("facility"))):
+            raise ValidationError("the health facility is required: provider or facility", "provider")
+        for i, item in enumerate(data.get("item") or []):
+            if _line_kind(item)[0] is None:
+                raise ValidationError(
+                    {i: {"category": ["must say item or service, or name a Medication or ActivityDefinition"]}}, "item"
+                )
+
+    @post_load
+    def _to_claim(self, data: dict[str, Any], **_: Any) -> Claim:
+        lines = []
+        for item in data.get("item") or []:
+            kind, entry = _line_kind(item)
+            product = item.get("productOrService") or {}
+            lines.append(
+                ClaimLine(
+                    sequence=item["sequence"],
+                    kind=str(kind),
+                    code=fhir.first_code(product) or product.get("text"),
+                    entry_key=entry,
+                    quantity=(item.get("quantity") or {}).get("value"),
+                    price=(item.get("unitPrice") or {}).get("value"),
+                )
+            )
+        diagnoses = sorted(data.get("diagnosis") or [], key=lambda d: d.get("sequence") or 0)
+        period = data.get("billablePeriod") or {}
+        return Claim(
+            key=str(fhir.record_key(data)),
+            patient_key=str(fhir.reference_key(data["patient"])),
+            facility_key=str(fhir.reference_key(data.get("provider")) or fhir.reference_key(data.get("facility"))),
+            code=fhir.business_code(data.get("identifier")),
+            visit_type=fhir.first_code(data.get("type")),
+            diagnoses=tuple(d for d in (_diagnosis(d.get("diagnosisCodeableConcept")) for d in diagnoses) if d),
+            start=period.get("start"),
+            end=period.get("end"),
+            created=data.get("created"),
+            claimed=(data.get("total") or {}).get("value"),
+            lines=tuple(lines),
+        )
+
+
+class AdjudicationSchema(_Base):
+    category = fields.Nested(CodeableConceptSchema, required=True)
+    amount = fields.Nested(MoneySchema)
+    value = fields.Decimal()
+
+
+class ReviewItemSchema(_Base):
+    extension = fields.List(fields.Nested(ExtensionSchema))
+    itemSequence = fields.Int(required=True)
+    category = fields.Nested(CodeableConceptSchema)
+    adjudication = fields.List(fields.Nested(AdjudicationSchema))
+
+
+class TotalSchema(_Base):
+    category = fields.Nested(CodeableConceptSchema, required=True)
+    amount = fields.Nested(MoneySchema, required=True)
+
+
+CATEGORY_ORDER = ("1", "2", "4", "8", "16")
+
+
+class ClaimResponseSchema(_Resource):
+    expected_type = "ClaimResponse"
+
+    request = fields.Nested(ReferenceSchema, required=True)
+    created = fields.Date()
+    item = fields.List(fields.Nested(ReviewItemSchema))
+    total = fields.List(fields.Nested(TotalSchema))
+
+    @validates_schema
+    def _check_request(self, data: dict[str, Any], **_: Any) -> None:
+        if not fhir.reference_key(data.get("request")):
+            raise ValidationError("the claim reviewed is required: a reference to a Claim", "request")
+
+    @post_load
+    def _to_review(self, data: dict[str, Any], **_: Any) -> ClaimReview:
+        totals = {str(fhir.first_code(t["category"])): t["amount"]["value"] for t in data.get("total") or []}
+        lines = []
+        for item in data.get("item") or []:
+            amounts = {}
+            for adj in item.get("adjudication") or []:
+                category = str(fhir.first_code(adj["category"]))
+                unit = (adj.get("amount") or {}).get("value")
+                if unit is not None:
+                    # openIMIS gives the unit amount and the quantity; DHIS2 gets the line total.
+                    amounts[category] = unit * (adj.get("value") if adj.get("value") is not None else 1)
+            lines.append(LineReview(item["itemSequence"], _line_kind(item)[0], amounts))
+        reached = [c for c in CATEGORY_ORDER if c in totals] or [c for line in lines for c in line.amounts]
+        status = REJECTED if reached and set(reached) == {REJECTED} else max(reached or ["2"], key=int)
+        return ClaimReview(
+            key=str(fhir.record_key(data)),
+            claim_key=str(fhir.reference_key(data["request"])),
+            status=status,
+            totals=totals,
+            lines=tuple(lines),
+            created=data.get("created"),
+        )
+
+
 # Built once: a schema instance is reusable, and building one (with its nested schemas) costs far more than a load.
 SCHEMAS: dict[str, _Resource] = {
     "Patient": PatientSchema(),
@@ -387,5 +567,7 @@ SCHEMAS: dict[str, _Resource] = {
     "ActivityDefinition": ActivityDefinitionSchema(),
     "Coverage": CoverageSchema(),
     "Contract": ContractSchema(),
+    "Claim": ClaimSchema(),
+    "ClaimResponse": ClaimResponseSchema(),
 }
 BUNDLE_SCHEMA = BundleSchema()

@@ -10,7 +10,7 @@ from mediator.web.app import create_app
 from tests import samples
 from tests.conftest import DHIS2_PASSWORD, INSUREES_AUTH, basic
 
-CLAIMS_AUTH = basic("openhim-claims", "claims-route-pass")
+CLAIMS_AUTH = basic("openhim-other", "other-route-pass")
 
 
 @pytest.fixture
@@ -18,10 +18,10 @@ def two_channels(env, tmp_path, fake):
     doc = json.loads(build_settings(env).config_file.read_text())
     doc["config"]["channels"].append(
         {
-            "name": "claims",
-            "path": "/channels/claims",
+            "name": "other",
+            "path": "/channels/other",
             "resources": "Claim,ClaimResponse",
-            "username": "openhim-claims",
+            "username": "openhim-other",
             "password": "",
             "dhis2_username": "",
             "dhis2_password": "",
@@ -29,7 +29,7 @@ def two_channels(env, tmp_path, fake):
     )
     path = tmp_path / "mediator_config.json"
     path.write_text(json.dumps(doc))
-    env = {**env, "MEDIATOR_CONFIG_FILE": str(path), "MEDIATOR_CHANNEL_CLAIMS_PASSWORD": "claims-route-pass"}
+    env = {**env, "MEDIATOR_CONFIG_FILE": str(path), "MEDIATOR_CHANNEL_OTHER_PASSWORD": "other-route-pass"}
     app = create_app(LiveSettings(build_settings(env), env))
     return app.test_client()
 
@@ -40,14 +40,12 @@ def post(client, path, doc, auth):
 
 def test_another_channels_credentials_are_refused_with_401(two_channels, fake):
     assert post(two_channels, "/channels/insurees", samples.patient(), CLAIMS_AUTH).status_code == 401
-    assert (
-        post(two_channels, "/channels/claims", {"resourceType": "Claim", "id": "c"}, INSUREES_AUTH).status_code == 401
-    )
+    assert post(two_channels, "/channels/other", {"resourceType": "Claim", "id": "c"}, INSUREES_AUTH).status_code == 401
     assert [r for r in fake.fake.requests_seen if r[1] == "/api/tracker"] == []
 
 
 def test_a_channel_takes_only_its_own_resource_types(two_channels):
-    resp = post(two_channels, "/channels/claims", samples.patient(), CLAIMS_AUTH)
+    resp = post(two_channels, "/channels/other", samples.patient(), CLAIMS_AUTH)
     assert resp.status_code == 400
     body = json.loads(json.loads(resp.data)["response"]["body"])
     assert "not taken on this channel" in body["issue"][0]["diagnostics"]

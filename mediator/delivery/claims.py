@@ -1,0 +1,93 @@
+"""Claims (and their reviews) into the Claims management program through the tracker importer.
+
+A Claim and its ClaimResponse in the same push are written together; a ClaimResponse that comes later updates the
+events of its claim that DHIS2 already has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mediator.delivery.atomic import Deliverable, deliver
+from mediator.delivery.insurees import FIELD_OF_CODE, field_namer, tracker_sender
+from mediator.dhis2.client import Dhis2Client
+from mediator.dhis2.metadata import get_object
+from mediator.mapping.claim import map_claim, review_event_uids, review_updates
+from mediator.mapping.model import Setup
+from mediator.openimis.records import Claim, ClaimReview, CodeEntry
+from mediator.outcomes import PushResult, Reason, RecordOutcome
+
+CLAIM_FIELDS = {
+    **FIELD_OF_CODE,
+    "E1068": "patient: the insuree is not in DHIS2",
+    "E1070": "provider: no such facility org unit in DHIS2",
+    "E1011": "provider: no such facility org unit in DHIS2",
+    "E1041": "provider: the facility is not open to Claims management",
+    "E1029": "provider: the facility is not open to Claims management",
+}
+
+
+def _uids(objects: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    return {
+        f"{section} {i}": str(obj.get("event") or obj.get("enrollment")) for i, (section, obj) in enumerate(objects)
+    }
+
+
+def _existing_events(client: Dhis2Client, review: ClaimReview) -> dict[str, dict[str, Any]] | None:
+    found = {}
+    for uid in review_event_uids(review):
+        event = get_object(client, "tracker/events", uid, "*")
+        if event is None:
+            return None
+        found[uid] = event
+    return found
+
+
+def deliver_claims(
+    client: Dhis2Client,
+    claims: list[Claim],
+    reviews: list[ClaimReview],
+    entries: list[CodeEntry],
+    setup: Setup,
+    batch_size: int,
+    result: PushResult,
+) -> None:
+    codes = {e.key: e.code for e in entries}
+    review_of = {r.claim_key: r for r in reviews}
+    items: list[Deliverable] = []
+    for claim in claims:
+        objects = map_claim(claim, review_of.get(claim.key), setup, codes)
+        items.append(Deliverable(f"Claim/{claim.key}", _uids(objects), tuple(objects)))
+    in_push = {c.key for c in claims}
+    for review in reviews:
+        if review.claim_key in in_push:
+            continue
+        existing = _existing_events(client, review)
+        if existing is None:
+            why = (
+                f"Claim/{review.claim_key} is not in DHIS2 (or lacks a line reviewed): send the Claim first or with it"
+            )
+            result.outcomes.append(
+                RecordOutcome(f"ClaimResponse/{review.key}", "rejected", {}, [Reason("request", "", why)])
+            )
+            continue
+        updates = [("events", u) for u in review_updates(review, existing, setup)]
+        items.append(Deliverable(f"ClaimResponse/{review.key}", _uids(updates), tuple(updates)))
+    names = {uid: f"data element {key}" for key, uid in setup.data_elements.items()}
+    field_of = field_namer(names, CLAIM_FIELDS)
+    batch: list[Deliverable] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += len(item.objects)
+        if size >= batch_size:
+            deliver(batch, tracker_sender(client), field_of, result)
+            batch, size = [], 0
+    if batch:
+        deliver(batch, tracker_sender(client), field_of, result)
+    # A review sent with its claim shares the claim's fate.
+    claim_outcome = {o.record: o for o in result.outcomes}
+    for review in reviews:
+        twin = claim_outcome.get(f"Claim/{review.claim_key}")
+        if review.claim_key in in_push and twin is not None:
+            result.outcomes.append(RecordOutcome(f"ClaimResponse/{review.key}", twin.status, {}, list(twin.reasons)))
