@@ -259,3 +259,110 @@ def contract(
             }
         ],
     }
+
+
+CLAIM = "2e5b57f2-d6a0-4aeb-8c55-d58b3f2457c3"
+ITEM, SERVICE = "0d66132b-99a6-4f9c-898c-ecb0a30e1338", "488d8bcb-5b88-438c-9077-f177f6f32626"
+
+
+def _category(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": f"{IG}/CodeSystem/claim-status", "code": code}]}
+
+
+def claim(key: str = CLAIM, patient_key: str = HEAD, facility: str = HOSPITAL) -> dict[str, Any]:
+    def line(seq: int, kind: str, ref: str, code: str, qty: float, price: float) -> dict[str, Any]:
+        return {
+            "extension": [
+                {
+                    "url": f"{IG}/StructureDefinition/claim-item-reference",
+                    "valueReference": {"reference": f"{kind}/{ref}", "type": kind},
+                }
+            ],
+            "sequence": seq,
+            "productOrService": {"text": code},
+            "quantity": {"value": qty},
+            "unitPrice": {"value": price, "currency": "$"},
+        }
+
+    return {
+        "resourceType": "Claim",
+        "id": key,
+        "identifier": [uuid_identifier(key), code_identifier("CIA00001", "MR")],
+        "type": {"coding": [{"code": "O"}]},
+        "patient": {
+            "reference": f"Patient/{patient_key}",
+            "type": "Patient",
+            "identifier": uuid_identifier(patient_key),
+        },
+        "billablePeriod": {"start": "2019-01-23", "end": "2019-01-23"},
+        "created": "2019-01-24",
+        "provider": {
+            "reference": f"Organization/{facility}",
+            "type": "Organization",
+            "identifier": uuid_identifier(facility),
+        },
+        "diagnosis": [
+            {
+                "sequence": 1,
+                "diagnosisCodeableConcept": {"coding": [{"code": "A0105", "display": "Typhoid osteomyelitis"}]},
+            },
+            {
+                "sequence": 2,
+                "diagnosisCodeableConcept": {"coding": [{"code": "G44", "display": "Other headache syndromes"}]},
+            },
+        ],
+        "item": [line(1, "Medication", ITEM, "0022", 2, 130.0), line(2, "ActivityDefinition", SERVICE, "A1", 1, 400.0)],
+        "total": {"value": 660.0, "currency": "$"},
+    }
+
+
+def claim_response(claim_key: str = CLAIM, key: str = "9da194ce-73ed-4fec-9218-082197ebe4b1") -> dict[str, Any]:
+    def adjudications(price: float, qty: float, approved: float) -> list[dict[str, Any]]:
+        return [
+            {"category": _category("2"), "amount": {"value": price}, "value": qty},
+            {"category": _category("4"), "amount": {"value": approved}, "value": qty},
+            {"category": _category("16"), "amount": {"value": approved}, "value": qty},
+        ]
+
+    return {
+        "resourceType": "ClaimResponse",
+        "id": key,
+        "identifier": [uuid_identifier(key)],
+        "request": {"reference": f"Claim/{claim_key}", "type": "Claim"},
+        "created": "2025-01-15",
+        "outcome": "complete",
+        "item": [
+            {
+                "itemSequence": 1,
+                "adjudication": adjudications(130.0, 2, 100.0),
+                "extension": [
+                    {
+                        "url": f"{IG}/StructureDefinition/claim-item-reference",
+                        "valueReference": {"reference": f"Medication/{ITEM}"},
+                    }
+                ],
+            },
+            {
+                "itemSequence": 2,
+                "adjudication": adjudications(400.0, 1, 400.0),
+                "extension": [
+                    {
+                        "url": f"{IG}/StructureDefinition/claim-item-reference",
+                        "valueReference": {"reference": f"ActivityDefinition/{SERVICE}"},
+                    }
+                ],
+            },
+        ],
+        "total": [
+            {"category": _category("2"), "amount": {"value": 660.0}},
+            {"category": _category("4"), "amount": {"value": 600.0}},
+            {"category": _category("16"), "amount": {"value": 600.0}},
+        ],
+    }
+
+
+def code_lists_for_claims() -> list[dict[str, Any]]:
+    return [
+        code_list_entry("Medication", ITEM, "0022", "PARACETAMOL 500MG"),
+        code_list_entry("ActivityDefinition", SERVICE, "A1", "General Consultation"),
+    ]

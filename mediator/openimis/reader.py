@@ -14,6 +14,7 @@ from marshmallow import ValidationError
 
 from mediator.openimis import fhir
 from mediator.openimis.records import Record
+from mediator.openimis.references import resolve
 from mediator.openimis.schemas import BUNDLE_SCHEMA, SCHEMAS
 
 
@@ -29,6 +30,7 @@ class Reading:
     records: list[Record] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     resource_counts: dict[str, int] = field(default_factory=dict)
+    aliases: dict[tuple[str, str], str] = field(default_factory=dict)  # (type, id) -> key, where they differ
 
 
 def _flatten(errors: Any, path: str = "") -> Iterable[tuple[str, str]]:
@@ -73,7 +75,11 @@ def _read_resource(resource: Any, where: str, accepted: Collection[str], reading
         )
         return
     try:
-        reading.records.append(SCHEMAS[str(kind)].load(resource))
+        record = SCHEMAS[str(kind)].load(resource)
+        reading.records.append(record)
+        rid = resource.get("id")
+        if isinstance(rid, str) and fhir.normalize_key(rid) != record.key:
+            reading.aliases[(str(kind), fhir.normalize_key(rid))] = record.key
     except RecursionError:
         reading.problems.append(Problem(_label(resource, where), "extension", "nested too deeply"))
     except ValidationError as exc:
@@ -110,6 +116,7 @@ def read_body(body: bytes, accepted: Collection[str]) -> Reading:
             continue
         _read_resource(entry["resource"], where, accepted, reading)
     _check_duplicates(reading)
+    reading.records = [resolve(r, reading.aliases) for r in reading.records]
     return reading
 
 

@@ -1,0 +1,112 @@
+"""Claims become Claims management enrollments with a details event and one event per line; a later
+ClaimResponse updates the same events."""
+
+import json
+
+import pytest
+
+from fake_dhis2 import FakeDhis2
+from fake_dhis2.server import RunningFake
+from mediator.bootstrap import bootstrap
+from mediator.dhis2.client import Dhis2Client, make_auth
+from mediator.live_settings import LiveSettings
+from mediator.mapping.claim import claim_details_uid, claim_enrollment_uid, claim_line_uid
+from mediator.mapping.insuree import tracked_entity_uid
+from mediator.mapping.model import Setup
+from mediator.mapping.uids import org_unit_uid
+from mediator.settings import build_settings
+from mediator.web.app import create_app
+from tests import samples
+from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, INSUREES_AUTH, basic
+
+SETUP = Setup()
+DE = SETUP.data_elements
+CLAIMS = basic("openhim-claims", "claims-route-pass")
+METADATA = basic("openhim-metadata", "metadata-route-pass")
+
+
+@pytest.fixture
+def dhis2():
+    running = RunningFake(FakeDhis2(users={DHIS2_USER: DHIS2_PASSWORD})).start()
+    bootstrap(Dhis2Client(running.url, make_auth("basic", DHIS2_USER, DHIS2_PASSWORD, "")), SETUP, "openIMIS")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(dhis2, env):
+    env = {
+        **env,
+        "MEDIATOR_DHIS2_URL": dhis2.url,
+        "MEDIATOR_CHANNEL_CLAIMS_PASSWORD": "claims-route-pass",
+        "MEDIATOR_CHANNEL_METADATA_PASSWORD": "metadata-route-pass",
+    }
+    app = create_app(LiveSettings(build_settings(env), env)).test_client()
+    for path, auth, doc in [
+        ("/channels/metadata", METADATA, samples.bundle(*samples.locations(), *samples.code_lists_for_claims())),
+        ("/channels/insurees", INSUREES_AUTH, samples.patient()),
+    ]:
+        resp = app.post(path, data=json.dumps(doc), headers={**auth, "Content-Type": "application/json"})
+        assert resp.status_code == 200, resp.data
+    return app
+
+
+def post(client, doc):
+    resp = client.post("/channels/claims", data=json.dumps(doc), headers={**CLAIMS, "Content-Type": "application/json"})
+    return resp, json.loads(resp.data)
+
+
+def test_a_claim_with_its_review_becomes_an_enrollment_and_events(client, dhis2):
+    resp, env = post(client, samples.bundle(samples.claim(), samples.claim_response()))
+    assert resp.status_code == 200, env["response"]["body"]
+    store = dhis2.fake.store
+    enrollment = store.enrollments[claim_enrollment_uid(samples.CLAIM)]
+    assert enrollment["program"] == SETUP.programs["claim"]
+    assert enrollment["trackedEntity"] == tracked_entity_uid(samples.HEAD)
+    assert enrollment["orgUnit"] == org_unit_uid(samples.HOSPITAL)
+    details = store.events[claim_details_uid(samples.CLAIM)]["dataValues"]
+    assert details[DE["claim.claimed"]] == "660"
+    assert details[DE["claim.approved"]] == "600"
+    assert details[DE["claim.valuated"]] == "600"
+    assert details[DE["claim.status"]] == "16"
+    assert details[DE["claim.diagnosis"]] == "A0105" and details[DE["claim.diagnosis_1"]] == "G44"
+    item = store.events[claim_line_uid(samples.CLAIM, 1)]
+    assert item["programStage"] == SETUP.stages["claim_items"]
+    assert item["dataValues"][DE["item.code"]] == "0022"
+    assert item["dataValues"][DE["item.approved"]] == "200"
+    service = store.events[claim_line_uid(samples.CLAIM, 2)]
+    assert service["programStage"] == SETUP.stages["claim_services"]
+    assert service["dataValues"][DE["service.price"]] == "400"
+    assert env["properties"]["records_delivered"] == "2"
+
+
+def test_a_review_that_comes_later_updates_the_same_events(client, dhis2):
+    post(client, samples.claim())
+    store = dhis2.fake.store
+    assert store.events[claim_details_uid(samples.CLAIM)]["dataValues"][DE["claim.status"]] == "2"
+    events_before = set(store.events)
+    resp, env = post(client, samples.claim_response())
+    assert resp.status_code == 200, env["response"]["body"]
+    assert set(store.events) == events_before
+    details = store.events[claim_details_uid(samples.CLAIM)]["dataValues"]
+    assert details[DE["claim.status"]] == "16" and details[DE["claim.approved"]] == "600"
+    assert details[DE["claim.claimed"]] == "660"  # kept from the claim
+    assert env["properties"]["dhis2_event_updated"] == "3"
+
+
+def test_a_review_of_a_claim_dhis2_does_not_have_is_rejected(client, dhis2):
+    resp, env = post(client, samples.claim_response(claim_key="ffffffff-0000-0000-0000-000000000000"))
+    assert resp.status_code == 422
+    assert "is not in DHIS2" in env["response"]["body"]
+
+
+def test_a_claim_of_an_insuree_dhis2_does_not_have_is_rejected_naming_the_patient(client, dhis2):
+    resp, env = post(client, samples.claim(patient_key="11111111-2222-3333-4444-555555555555"))
+    assert resp.status_code == 422
+    assert "patient" in env["response"]["body"] and "E1068" in env["response"]["body"]
+    assert claim_enrollment_uid(samples.CLAIM) not in dhis2.fake.store.enrollments
+
+
+def test_diagnoses_join_the_icd_option_set(client, dhis2):
+    post(client, samples.claim())
+    assert {"A0105", "G44"} <= dhis2.fake.store.option_codes(SETUP.option_sets["diagnosis"])
