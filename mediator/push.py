@@ -1,8 +1,8 @@
 """One push from openIMIS: read → validate → map → deliver to DHIS2 → per-record outcome.
 
 Metadata goes first (org units and options that data refers to), then insurees, their policies and claims.
-Bad input stops the whole push before anything is sent; what DHIS2 refuses is rejected record by record (see
-mediator.delivery.atomic).
+An invalid record is rejected with its reasons while the valid ones go (a push with nothing valid is refused whole);
+what DHIS2 refuses is rejected record by record too (see mediator.delivery.atomic).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.errors import Dhis2Error
 from mediator.mapping.insuree import InsureeTarget, map_insurees
 from mediator.mapping.model import Setup
-from mediator.openimis.reader import Reading
+from mediator.openimis.reader import Problem, Reading
 from mediator.openimis.records import Area, Claim, ClaimReview, CodeEntry, Facility, Family, Insuree, Policy
 from mediator.outcomes import PushResult, Reason, RecordOutcome
 
@@ -33,9 +33,14 @@ def push(
     client_factory: Callable[[], Dhis2Client],
     batch_size: int,
 ) -> PushResult:
-    result = PushResult(problems=list(reading.problems), received=dict(reading.resource_counts))
-    if result.problems:
+    result = PushResult(received=dict(reading.resource_counts))
+    if reading.problems and not reading.records:
+        result.problems = list(reading.problems)  # nothing usable: the whole push is refused
         return result
+    # Invalid records are rejected with their reasons; the valid ones of the same Bundle still go.
+    for record, problems in _by_record(reading.problems).items():
+        reasons = [Reason(p.field, "", p.message) for p in problems]
+        result.outcomes.append(RecordOutcome(record, "rejected", {}, reasons))
     records = reading.records
     insurees = [r for r in records if isinstance(r, Insuree)]
     families = [r for r in records if isinstance(r, Family)]
@@ -69,6 +74,13 @@ def push(
     by_record = {o.record: o.status for o in result.outcomes}
     result.outcomes += [_family_outcome(f, by_record) for f in families]
     return result
+
+
+def _by_record(problems: list[Problem]) -> dict[str, list[Problem]]:
+    grouped: dict[str, list[Problem]] = {}
+    for p in problems:
+        grouped.setdefault(p.record, []).append(p)
+    return grouped
 
 
 def _family_outcome(family: Family, insuree_status: Mapping[str, str]) -> RecordOutcome:

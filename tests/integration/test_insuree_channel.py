@@ -102,18 +102,26 @@ def test_wrong_credentials_are_refused(client, fake):
     assert tracker_calls(fake) == []
 
 
-def test_invalid_input_is_refused_with_record_and_field_and_nothing_is_sent(client, fake):
+def test_an_invalid_record_is_rejected_naming_the_field_while_the_rest_goes(client, fake):
     good = samples.patient()
     bad = samples.patient(samples.MEMBER, "104000002", birthDate="not-a-date")
     resp, env = post(client, samples.bundle(good, bad))
+    assert resp.status_code == 422
+    assert env["status"] == "Completed with error(s)"
+    errors = [i["diagnostics"] for i in inner(env)["issue"] if i["severity"] == "error"]
+    assert errors == [f"Patient/{samples.MEMBER}: birthDate: Not a valid date."]
+    assert stored(fake, samples.HEAD) is not None
+    assert stored(fake, samples.MEMBER) is None
+
+
+def test_a_push_with_nothing_valid_is_refused_whole_and_nothing_is_sent(client, fake):
+    resp, env = post(
+        client, samples.bundle(samples.patient(birthDate="x"), samples.patient(samples.MEMBER, "2", village=None))
+    )
     assert resp.status_code == 400
     assert env["status"] == "Completed"
-    outcome = inner(env)
-    assert outcome["resourceType"] == "OperationOutcome"
-    (issue,) = outcome["issue"]
-    assert f"Patient/{samples.MEMBER}" in issue["diagnostics"] and "birthDate" in issue["diagnostics"]
+    assert len(inner(env)["issue"]) == 2
     assert tracker_calls(fake) == []
-    assert fake.fake.store.tracked_entities == {}
 
 
 def test_body_that_is_not_json_gets_400(client, fake):
