@@ -49,16 +49,38 @@ def _print_registration(settings: Settings) -> None:
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
+def _dhis2(settings: Settings) -> Any:
+    from mediator.dhis2.client import Dhis2Client, make_auth
+
+    auth = make_auth(settings.dhis2_auth, settings.dhis2_username, settings.dhis2_password, settings.dhis2_token)
+    return Dhis2Client(settings.dhis2_url, auth, settings.dhis2_verify_tls, settings.dhis2_timeout_seconds)
+
+
+def _check(settings: Settings, strict: bool) -> int:
+    """Report what DHIS2 lacks; `strict` (the check command) makes problems an error, at start-up a warning."""
+    from mediator.dhis2.errors import Dhis2Error
+    from mediator.setup_check import check_setup
+    from mediator.targets import dhis2_setup, insuree_target
+
+    try:
+        problems = check_setup(_dhis2(settings), dhis2_setup(settings), insuree_target(settings))
+    except Dhis2Error as exc:
+        log.log(logging.ERROR if strict else logging.WARNING, "DHIS2 setup not checked: %s", exc)
+        return 1
+    for problem in problems:
+        log.log(logging.ERROR if strict else logging.WARNING, "DHIS2 setup: %s", problem)
+    if not problems:
+        log.info("DHIS2 has everything the mediator writes into")
+    return 1 if problems else 0
+
+
 def _bootstrap(settings: Settings, root_name: str) -> int:
     from mediator.bootstrap import bootstrap
-    from mediator.dhis2.client import Dhis2Client, make_auth
     from mediator.dhis2.errors import Dhis2Error
     from mediator.targets import dhis2_setup
 
     try:
-        auth = make_auth(settings.dhis2_auth, settings.dhis2_username, settings.dhis2_password, settings.dhis2_token)
-        client = Dhis2Client(settings.dhis2_url, auth, settings.dhis2_verify_tls, settings.dhis2_timeout_seconds)
-        result = bootstrap(client, dhis2_setup(settings), root_name)
+        result = bootstrap(_dhis2(settings), dhis2_setup(settings), root_name)
     except Dhis2Error as exc:
         log.error("bootstrap failed: %s", exc)
         return 1
@@ -73,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the mediator (gunicorn), register with OpenHIM and heartbeat")
     sub.add_parser("registration", help="print the registration document sent to OpenHIM (passwords masked)")
+    sub.add_parser("check", help="check DHIS2 against the setup the mediator writes into, and report what is missing")
     boot = sub.add_parser("bootstrap", help="install into DHIS2 everything the mapping needs (safe to run again)")
     boot.add_argument("--root-name", default="openIMIS", help="name of the root org unit, if it has to be created")
     args = parser.parse_args(argv)
@@ -80,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     env = dict(os.environ)
     try:
         settings = build_settings(env)
+        from mediator.targets import dhis2_setup
+
+        dhis2_setup(settings)  # a mapping file that cannot be used stops the mediator here, not on a push
     except SettingsError as exc:
         sys.stderr.write(f"openimis-dhis2-mediator: settings refused: {exc}\n")
         raise SystemExit(2) from exc
@@ -92,7 +118,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "bootstrap":
         raise SystemExit(_bootstrap(settings, args.root_name))
+    if args.command == "check":
+        raise SystemExit(_check(settings, strict=True))
     warn_insecure(settings)
+    if settings.dhis2_url:
+        _check(settings, strict=False)
     _serve(settings, env)
 
 

@@ -61,6 +61,7 @@ class Settings:
     openhim_register: bool = True
     heartbeat_seconds: float = 10.0
     allow_default_passwords: bool = False
+    mapping_file: Path | None = None  # DHIS2 UIDs of an existing setup, by the mediator's keys
     # Console-editable settings (configDefs in mediator_config.json).
     dhis2_url: str = ""
     dhis2_auth: str = "basic"
@@ -101,6 +102,7 @@ PROCESS_KEYS: dict[str, type] = {
     "openhim_register": bool,
     "heartbeat_seconds": float,
     "allow_default_passwords": bool,
+    "mapping_file": Path,
 }
 CONSOLE_KEYS: dict[str, type] = {
     "dhis2_url": str,

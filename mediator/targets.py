@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from mediator.mapping.insuree import InsureeTarget
 from mediator.mapping.model import Setup
-from mediator.settings import Settings
+from mediator.settings import Settings, SettingsError
+
+_loaded: dict[tuple[Path, int], dict[str, object]] = {}
+
+
+def load_mapping_file(path: Path) -> dict[str, object]:
+    """The mapping file's sections; read again only when the file changes."""
+    try:
+        stamp = (path, path.stat().st_mtime_ns)
+        if stamp in _loaded:
+            return _loaded[stamp]
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"mapping_file: cannot read {path}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise SettingsError("mapping_file: expected a JSON object of sections")
+    _loaded.clear()
+    _loaded[stamp] = doc
+    return doc
 
 
 def dhis2_setup(settings: Settings) -> Setup:
-    """The DHIS2 UIDs in force: the defaults with the settings' overrides."""
+    """The DHIS2 UIDs in force: the defaults, then the mapping file, then the single UIDs of the settings."""
+    setup = Setup()
+    if settings.mapping_file:
+        try:
+            setup = setup.with_overrides(load_mapping_file(settings.mapping_file))
+        except ValueError as exc:
+            raise SettingsError(f"mapping_file {settings.mapping_file}: {exc}") from exc
     overrides: dict[str, object] = {"attributes": dict(settings.attribute_uids)}
     if settings.person_tracked_entity_type:
         overrides["tracked_entity_type"] = settings.person_tracked_entity_type
@@ -16,7 +43,7 @@ def dhis2_setup(settings: Settings) -> Setup:
         overrides["root_org_unit"] = settings.root_org_unit
     if settings.insuree_program:
         overrides["programs"] = {"insuree": settings.insuree_program}
-    return Setup().with_overrides(overrides)
+    return setup.with_overrides(overrides)
 
 
 def insuree_target(settings: Settings) -> InsureeTarget:
