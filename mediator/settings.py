@@ -80,6 +80,7 @@ class Settings:
     send_identification_number: bool = False
     birth_date_precision: str = "year"
     pseudonym_key: str = field(default="", repr=False)
+    uid_scheme: str = "mediator"
     channels: tuple[ChannelSettings, ...] = ()
 
     def channel(self, name: str) -> ChannelSettings | None:
@@ -122,6 +123,7 @@ CONSOLE_KEYS: dict[str, type] = {
     "send_identification_number": bool,
     "birth_date_precision": str,
     "pseudonym_key": str,
+    "uid_scheme": str,
 }
 CHANNEL_FIELDS = ("name", "path", "resources", "username", "password", "dhis2_username", "dhis2_password")
 
@@ -229,6 +231,8 @@ def _check(s: Settings) -> None:
         problems.append("openhim_auth_mode: must be basic or token")
     if s.dhis2_auth not in {"basic", "token"}:
         problems.append("dhis2_auth: must be basic or token")
+    if s.uid_scheme not in {"mediator", "openimis-etl"}:
+        problems.append("uid_scheme: must be mediator or openimis-etl")
     if s.birth_date_precision not in {"year", "full"}:
         problems.append("birth_date_precision: must be year or full")
     if not s.allow_default_passwords:

@@ -36,7 +36,7 @@ def dhis2_setup(settings: Settings) -> Setup:
             setup = setup.with_overrides(load_mapping_file(settings.mapping_file))
         except ValueError as exc:
             raise SettingsError(f"mapping_file {settings.mapping_file}: {exc}") from exc
-    overrides: dict[str, object] = {"attributes": dict(settings.attribute_uids)}
+    overrides: dict[str, object] = {"attributes": dict(settings.attribute_uids), "uid_scheme": settings.uid_scheme}
     if settings.person_tracked_entity_type:
         overrides["tracked_entity_type"] = settings.person_tracked_entity_type
     if settings.root_org_unit:
@@ -57,4 +57,5 @@ def insuree_target(settings: Settings) -> InsureeTarget:
         send_identification_number=settings.send_identification_number,
         birth_date_precision=settings.birth_date_precision,
         pseudonym_key=settings.pseudonym_key,
+        uid_scheme=setup.uid_scheme,
     )

@@ -23,7 +23,6 @@ from mediator.mapping.org_units import (
     facility_org_unit,
     merge_facilities,
 )
-from mediator.mapping.uids import org_unit_uid
 from mediator.openimis.records import Area, CodeEntry, Facility
 from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
 
@@ -42,11 +41,11 @@ def metadata_sender(client: Dhis2Client) -> Any:
     return send
 
 
-def _district_of(client: Dhis2Client, facility: Facility) -> str | None:
+def _district_of(client: Dhis2Client, facility: Facility, setup: Setup) -> str | None:
     """Where a facility goes: its Location says; for an Organization alone, where DHIS2 already has it."""
     if facility.district_key:
-        return org_unit_uid(facility.district_key)
-    found = get_object(client, "organisationUnits", org_unit_uid(facility.key), "parent[id]")
+        return setup.org_unit(facility.district_key)
+    found = get_object(client, "organisationUnits", setup.org_unit(facility.key), "parent[id]")
     return ((found or {}).get("parent") or {}).get("id")
 
 
@@ -91,20 +90,22 @@ def deliver_metadata(
         record = f"Location/{area.key}"
         items.append(
             Deliverable(
-                record, {"orgUnit": org_unit_uid(area.key)}, (("organisationUnits", area_org_unit(area, setup)),)
+                record, {"orgUnit": setup.org_unit(area.key)}, (("organisationUnits", area_org_unit(area, setup)),)
             )
         )
         memberships[record] = area_memberships(area, setup)
     for facility in merge_facilities(facilities):
         record = f"{facility.kind}/{facility.key}"
-        district = _district_of(client, facility)
+        district = _district_of(client, facility, setup)
         if district is None:
             why = "the facility's district is unknown: send its Location (physicalType si), which has partOf"
             result.outcomes.append(RecordOutcome(record, "rejected", {}, [Reason("partOf", "", why)]))
             continue
-        uid = org_unit_uid(facility.key)
+        uid = setup.org_unit(facility.key)
         items.append(
-            Deliverable(record, {"orgUnit": uid}, (("organisationUnits", facility_org_unit(facility, district)),))
+            Deliverable(
+                record, {"orgUnit": uid}, (("organisationUnits", facility_org_unit(facility, district, setup)),)
+            )
         )
         memberships[record] = facility_memberships(facility, setup)
     for entry in entries:

@@ -14,7 +14,6 @@ from mediator.dhis2.metadata import get_object
 from mediator.mapping.insuree import enrollment_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.policy import merge_policies, policy_event
-from mediator.mapping.uids import org_unit_uid
 from mediator.openimis.records import Insuree, Policy
 from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
 
@@ -22,10 +21,10 @@ from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
 class _Villages:
     """The org unit of each insuree's enrollment: from the push, else from DHIS2 (asked once per insuree)."""
 
-    def __init__(self, client: Dhis2Client, insurees: list[Insuree], program: str) -> None:
+    def __init__(self, client: Dhis2Client, insurees: list[Insuree], setup: Setup) -> None:
         self.client = client
-        self.program = program
-        self.known: dict[str, str | None] = {i.key: org_unit_uid(i.village_key) for i in insurees}
+        self.program = setup.programs["insuree"]
+        self.known: dict[str, str | None] = {i.key: setup.org_unit(i.village_key) for i in insurees}
 
     def of(self, insuree_key: str) -> str | None:
         if insuree_key not in self.known:
@@ -49,7 +48,7 @@ def deliver_policies(
     result: PushResult,
 ) -> None:
     by_number = {i.insurance_number: i.key for i in insurees if i.insurance_number}
-    villages = _Villages(client, insurees, setup.programs["insuree"])
+    villages = _Villages(client, insurees, setup)
     items: list[Deliverable] = []
     for policy in merge_policies(policies):
         record = f"{policy.kind}/{policy.key}"

@@ -11,9 +11,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from mediator.mapping.insuree import tracked_entity_uid
 from mediator.mapping.model import Setup
-from mediator.mapping.uids import derive_uid, org_unit_uid
+from mediator.mapping.uids import derive_uid
 from mediator.openimis.records import CHECKED, ENTERED, PROCESSED, VALUATED, Claim, ClaimReview
 
 # Which review category fills which amount.
@@ -66,12 +65,12 @@ def map_claim(
     Medication/ActivityDefinition key, for lines that name one (the line's own text may be a name)."""
     program = setup.programs["claim"]
     enrollment_id = claim_enrollment_uid(claim.key)
-    org_unit = org_unit_uid(claim.facility_key)
+    org_unit = setup.org_unit(claim.facility_key)
     occurred = _date(claim.start or claim.created)
     enrollment = {
         "enrollment": enrollment_id,
         "program": program,
-        "trackedEntity": tracked_entity_uid(claim.patient_key),
+        "trackedEntity": setup.tracked_entity(claim.patient_key),
         "orgUnit": org_unit,
         "enrolledAt": _date(claim.created or claim.start),
         "occurredAt": occurred,

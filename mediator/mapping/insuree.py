@@ -13,7 +13,7 @@ from typing import Any
 
 from mediator.mapping import defaults
 from mediator.mapping.privacy import pseudonym
-from mediator.mapping.uids import derive_uid, org_unit_uid
+from mediator.mapping.uids import derive_uid, org_unit_uid, tracked_entity_uid
 from mediator.openimis.records import Family, Insuree
 
 UNKNOWN_BIRTH_DATE = date(1900, 1, 1)
@@ -31,6 +31,9 @@ class InsureeTarget:
     send_identification_number: bool = False
     birth_date_precision: str = "year"
     pseudonym_key: str = field(default="", repr=False)
+    uid_scheme: str = (
+        "mediator"  # or "openimis-etl": tracked entity and org unit UIDs as openIMIS's own module made them
+    )
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,6 @@ class MappedInsuree:
     def uids(self) -> dict[str, str]:
         enrollment = self.tracked_entity["enrollments"][0]
         return {"trackedEntity": self.tracked_entity["trackedEntity"], "enrollment": enrollment["enrollment"]}
-
-
-def tracked_entity_uid(insuree_key: str) -> str:
-    return derive_uid("trackedEntity", insuree_key)
 
 
 def enrollment_uid(insuree_key: str, program: str) -> str:
@@ -85,7 +84,9 @@ def attribute_values(insuree: Insuree, family: Family | None, target: InsureeTar
         "marital_status": insuree.marital_status,
         "is_head": _flag(insuree.is_head),
         "first_service_point": (
-            org_unit_uid(insuree.first_service_point_key) if insuree.first_service_point_key else None
+            org_unit_uid(insuree.first_service_point_key, target.uid_scheme)
+            if insuree.first_service_point_key
+            else None
         ),
         "identification_type": insuree.identification_type,
         "identification_number": insuree.identification_number if target.send_identification_number else None,
@@ -104,11 +105,11 @@ def map_insuree(insuree: Insuree, family: Family | None, target: InsureeTarget) 
     attributes = [
         {"attribute": uid, "value": values[name]} for name, uid in target.attributes.items() if name in values
     ]
-    org_unit = org_unit_uid(insuree.village_key)
+    org_unit = org_unit_uid(insuree.village_key, target.uid_scheme)
     # openIMIS's Patient carries no registration date. The enrollment needs a date that a resend does not change
     # and that tells no more than the attributes: 1 January of the birth year.
     enrolled = date((insuree.birth_date or UNKNOWN_BIRTH_DATE).year, 1, 1).isoformat()
-    te_uid = tracked_entity_uid(insuree.key)
+    te_uid = tracked_entity_uid(insuree.key, target.uid_scheme)
     enrollment = {
         "enrollment": enrollment_uid(insuree.key, target.program),
         "program": target.program,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from mediator.mapping import defaults
-from mediator.mapping.uids import derive_uid, is_uid
+from mediator.mapping.uids import derive_uid, is_uid, org_unit_uid, tracked_entity_uid
 
 
 def _new(key: str) -> str:
@@ -188,6 +188,13 @@ class Setup:
     data_elements: Mapping[str, str] = field(default_factory=lambda: {k: v.uid for k, v in DATA_ELEMENTS.items()})
     option_sets: Mapping[str, str] = field(default_factory=lambda: {k: v.uid for k, v in OPTION_SETS.items()})
     org_unit_groups: Mapping[str, str] = field(default_factory=lambda: {k: v[0] for k, v in ORG_UNIT_GROUPS.items()})
+    uid_scheme: str = "mediator"  # or "openimis-etl", for a DHIS2 that openIMIS's own module filled
+
+    def org_unit(self, location_key: str) -> str:
+        return org_unit_uid(location_key, self.uid_scheme)
+
+    def tracked_entity(self, insuree_key: str) -> str:
+        return tracked_entity_uid(insuree_key, self.uid_scheme)
 
     def with_overrides(self, overrides: Mapping[str, object]) -> Setup:
         """A setup with some UIDs replaced, as a mapping file gives them; raises ValueError naming bad entries."""
@@ -195,7 +202,12 @@ class Setup:
         changes: dict[str, object] = {}
         for section, value in overrides.items():
             current = getattr(self, section, None)
-            if section in ("tracked_entity_type", "root_org_unit"):
+            if section == "uid_scheme":
+                if value not in ("mediator", "openimis-etl"):
+                    problems.append(f"uid_scheme: {value!r} is not mediator or openimis-etl")
+                else:
+                    changes[section] = value
+            elif section in ("tracked_entity_type", "root_org_unit"):
                 if not isinstance(value, str) or not is_uid(value):
                     problems.append(f"{section}: {value!r} is not a UID")
                 else:

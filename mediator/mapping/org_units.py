@@ -11,7 +11,6 @@ from dataclasses import replace
 from typing import Any
 
 from mediator.mapping.model import Setup
-from mediator.mapping.uids import org_unit_uid
 from mediator.openimis.records import Area, Facility
 
 OPENING_DATE = "1970-01-01"
@@ -39,10 +38,10 @@ def merge_facilities(facilities: Iterable[Facility]) -> list[Facility]:
     return list(merged.values())
 
 
-def _org_unit(key: str, code: str | None, name: str, parent_uid: str) -> dict[str, Any]:
+def _org_unit(uid: str, code: str | None, name: str, parent_uid: str) -> dict[str, Any]:
     label = f"{code} - {name}" if code else name
     doc: dict[str, Any] = {
-        "id": org_unit_uid(key),
+        "id": uid,
         "name": label[:230],
         "shortName": label[:50],
         "openingDate": OPENING_DATE,
@@ -54,17 +53,17 @@ def _org_unit(key: str, code: str | None, name: str, parent_uid: str) -> dict[st
 
 
 def area_org_unit(area: Area, setup: Setup) -> dict[str, Any]:
-    parent = org_unit_uid(area.parent_key) if area.parent_key else setup.root_org_unit
-    return _org_unit(area.key, area.code, area.name, parent)
+    parent = setup.org_unit(area.parent_key) if area.parent_key else setup.root_org_unit
+    return _org_unit(setup.org_unit(area.key), area.code, area.name, parent)
 
 
-def facility_org_unit(facility: Facility, district_uid: str) -> dict[str, Any]:
-    return _org_unit(facility.key, facility.code, facility.name, district_uid)
+def facility_org_unit(facility: Facility, district_uid: str, setup: Setup) -> dict[str, Any]:
+    return _org_unit(setup.org_unit(facility.key), facility.code, facility.name, district_uid)
 
 
 def area_memberships(area: Area, setup: Setup) -> list[tuple[str, str, str]]:
     """(collection, owner UID, org unit UID) pairs: the area's group, and the insuree program for a village."""
-    uid = org_unit_uid(area.key)
+    uid = setup.org_unit(area.key)
     pairs = [("organisationUnitGroups", setup.org_unit_groups[AREA_GROUPS[area.level]], uid)]
     if area.level == "V":
         pairs.append(("programs", setup.programs["insuree"], uid))
@@ -73,7 +72,7 @@ def area_memberships(area: Area, setup: Setup) -> list[tuple[str, str, str]]:
 
 def facility_memberships(facility: Facility, setup: Setup) -> list[tuple[str, str, str]]:
     """The facility's level and legal form groups, and the claims program (claims are enrolled on facilities)."""
-    uid = org_unit_uid(facility.key)
+    uid = setup.org_unit(facility.key)
     pairs = [("programs", setup.programs["claim"], uid)]
     if facility.level in FACILITY_GROUPS:
         pairs.append(("organisationUnitGroups", setup.org_unit_groups[FACILITY_GROUPS[facility.level]], uid))

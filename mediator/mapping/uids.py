@@ -30,6 +30,31 @@ def derive_uid(kind: str, key: str, namespace: str = "openimis") -> str:
     return "".join(chars)
 
 
-def org_unit_uid(location_key: str) -> str:
+# The scheme of openIMIS's own DHIS2 module, for implementers who migrate from it: each pair of hex digits of the
+# UUID (an MD5 of the key when it is no UUID) gives one of 64 characters; the first is kept a letter.
+_ETL_CHARS = string.digits + string.ascii_uppercase + string.ascii_lowercase + "AB"
+_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+SCHEMES = ("mediator", "openimis-etl")
+
+
+def openimis_etl_uid(key: str) -> str:
+    digits = key.replace("-", "")
+    if not _HEX32.match(digits):
+        digits = hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()
+    chars = []
+    for i in range(11):
+        index = int(digits[2 * i], 16) * 4 + int(digits[2 * i + 1], 16) // 4
+        if i == 0 and index < 10:
+            index += 10
+        chars.append(_ETL_CHARS[index])
+    return "".join(chars)
+
+
+def org_unit_uid(location_key: str, scheme: str = "mediator") -> str:
     """The org unit of an openIMIS location or health facility (the metadata channel creates it with this UID)."""
-    return derive_uid("orgUnit", location_key)
+    return openimis_etl_uid(location_key) if scheme == "openimis-etl" else derive_uid("orgUnit", location_key)
+
+
+def tracked_entity_uid(insuree_key: str, scheme: str = "mediator") -> str:
+    """The tracked entity of an insuree (openIMIS's own module used the same scheme for these and org units)."""
+    return openimis_etl_uid(insuree_key) if scheme == "openimis-etl" else derive_uid("trackedEntity", insuree_key)

@@ -127,3 +127,21 @@ def test_an_organization_alone_needs_its_district_known(client, dhis2):
     assert org_unit_uid(samples.HOSPITAL) in members(
         dhis2.fake.store, "org_unit_groups", SETUP.org_unit_groups["legal_form_private"]
     )
+
+
+def test_openimis_etl_uids_keep_what_openimis_own_module_wrote(dhis2, env):
+    from mediator.mapping.uids import openimis_etl_uid
+
+    env = {
+        **env,
+        "MEDIATOR_DHIS2_URL": dhis2.url,
+        "MEDIATOR_CHANNEL_METADATA_PASSWORD": "metadata-route-pass",
+        "MEDIATOR_UID_SCHEME": "openimis-etl",
+    }
+    client = create_app(LiveSettings(build_settings(env), env)).test_client()
+    assert post(client, samples.bundle(*samples.locations()))[0].status_code == 200
+    assert post(client, samples.patient(), INSUREES_AUTH, "/channels/insurees")[0].status_code == 200
+    store = dhis2.fake.store
+    assert openimis_etl_uid(samples.VILLAGE) in store.org_units
+    te = store.tracked_entities[openimis_etl_uid(samples.HEAD)]
+    assert te["orgUnit"] == openimis_etl_uid(samples.VILLAGE)

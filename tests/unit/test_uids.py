@@ -24,3 +24,19 @@ def test_is_uid_rejects_malformed_values():
     assert not is_uid("1abcdefghij")
     assert not is_uid("abcdefghij")
     assert not is_uid("abcdefghijk!")
+
+
+def test_openimis_etl_scheme_maps_each_hex_pair_to_one_character():
+    from mediator.mapping.uids import openimis_etl_uid, org_unit_uid, tracked_entity_uid
+
+    assert openimis_etl_uid("00000000-0000-0000-0000-000000000000") == "A0000000000"
+    assert openimis_etl_uid("FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF") == "BBBBBBBBBBB"
+    # 0x10 -> 1*4 + 0//4 = 4 (then a letter first: 14 = E); 0x3f -> 3*4 + 15//4 = 15 = F
+    assert openimis_etl_uid("103f0000-0000-0000-0000-000000000000") == "EF000000000"
+    assert openimis_etl_uid("55c8cabb-e67d-405d-b7f4-5e4435cc2eff") == openimis_etl_uid(
+        "55C8CABB-E67D-405D-B7F4-5E4435CC2EFF"
+    )
+    assert is_uid(openimis_etl_uid("john-doe"))
+    key = "55c8cabb-e67d-405d-b7f4-5e4435cc2eff"
+    assert org_unit_uid(key, "openimis-etl") == tracked_entity_uid(key, "openimis-etl") == openimis_etl_uid(key)
+    assert org_unit_uid(key) != tracked_entity_uid(key)
