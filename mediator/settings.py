@@ -40,6 +40,7 @@ class ChannelSettings:
     password: str = field(repr=False)
     dhis2_username: str = ""
     dhis2_password: str = field(default="", repr=False)
+    personal_data: tuple[str, ...] = ()  # what this channel may send beyond the global privacy settings
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,17 @@ CONSOLE_KEYS: dict[str, type] = {
     "pseudonym_key": str,
     "uid_scheme": str,
 }
-CHANNEL_FIELDS = ("name", "path", "resources", "username", "password", "dhis2_username", "dhis2_password")
+CHANNEL_FIELDS = (
+    "name",
+    "path",
+    "resources",
+    "personal_data",
+    "username",
+    "password",
+    "dhis2_username",
+    "dhis2_password",
+)
+PERSONAL_DATA = ("names", "phone", "identification_number")
 
 
 def load_registration(path: Path) -> dict[str, Any]:
@@ -184,13 +195,17 @@ def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
             raise SettingsError(f"channels[{i}]: each channel needs a name and a path")
         values = {f: str(entry.get(f) or "") for f in CHANNEL_FIELDS}
         prefix = f"{ENV_PREFIX}CHANNEL_{values['name'].upper().replace('-', '_')}_"
-        for f in CHANNEL_FIELDS[3:]:
+        for f in CHANNEL_FIELDS[4:]:
             if prefix + f.upper() in env:
                 values[f] = env[prefix + f.upper()]
         if not values["path"].startswith("/"):
             raise SettingsError(f"channels[{i}].path: must start with '/'")
         resources = tuple(r.strip() for r in values.pop("resources").split(",") if r.strip())
-        channels.append(ChannelSettings(resources=resources, **values))
+        personal = tuple(p.strip() for p in values.pop("personal_data").split(",") if p.strip())
+        unknown = sorted(set(personal) - set(PERSONAL_DATA))
+        if unknown:
+            raise SettingsError(f"channels[{i}].personal_data: unknown {unknown}; known: {', '.join(PERSONAL_DATA)}")
+        channels.append(ChannelSettings(resources=resources, personal_data=personal, **values))
     names = [c.name for c in channels]
     if len(set(names)) != len(names):
         raise SettingsError("channels: channel names must be unique")

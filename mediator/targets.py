@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mediator.mapping.insuree import InsureeTarget
 from mediator.mapping.model import Setup
-from mediator.settings import Settings, SettingsError
+from mediator.settings import ChannelSettings, Settings, SettingsError
 
 _loaded: dict[tuple[Path, int], dict[str, object]] = {}
 
@@ -46,15 +46,17 @@ def dhis2_setup(settings: Settings) -> Setup:
     return setup.with_overrides(overrides)
 
 
-def insuree_target(settings: Settings) -> InsureeTarget:
+def insuree_target(settings: Settings, channel: ChannelSettings | None = None) -> InsureeTarget:
+    """How insurees are written; a channel may send personal data that the global settings keep back."""
     setup = dhis2_setup(settings)
+    allowed = set(channel.personal_data) if channel else set()
     return InsureeTarget(
         tracked_entity_type=setup.tracked_entity_type,
         program=setup.programs["insuree"],
         attributes=dict(setup.attributes),
-        send_names=settings.send_names,
-        send_phone=settings.send_phone,
-        send_identification_number=settings.send_identification_number,
+        send_names=settings.send_names or "names" in allowed,
+        send_phone=settings.send_phone or "phone" in allowed,
+        send_identification_number=settings.send_identification_number or "identification_number" in allowed,
         birth_date_precision=settings.birth_date_precision,
         pseudonym_key=settings.pseudonym_key,
         uid_scheme=setup.uid_scheme,

@@ -71,7 +71,7 @@ def receive(subpath: str) -> Response:
         return dhis2_client(settings, channel, exchanges)
 
     try:
-        result = push(reading, insuree_target(settings), dhis2_setup(settings), client, settings.batch_size)
+        result = push(reading, insuree_target(settings, channel), dhis2_setup(settings), client, settings.batch_size)
     except Dhis2Error as exc:  # raised while building the client: nothing was sent
         result = PushResult(received=reading.resource_counts, failure=exc)
     doc, status = envelope(current_app.config["MEDIATOR_URN"], result, exchanges, channel.name)

@@ -1,6 +1,7 @@
 """Channels are configuration: each has its own path, credentials, resource types and optionally DHIS2 user."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,30 @@ def test_dhis2_not_configured_is_503_and_asks_for_retry(env, fake):
     doc = json.loads(resp.data)
     assert doc["status"] == "Failed"
     assert "not configured" in doc["error"]["message"]
+
+
+def test_a_channel_may_send_personal_data_the_global_settings_keep_back(env, fake):
+    from mediator.mapping.insuree import tracked_entity_uid
+    from mediator.mapping.model import Setup
+
+    doc = json.loads(build_settings(env).config_file.read_text())
+    doc["config"]["channels"][0]["personal_data"] = "names"
+    store = fake.fake.store
+    config = Path(env["MEDIATOR_STATE_DIR"]).parent / "named.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps(doc))
+    env = {**env, "MEDIATOR_CONFIG_FILE": str(config)}
+    client = create_app(LiveSettings(build_settings(env), env)).test_client()
+    assert post(client, "/channels/insurees", samples.patient(), INSUREES_AUTH).status_code == 200
+    attrs = store.tracked_entities[tracked_entity_uid(samples.HEAD)]["attributes"]
+    assert attrs[Setup().attributes["first_name"]] == "Ageni"
+    assert Setup().attributes["phone"] not in attrs
+
+
+def test_unknown_personal_data_kinds_are_refused(env):
+    from mediator.settings import SettingsError
+
+    doc = json.loads(build_settings(env).config_file.read_text())
+    doc["config"]["channels"][0]["personal_data"] = "names,religion"
+    with pytest.raises(SettingsError, match="religion"):
+        build_settings(env, {"channels": doc["config"]["channels"]})
