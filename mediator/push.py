@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from mediator.delivery.claims import deliver_claims
+from mediator.delivery.families import deliver_families
 from mediator.delivery.insurees import deliver_insurees
 from mediator.delivery.metadata import deliver_metadata
 from mediator.delivery.policies import deliver_policies
@@ -50,6 +51,9 @@ def push(
     policies = [r for r in records if isinstance(r, Policy)]
     claims = [r for r in records if isinstance(r, Claim)]
     reviews = [r for r in records if isinstance(r, ClaimReview)]
+    # A family whose members are not in the push updates the members DHIS2 has.
+    keys = {i.key for i in insurees}
+    alone = [f for f in families if f.member_keys and not keys.intersection(f.member_keys)]
     # Claims name ICD codes that no FHIR resource carries: they join the diagnosis option set from the claims.
     diagnoses = {code: name for claim in claims for code, name in claim.diagnoses}
     try:
@@ -57,6 +61,8 @@ def push(
             client = client_factory()
             deliver_metadata(client, areas, facilities, entries, setup, result, diagnoses)
         mapped = map_insurees(insurees, families, target)
+        if alone:
+            deliver_families(client_factory(), alone, target, result)
         if mapped:
             deliver_insurees(client_factory(), mapped, target, batch_size, result)
         if policies:
@@ -69,10 +75,12 @@ def push(
         result.failure = exc
         done = {o.record for o in result.outcomes}
         result.outcomes += [
-            RecordOutcome(label(r), "pending") for r in records if not isinstance(r, Family) and label(r) not in done
+            RecordOutcome(label(r), "pending")
+            for r in records
+            if (not isinstance(r, Family) or r in alone) and label(r) not in done
         ]
     by_record = {o.record: o.status for o in result.outcomes}
-    result.outcomes += [_family_outcome(f, by_record) for f in families]
+    result.outcomes += [_family_outcome(f, by_record) for f in families if f not in alone]
     return result
 
 

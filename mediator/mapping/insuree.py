@@ -95,9 +95,17 @@ def attribute_values(insuree: Insuree, family: Family | None, target: InsureeTar
         "phone": insuree.phone if target.send_phone else None,
     }
     if family is not None:
-        values["poverty"] = _flag(family.poverty)
-        values["family_type"] = family.family_type
+        values.update(family_values(family))
     return values
+
+
+def family_values(family: Family) -> dict[str, str | None]:
+    """What a family says of each of its members."""
+    return {
+        "family_id": derive_uid("family", family.key),
+        "poverty": _flag(family.poverty),
+        "family_type": family.family_type,
+    }
 
 
 def map_insuree(insuree: Insuree, family: Family | None, target: InsureeTarget) -> MappedInsuree:

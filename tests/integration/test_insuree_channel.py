@@ -219,3 +219,15 @@ def test_deeply_nested_input_gets_400(client):
     assert resp.status_code == 400
     resp, _ = post(client, b"[" * 50000 + b"]" * 50000)
     assert resp.status_code == 400
+
+
+def test_a_family_sent_alone_updates_its_members_in_dhis2(client, fake):
+    post(
+        client, samples.bundle(samples.patient(family=None), samples.patient(samples.MEMBER, "104000002", family=None))
+    )
+    resp, env = post(client, samples.group(poverty=False))
+    assert resp.status_code == 200, env["response"]["body"]
+    for key in (samples.HEAD, samples.MEMBER):
+        attrs = stored(fake, key)["attributes"]
+        assert attrs[A["poverty"]] == "false" and attrs[A["family_type"]] == "H"
+    assert len(fake.fake.store.enrollments) == 2

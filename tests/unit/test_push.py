@@ -1,6 +1,7 @@
 """Delivery decisions of a push, with DHIS2 mocked at the HTTP level."""
 
 import json
+import re
 
 import responses
 
@@ -52,10 +53,11 @@ def test_batches_follow_the_batch_size():
 
 
 @responses.activate
-def test_a_family_without_members_in_the_push_is_rejected_with_its_reason():
+def test_a_family_whose_members_are_nowhere_is_rejected_with_its_reason():
+    responses.get(re.compile(f"{URL}/api/tracker/enrollments/.*"), status=404, json={"message": "not found"})
     result = push(reading(samples.group()), InsureeTarget(), Setup(), client, 50)
     (outcome,) = result.outcomes
     assert outcome.record == f"Group/{samples.FAMILY}"
     assert outcome.status == "rejected"
-    assert "none of its members" in outcome.reasons[0].message
-    assert len(responses.calls) == 0
+    assert "none of its members is in DHIS2" in outcome.reasons[0].message
+    assert [c.request.method for c in responses.calls] == ["GET", "GET"]
