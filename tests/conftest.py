@@ -99,3 +99,31 @@ def basic(username: str, password: str) -> dict[str, str]:
 
 
 INSUREES_AUTH = basic("openhim-insurees", CHANNEL_PASSWORD)
+
+
+def dhis2_client(running: RunningFake) -> Any:
+    from mediator.dhis2.client import Dhis2Client, make_auth
+
+    return Dhis2Client(running.url, make_auth("basic", DHIS2_USER, DHIS2_PASSWORD, ""))
+
+
+@pytest.fixture
+def empty_dhis2() -> Iterator[RunningFake]:
+    running = RunningFake(FakeDhis2(users={DHIS2_USER: DHIS2_PASSWORD})).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def bootstrapped(empty_dhis2: RunningFake) -> RunningFake:
+    """A DHIS2 set up by `bootstrap`, with no org unit but the root."""
+    from mediator.bootstrap import bootstrap
+
+    bootstrap(dhis2_client(empty_dhis2), Setup(), "openIMIS")
+    return empty_dhis2
+
+
+def mediator_client(env: dict[str, str], **extra: str) -> Any:
+    """The mediator app's test client with these settings (environment variables without the prefix)."""
+    env = {**env, **{f"MEDIATOR_{k.upper()}": v for k, v in extra.items()}}
+    return create_app(LiveSettings(build_settings(env), env)).test_client()

@@ -85,3 +85,23 @@ def deliver(
         ]
         pending = [i for i in pending if i.record not in refused]
     return []
+
+
+def deliver_in_batches(
+    items: list[Deliverable],
+    send: Callable[[dict[str, list[dict[str, Any]]]], Attempt],
+    field_of: Callable[[Refusal], str],
+    result: PushResult,
+    batch_size: int,
+) -> None:
+    """`deliver` in requests of about `batch_size` DHIS2 objects (a record is never split across two)."""
+    batch: list[Deliverable] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += len(item.objects)
+        if size >= batch_size:
+            deliver(batch, send, field_of, result)
+            batch, size = [], 0
+    if batch:
+        deliver(batch, send, field_of, result)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mediator.delivery.atomic import Deliverable, deliver
+from mediator.delivery.atomic import Deliverable, deliver_in_batches
 from mediator.delivery.insurees import FIELD_OF_CODE, field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.metadata import get_object
@@ -75,16 +75,7 @@ def deliver_claims(
         items.append(Deliverable(f"ClaimResponse/{review.key}", _uids(updates), tuple(updates)))
     names = {uid: f"data element {key}" for key, uid in setup.data_elements.items()}
     field_of = field_namer(names, CLAIM_FIELDS)
-    batch: list[Deliverable] = []
-    size = 0
-    for item in items:
-        batch.append(item)
-        size += len(item.objects)
-        if size >= batch_size:
-            deliver(batch, tracker_sender(client), field_of, result)
-            batch, size = [], 0
-    if batch:
-        deliver(batch, tracker_sender(client), field_of, result)
+    deliver_in_batches(items, tracker_sender(client), field_of, result, batch_size)
     # A review sent with its claim shares the claim's fate.
     claim_outcome = {o.record: o for o in result.outcomes}
     for review in reviews:

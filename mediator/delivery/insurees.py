@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mediator.delivery.atomic import Attempt, Deliverable, Refusal, deliver
+from mediator.delivery.atomic import Attempt, Deliverable, Refusal, deliver_in_batches
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.tracker import import_tracker
 from mediator.mapping.insuree import InsureeTarget, MappedInsuree
@@ -56,5 +56,4 @@ def deliver_insurees(
 ) -> None:
     field_of = field_namer({uid: f"attribute {name}" for name, uid in target.attributes.items()})
     items = [Deliverable(f"Patient/{m.key}", m.uids, (("trackedEntities", m.tracked_entity),)) for m in mapped]
-    for start in range(0, len(items), batch_size):
-        deliver(items[start : start + batch_size], tracker_sender(client), field_of, result)
+    deliver_in_batches(items, tracker_sender(client), field_of, result, batch_size)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mediator.delivery.atomic import Deliverable, deliver
+from mediator.delivery.atomic import Deliverable, deliver_in_batches
 from mediator.delivery.insurees import field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.metadata import get_object
@@ -78,14 +78,5 @@ def deliver_policies(
         uids = {f"event {k}": e["event"] for k, e in zip(keys, events, strict=True)}
         items.append(Deliverable(record, uids, tuple(("events", e) for e in events)))
     field_of = field_namer({uid: f"data element {key}" for key, uid in setup.data_elements.items()})
-    batch: list[Deliverable] = []
-    size = 0
-    for item in items:
-        batch.append(item)
-        size += len(item.objects)
-        if size >= batch_size:
-            deliver(batch, tracker_sender(client), field_of, result)
-            batch, size = [], 0
-    if batch:
-        deliver(batch, tracker_sender(client), field_of, result)
+    deliver_in_batches(items, tracker_sender(client), field_of, result, batch_size)
     mirror_twins([(p.kind, p.key) for p in policies], result)

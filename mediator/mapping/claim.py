@@ -7,12 +7,12 @@ Amounts openIMIS does not expose through FHIR (deductible, exceed-ceiling, remun
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from mediator.mapping.model import Setup
 from mediator.mapping.uids import derive_uid
+from mediator.mapping.values import data_values, iso_date, number
 from mediator.openimis.records import CHECKED, ENTERED, PROCESSED, VALUATED, Claim, ClaimReview
 
 # Which review category fills which amount.
@@ -31,18 +31,6 @@ def claim_details_uid(claim_key: str) -> str:
 
 def claim_line_uid(claim_key: str, sequence: int) -> str:
     return derive_uid("claimLine", f"{claim_key}:{sequence}")
-
-
-def number(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
-
-
-def _date(value: date | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _values(setup: Setup, values: Mapping[str, str | None]) -> list[dict[str, Any]]:
-    return [{"dataElement": setup.data_elements[k], "value": v} for k, v in values.items() if v is not None]
 
 
 def review_values(review: ClaimReview | None) -> dict[str, str | None]:
@@ -66,13 +54,13 @@ def map_claim(
     program = setup.programs["claim"]
     enrollment_id = claim_enrollment_uid(claim.key)
     org_unit = setup.org_unit(claim.facility_key)
-    occurred = _date(claim.start or claim.created)
+    occurred = iso_date(claim.start or claim.created)
     enrollment = {
         "enrollment": enrollment_id,
         "program": program,
         "trackedEntity": setup.tracked_entity(claim.patient_key),
         "orgUnit": org_unit,
-        "enrolledAt": _date(claim.created or claim.start),
+        "enrolledAt": iso_date(claim.created or claim.start),
         "occurredAt": occurred,
         # Completed, so that an insuree's claims do not collide as active enrollments of one program.
         "status": "COMPLETED",
@@ -87,7 +75,7 @@ def map_claim(
             "orgUnit": org_unit,
             "occurredAt": occurred,
             "status": "COMPLETED",
-            "dataValues": _values(setup, values),
+            "dataValues": data_values(setup, values),
         }
 
     details = {"claim.code": claim.code, "claim.claimed": number(claim.claimed), "claim.visit_type": claim.visit_type}
@@ -128,7 +116,7 @@ def review_updates(review: ClaimReview, existing: Mapping[str, dict[str, Any]], 
                     k: current.get(k)
                     for k in ("program", "programStage", "enrollment", "orgUnit", "occurredAt", "status")
                 },
-                "dataValues": _values(setup, values),
+                "dataValues": data_values(setup, values),
             }
         )
     return updates

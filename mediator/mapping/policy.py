@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import fields, replace
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from mediator.mapping.insuree import enrollment_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.uids import derive_uid
+from mediator.mapping.values import data_values, iso_date, number
 from mediator.openimis.records import Policy
 
 
@@ -33,26 +32,17 @@ def policy_event_uid(policy_key: str, insuree_key: str) -> str:
     return derive_uid("policyEvent", f"{policy_key}:{insuree_key}")
 
 
-def _number(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
-
-
-def _date(value: date | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def policy_event(policy: Policy, insuree_key: str, org_unit: str, setup: Setup) -> dict[str, Any]:
     """A value openIMIS did not send is left out (not cleared): a Coverage knows less than a Contract."""
-    de = setup.data_elements
     values = {
         "policy.stage": policy.stage,
         "policy.status": policy.status,
         "policy.product": policy.product_code,
         "policy.id": policy.number or policy.key,
-        "policy.value": _number(policy.value),
-        "policy.start_date": _date(policy.start_date),
-        "policy.effective_date": _date(policy.effective_date),
-        "policy.expiry_date": _date(policy.expiry_date),
+        "policy.value": number(policy.value),
+        "policy.start_date": iso_date(policy.start_date),
+        "policy.effective_date": iso_date(policy.effective_date),
+        "policy.expiry_date": iso_date(policy.expiry_date),
     }
     occurred = policy.enroll_date or policy.start_date or policy.effective_date
     program = setup.programs["insuree"]
@@ -62,7 +52,7 @@ def policy_event(policy: Policy, insuree_key: str, org_unit: str, setup: Setup) 
         "programStage": setup.stages["policy"],
         "enrollment": enrollment_uid(insuree_key, program),
         "orgUnit": org_unit,
-        "occurredAt": _date(occurred),
+        "occurredAt": iso_date(occurred),
         "status": "ACTIVE",
-        "dataValues": [{"dataElement": de[k], "value": v} for k, v in values.items() if v is not None],
+        "dataValues": data_values(setup, values),
     }

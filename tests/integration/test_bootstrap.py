@@ -5,29 +5,24 @@ import sys
 
 import pytest
 
-from fake_dhis2 import FakeDhis2
-from fake_dhis2.server import RunningFake
 from fake_dhis2.store import import_metadata
 from mediator.bootstrap import bootstrap
-from mediator.dhis2.client import Dhis2Client, make_auth
 from mediator.mapping.metadata import option_uid
 from mediator.mapping.model import DATA_ELEMENTS, PROGRAMS, STAGES, Setup
 from mediator.mapping.uids import org_unit_uid
 from tests import samples
-from tests.conftest import DHIS2_PASSWORD, DHIS2_USER
+from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, dhis2_client
 
 SETUP = Setup()
 
 
 @pytest.fixture
-def empty():
-    running = RunningFake(FakeDhis2(users={DHIS2_USER: DHIS2_PASSWORD})).start()
-    yield running
-    running.stop()
+def empty(empty_dhis2):
+    return empty_dhis2
 
 
 def client(running):
-    return Dhis2Client(running.url, make_auth("basic", DHIS2_USER, DHIS2_PASSWORD, ""))
+    return dhis2_client(running)
 
 
 def test_bootstrap_installs_everything_into_an_empty_dhis2(empty):

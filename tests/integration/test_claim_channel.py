@@ -5,19 +5,12 @@ import json
 
 import pytest
 
-from fake_dhis2 import FakeDhis2
-from fake_dhis2.server import RunningFake
-from mediator.bootstrap import bootstrap
-from mediator.dhis2.client import Dhis2Client, make_auth
-from mediator.live_settings import LiveSettings
 from mediator.mapping.claim import claim_details_uid, claim_enrollment_uid, claim_line_uid
 from mediator.mapping.insuree import tracked_entity_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.uids import org_unit_uid
-from mediator.settings import build_settings
-from mediator.web.app import create_app
 from tests import samples
-from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, INSUREES_AUTH, basic
+from tests.conftest import INSUREES_AUTH, basic, mediator_client
 
 SETUP = Setup()
 DE = SETUP.data_elements
@@ -26,22 +19,18 @@ METADATA = basic("openhim-metadata", "metadata-route-pass")
 
 
 @pytest.fixture
-def dhis2():
-    running = RunningFake(FakeDhis2(users={DHIS2_USER: DHIS2_PASSWORD})).start()
-    bootstrap(Dhis2Client(running.url, make_auth("basic", DHIS2_USER, DHIS2_PASSWORD, "")), SETUP, "openIMIS")
-    yield running
-    running.stop()
+def dhis2(bootstrapped):
+    return bootstrapped
 
 
 @pytest.fixture
 def client(dhis2, env):
-    env = {
-        **env,
-        "MEDIATOR_DHIS2_URL": dhis2.url,
-        "MEDIATOR_CHANNEL_CLAIMS_PASSWORD": "claims-route-pass",
-        "MEDIATOR_CHANNEL_METADATA_PASSWORD": "metadata-route-pass",
-    }
-    app = create_app(LiveSettings(build_settings(env), env)).test_client()
+    app = mediator_client(
+        env,
+        dhis2_url=dhis2.url,
+        channel_claims_password="claims-route-pass",
+        channel_metadata_password="metadata-route-pass",
+    )
     for path, auth, doc in [
         ("/channels/metadata", METADATA, samples.bundle(*samples.locations(), *samples.code_lists_for_claims())),
         ("/channels/insurees", INSUREES_AUTH, samples.patient()),

@@ -4,35 +4,24 @@ import json
 
 import pytest
 
-from fake_dhis2 import FakeDhis2
-from fake_dhis2.server import RunningFake
-from mediator.bootstrap import bootstrap
-from mediator.dhis2.client import Dhis2Client, make_auth
-from mediator.live_settings import LiveSettings
 from mediator.mapping.metadata import option_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.uids import org_unit_uid
-from mediator.settings import build_settings
-from mediator.web.app import create_app
 from tests import samples
-from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, INSUREES_AUTH, basic
+from tests.conftest import INSUREES_AUTH, basic, mediator_client
 
 SETUP = Setup()
 METADATA_AUTH = basic("openhim-metadata", "metadata-route-pass")
 
 
 @pytest.fixture
-def dhis2():
-    running = RunningFake(FakeDhis2(users={DHIS2_USER: DHIS2_PASSWORD})).start()
-    bootstrap(Dhis2Client(running.url, make_auth("basic", DHIS2_USER, DHIS2_PASSWORD, "")), SETUP, "openIMIS")
-    yield running
-    running.stop()
+def dhis2(bootstrapped):
+    return bootstrapped
 
 
 @pytest.fixture
 def client(dhis2, env):
-    env = {**env, "MEDIATOR_DHIS2_URL": dhis2.url, "MEDIATOR_CHANNEL_METADATA_PASSWORD": "metadata-route-pass"}
-    return create_app(LiveSettings(build_settings(env), env)).test_client()
+    return mediator_client(env, dhis2_url=dhis2.url, channel_metadata_password="metadata-route-pass")
 
 
 def post(client, doc, auth=METADATA_AUTH, path="/channels/metadata"):
@@ -132,13 +121,9 @@ def test_an_organization_alone_needs_its_district_known(client, dhis2):
 def test_openimis_etl_uids_keep_what_openimis_own_module_wrote(dhis2, env):
     from mediator.mapping.uids import openimis_etl_uid
 
-    env = {
-        **env,
-        "MEDIATOR_DHIS2_URL": dhis2.url,
-        "MEDIATOR_CHANNEL_METADATA_PASSWORD": "metadata-route-pass",
-        "MEDIATOR_UID_SCHEME": "openimis-etl",
-    }
-    client = create_app(LiveSettings(build_settings(env), env)).test_client()
+    client = mediator_client(
+        env, dhis2_url=dhis2.url, channel_metadata_password="metadata-route-pass", uid_scheme="openimis-etl"
+    )
     assert post(client, samples.bundle(*samples.locations()))[0].status_code == 200
     assert post(client, samples.patient(), INSUREES_AUTH, "/channels/insurees")[0].status_code == 200
     store = dhis2.fake.store

@@ -6,29 +6,24 @@ import sys
 
 import pytest
 
-from fake_dhis2 import FakeDhis2
-from fake_dhis2.server import RunningFake
 from mediator.bootstrap import bootstrap
-from mediator.dhis2.client import Dhis2Client, make_auth
 from mediator.mapping.insuree import InsureeTarget
 from mediator.mapping.model import Setup
 from mediator.settings import SettingsError, build_settings
 from mediator.setup_check import check_setup
 from mediator.targets import dhis2_setup
-from tests.conftest import DHIS2_PASSWORD, DHIS2_USER
+from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, dhis2_client
 
 SETUP = Setup()
 
 
 @pytest.fixture
-def dhis2():
-    running = RunningFake(FakeDhis2(users={DHIS2_USER: DHIS2_PASSWORD})).start()
-    yield running
-    running.stop()
+def dhis2(empty_dhis2):
+    return empty_dhis2
 
 
 def client(running):
-    return Dhis2Client(running.url, make_auth("basic", DHIS2_USER, DHIS2_PASSWORD, ""))
+    return dhis2_client(running)
 
 
 def test_a_bootstrapped_dhis2_passes(dhis2):
