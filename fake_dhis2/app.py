@@ -215,6 +215,9 @@ def create_app(fake: FakeDhis2) -> Flask:
         found = getattr(fake.store, kind[1]).get(uid) if kind else None
         if found is None:
             return _web_message(404, f"{kind[0] if kind else 'Object'} with id {uid} could not be found.")
+        if collection == "optionSets" and "options[" in request.args.get("fields", ""):
+            options = [fake.store.options.get(o["id"], o) for o in found.get("options") or []]
+            found = {**found, "options": [{"id": o["id"], "code": o.get("code")} for o in options]}
         return jsonify(found)
 
     return app

@@ -134,6 +134,14 @@ def _metadata_errors(store: Store, key: str, obj: dict[str, Any], payload: dict[
     if not obj.get("name"):
         errors.append({"errorCode": "E4000", "message": "Missing required property `name`."})
     if key == "organisationUnits":
+        code = obj.get("code")
+        same_code = [
+            o
+            for o in [*store.org_units.values(), *(payload.get("organisationUnits") or [])]
+            if code and o.get("id") != uid and o.get("code") == code
+        ]
+        if same_code:
+            errors.append({"errorCode": "E5003", "message": f"Property `code` with value `{code}` must be unique"})
         if not obj.get("shortName"):
             errors.append({"errorCode": "E4000", "message": "Missing required property `shortName`."})
         elif len(obj["shortName"]) > 50:

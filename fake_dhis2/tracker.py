@@ -13,6 +13,7 @@ from fake_dhis2.store import Store, is_uid
 ENROLLMENT_STATUSES = {"ACTIVE", "COMPLETED", "CANCELLED"}
 EVENT_STATUSES = {"ACTIVE", "COMPLETED", "VISITED", "SCHEDULE", "OVERDUE", "SKIPPED"}
 PHONE = re.compile(r"^[0-9+\-() ]{3,25}$")
+NUMBER = re.compile(r"^(-?0|-?[1-9]\d*)(\.\d+)?$")  # DHIS2's MathUtils.isNumeric
 
 
 class MalformedRequest(ValueError):
@@ -115,7 +116,8 @@ def _value_error(store: Store, attr: dict[str, Any], value: str) -> str | None:
     kind = attr.get("valueType", "TEXT")
     try:
         if kind in ("NUMBER", "PERCENTAGE"):
-            float(value)
+            if len(value) >= 250 or not NUMBER.match(value):
+                return "value is not a valid number"
         elif kind.startswith("INTEGER"):
             int(value)
         elif kind in ("DATE", "AGE"):

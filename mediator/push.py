@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from mediator.delivery.claims import deliver_claims
 from mediator.delivery.families import deliver_families
 from mediator.delivery.insurees import deliver_insurees
-from mediator.delivery.metadata import deliver_metadata
+from mediator.delivery.metadata import add_options, deliver_metadata
 from mediator.delivery.policies import deliver_policies
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.errors import Dhis2Error
@@ -52,14 +52,14 @@ def push(
     claims = [r for r in records if isinstance(r, Claim)]
     reviews = [r for r in records if isinstance(r, ClaimReview)]
     # A family whose members are not in the push updates the members DHIS2 has.
-    keys = {i.key for i in insurees}
-    alone = [f for f in families if f.member_keys and not keys.intersection(f.member_keys)]
+    members = _members(families, insurees)
+    alone = [f for f in families if not members[f.key] and f.member_keys]
     # Claims name ICD codes that no FHIR resource carries: they join the diagnosis option set from the claims.
     diagnoses = {code: name for claim in claims for code, name in claim.diagnoses}
     try:
-        if areas or facilities or entries or diagnoses:
-            client = client_factory()
-            deliver_metadata(client, areas, facilities, entries, setup, result, diagnoses)
+        if areas or facilities or entries:
+            deliver_metadata(client_factory(), areas, facilities, entries, setup, result)
+        unavailable = add_options(client_factory(), setup.option_sets["diagnosis"], diagnoses) if diagnoses else set()
         mapped = map_insurees(insurees, families, target)
         if alone:
             deliver_families(client_factory(), alone, target, result)
@@ -69,7 +69,7 @@ def push(
             status = {o.record: o.status for o in result.outcomes}
             deliver_policies(client_factory(), policies, insurees, status, setup, batch_size, result)
         if claims or reviews:
-            deliver_claims(client_factory(), claims, reviews, entries, setup, batch_size, result)
+            deliver_claims(client_factory(), claims, reviews, entries, setup, batch_size, result, unavailable)
     except Dhis2Error as exc:
         # DHIS2 unreachable, not configured or refusing the credentials: what was not decided waits for a retry.
         result.failure = exc
@@ -80,7 +80,7 @@ def push(
             if (not isinstance(r, Family) or r in alone) and label(r) not in done
         ]
     by_record = {o.record: o.status for o in result.outcomes}
-    result.outcomes += [_family_outcome(f, by_record) for f in families if f not in alone]
+    result.outcomes += [_family_outcome(f, members[f.key], by_record) for f in families if f not in alone]
     return result
 
 
@@ -91,9 +91,19 @@ def _by_record(problems: list[Problem]) -> dict[str, list[Problem]]:
     return grouped
 
 
-def _family_outcome(family: Family, insuree_status: Mapping[str, str]) -> RecordOutcome:
+def _members(families: list[Family], insurees: list[Insuree]) -> dict[str, set[str]]:
+    """The insurees of the push that belong to each family: listed by it, or naming it themselves."""
+    keys = {i.key for i in insurees}
+    found = {f.key: keys.intersection(f.member_keys) for f in families}
+    for insuree in insurees:
+        if insuree.family_key in found:
+            found[insuree.family_key].add(insuree.key)
+    return found
+
+
+def _family_outcome(family: Family, members: set[str], insuree_status: Mapping[str, str]) -> RecordOutcome:
     """A family lives in DHIS2 as attributes of its members, so its fate is that of its members in this push."""
-    statuses = {insuree_status.get(f"Patient/{k}") for k in family.member_keys} - {None}
+    statuses = {insuree_status.get(f"Patient/{k}") for k in members} - {None}
     record = f"Group/{family.key}"
     if "delivered" in statuses:
         return RecordOutcome(record, "delivered")

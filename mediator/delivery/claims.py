@@ -6,6 +6,7 @@ events of its claim that DHIS2 already has.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from mediator.delivery.atomic import Deliverable, deliver_in_batches
@@ -51,11 +52,16 @@ def deliver_claims(
     setup: Setup,
     batch_size: int,
     result: PushResult,
+    unavailable_diagnoses: Collection[str] = (),
 ) -> None:
     codes = {e.key: e.code for e in entries}
     review_of = {r.claim_key: r for r in reviews}
     items: list[Deliverable] = []
     for claim in claims:
+        if any(code in unavailable_diagnoses for code, _ in claim.diagnoses):
+            why = "a diagnosis code of this claim could not be added to the ICD option set in DHIS2"
+            result.outcomes.append(RecordOutcome(f"Claim/{claim.key}", "rejected", {}, [Reason("diagnosis", "", why)]))
+            continue
         objects = map_claim(claim, review_of.get(claim.key), setup, codes)
         items.append(Deliverable(f"Claim/{claim.key}", _uids(objects), tuple(objects)))
     in_push = {c.key for c in claims}

@@ -61,17 +61,25 @@ def add_members(client: Dhis2Client, memberships: Iterable[Membership]) -> None:
             raise Dhis2Rejected(f"DHIS2 did not add members to {collection}/{owner} ({status})", status)
 
 
-def add_options(client: Dhis2Client, set_uid: str, codes: Mapping[str, str]) -> None:
-    """Make sure the option set holds these codes (created or renamed as needed, then listed in the set)."""
+def add_options(client: Dhis2Client, set_uid: str, codes: Mapping[str, str]) -> set[str]:
+    """Make sure the option set holds these codes; returns the codes DHIS2 would not take.
+
+    Codes the set already holds (under any UID, as openIMIS's own module may have left them) are not sent again;
+    each new option is imported on its own, so one refused code does not hold back the others.
+    """
+    found = get_object(client, "optionSets", set_uid, "options[id,code]") or {}
+    present = {o.get("code") for o in found.get("options") or [] if isinstance(o, dict)}
+    missing = {code: name for code, name in codes.items() if code not in present}
+    if not missing:
+        return set()
     options = [
-        {k: v for k, v in option(set_uid, code, name, 0).items() if k != "sortOrder"} for code, name in codes.items()
+        {k: v for k, v in option(set_uid, code, name, 0).items() if k != "sortOrder"} for code, name in missing.items()
     ]
-    report = import_metadata(client, {"options": options})
-    if report.status == "ERROR" or report.errors:
-        raise Dhis2Rejected(
-            f"DHIS2 refused options of option set {set_uid}: {report.errors[0].message if report.errors else ''}"
-        )
-    add_members(client, (("optionSets", set_uid, o["id"]) for o in options))
+    report = import_metadata(client, {"options": options}, atomic_mode="NONE")
+    refused_uids = {e.uid for e in report.errors}
+    refused = {o["code"] for o in options if o["id"] in refused_uids}
+    add_members(client, (("optionSets", set_uid, o["id"]) for o in options if o["code"] not in refused))
+    return refused
 
 
 def deliver_metadata(
@@ -81,9 +89,7 @@ def deliver_metadata(
     entries: list[CodeEntry],
     setup: Setup,
     result: PushResult,
-    diagnoses: Mapping[str, str] | None = None,
 ) -> None:
-    """`diagnoses` (ICD code → name) are added to the diagnosis option set; they are not records of their own."""
     items: list[Deliverable] = []
     memberships: dict[str, list[Membership]] = {}
     for area in areas:
@@ -118,6 +124,4 @@ def deliver_metadata(
     if items:
         taken = deliver(items, metadata_sender(client), lambda r: FIELD_OF_CODE.get(r.code, "record"), result)
         add_members(client, (m for item in taken for m in memberships[item.record]))
-    if diagnoses:
-        add_options(client, setup.option_sets["diagnosis"], diagnoses)
     mirror_twins([(f.kind, f.key) for f in facilities], result)

@@ -56,10 +56,9 @@ def deliver_policies(
             dict.fromkeys([*policy.insuree_keys, *(by_number[n] for n in policy.insurance_numbers if n in by_number)])
         )
         if not keys:
-            named = ", ".join(f"Patient/{n}" for n in policy.insurance_numbers) or "none"
             why = (
-                f"no insuree found for this policy (beneficiary {named}): a Coverage names insurees by insurance "
-                "number, so send it with their Patients, or send the Contract"
+                "no insuree found for this policy: a Coverage names its beneficiary by insurance number, so send it "
+                "with the beneficiary's Patient, or send the Contract"
             )
             _reject(result, record, "beneficiary", why)
             continue

@@ -66,7 +66,8 @@ def _birth_date(value: date | None, precision: str) -> date | None:
 def attribute_values(insuree: Insuree, family: Family | None, target: InsureeTarget) -> dict[str, str | None]:
     """The value of each insuree field as DHIS2 stores it (option codes, ISO dates, pseudonyms); None clears.
 
-    Family attributes are only there when the family came in the same push: a bare Patient leaves them as they are.
+    Family attributes are only there when the push says them (the family, or at least its id): a bare Patient
+    without a family reference leaves them as they are.
     """
     birth = _birth_date(insuree.birth_date, target.birth_date_precision)
     number = insuree.insurance_number
@@ -76,7 +77,6 @@ def attribute_values(insuree: Insuree, family: Family | None, target: InsureeTar
         "insurance_number": (
             pseudonym(target.pseudonym_key, number, "insurance_number") if number and target.pseudonym_key else None
         ),
-        "family_id": derive_uid("family", family_key) if family_key else None,
         "birth_date": birth.isoformat() if birth else None,
         "gender": insuree.gender,
         "education": insuree.education,
@@ -96,6 +96,8 @@ def attribute_values(insuree: Insuree, family: Family | None, target: InsureeTar
     }
     if family is not None:
         values.update(family_values(family))
+    elif family_key:
+        values["family_id"] = derive_uid("family", family_key)
     return values
 
 

@@ -6,6 +6,7 @@ Every problem names the record (resource type and key, or its place in the Bundl
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,11 +122,8 @@ def read_body(body: bytes, accepted: Collection[str]) -> Reading:
 
 
 def _check_duplicates(reading: Reading) -> None:
-    seen: set[tuple[str, str]] = set()
-    for record in reading.records:
-        ident = (record.kind, record.key)
-        if ident in seen:
-            reading.problems.append(
-                Problem(f"{record.kind}/{record.key}", "identifier", "appears more than once in the Bundle")
-            )
-        seen.add(ident)
+    """A record sent twice in one Bundle is ambiguous: every copy is refused, once."""
+    counts = Counter((record.kind, record.key) for record in reading.records)
+    for kind, key in sorted(ident for ident, n in counts.items() if n > 1):
+        reading.problems.append(Problem(f"{kind}/{key}", "identifier", "appears more than once in the Bundle"))
+    reading.records = [r for r in reading.records if counts[(r.kind, r.key)] == 1]

@@ -34,6 +34,17 @@ class _Base(Schema):
         unknown = EXCLUDE
 
 
+def _finite(value: Decimal) -> None:
+    """Amounts and quantities DHIS2 can store as a NUMBER: finite, below 10^15, at most 10 decimals."""
+    # adjusted() and as_tuple() read the number without arithmetic, so huge exponents cannot overflow here.
+    if not value.is_finite() or value.adjusted() >= 15 or value.as_tuple().exponent < -10:  # type: ignore[operator]
+        raise ValidationError("not a number DHIS2 can store (finite, below 10^15, at most 10 decimals)")
+
+
+def Amount(**kwargs: Any) -> fields.Decimal:  # noqa: N802 (a field factory, used like a field class)
+    return fields.Decimal(validate=_finite, **kwargs)
+
+
 class CodingSchema(_Base):
     system = fields.Str()
     code = fields.Str()
@@ -75,7 +86,7 @@ class ExtensionSchema(_Base):
     valueString = fields.Str()
     valueCode = fields.Str()
     valueDate = fields.Date()
-    valueDecimal = fields.Decimal(as_string=True)
+    valueDecimal = Amount(as_string=True)
     valueCodeableConcept = fields.Nested(CodeableConceptSchema)
     valueReference = fields.Nested(ReferenceSchema)
     valueAddress = fields.Nested(AddressSchema)
@@ -360,17 +371,22 @@ class ContractSchema(_Resource):
 
     @post_load
     def _to_policy(self, data: dict[str, Any], **_: Any) -> Policy:
-        assets = [a for t in data.get("term") or [] for a in t.get("asset") or [] if isinstance(a, dict)]
-        insurees = [fhir.reference_key(r) for a in assets for r in a.get("typeReference") or []]
-        items = [v for a in assets for v in a.get("valuedItem") or [] if isinstance(v, dict)]
-        product = next((v.get("entityReference") for v in items if v.get("entityReference")), None) or {}
-        net = next(((v.get("net") or {}).get("value") for v in items if isinstance(v.get("net"), dict)), None)
-        period = next((p for a in assets for p in a.get("period") or [] if isinstance(p, dict)), {})
-        problems = {}
         try:
-            value = Decimal(str(net)) if net is not None else None
-        except ArithmeticError:
-            problems["term.asset.valuedItem.net"] = ["not a number"]
+            assets = [a for t in data.get("term") or [] for a in t.get("asset") or [] if isinstance(a, dict)]
+            insurees = [fhir.reference_key(r) for a in assets for r in a.get("typeReference") or []]
+            items = [v for a in assets for v in a.get("valuedItem") or [] if isinstance(v, dict)]
+            product = next((v.get("entityReference") for v in items if v.get("entityReference")), None) or {}
+            net = next(((v.get("net") or {}).get("value") for v in items if isinstance(v.get("net"), dict)), None)
+            period = next((p for a in assets for p in a.get("period") or [] if isinstance(p, dict)), {})
+        except (TypeError, AttributeError) as exc:
+            raise ValidationError("not in the shape of an openIMIS Contract (term.asset lists)", "term") from exc
+        problems = {}
+        value = None
+        try:
+            value = Amount().deserialize(net) if net is not None else None
+        except ValidationError:
+            problems["term.asset.valuedItem.net"] = ["not a number DHIS2 can store"]
+        start = end = None
         try:
             start = fields.Date().deserialize(period.get("start")) if period.get("start") else None
             end = fields.Date().deserialize(period.get("end")) if period.get("end") else None
@@ -394,11 +410,11 @@ class ContractSchema(_Resource):
 
 
 class QuantitySchema(_Base):
-    value = fields.Decimal(required=True)
+    value = Amount(required=True)
 
 
 class MoneySchema(_Base):
-    value = fields.Decimal(required=True)
+    value = Amount(required=True)
     currency = fields.Str()
 
 
@@ -458,6 +474,9 @@ class ClaimSchema(_Resource):
             raise ValidationError("the insuree is required: a reference to a Patient", "patient")
         if not (fhir.reference_key(data.get("provider")) or fhir.reference_key(data.get("facility"))):
             raise ValidationError("the health facility is required: provider or facility", "provider")
+        sequences = [item.get("sequence") for item in data.get("item") or []]
+        if len(set(sequences)) != len(sequences):
+            raise ValidationError("each line needs its own sequence number", "item")
         for i, item in enumerate(data.get("item") or []):
             if _line_kind(item)[0] is None:
                 raise ValidationError(
@@ -500,7 +519,7 @@ class ClaimSchema(_Resource):
 class AdjudicationSchema(_Base):
     category = fields.Nested(CodeableConceptSchema, required=True)
     amount = fields.Nested(MoneySchema)
-    value = fields.Decimal()
+    value = Amount()
 
 
 class ReviewItemSchema(_Base):
@@ -533,19 +552,29 @@ class ClaimResponseSchema(_Resource):
 
     @post_load
     def _to_review(self, data: dict[str, Any], **_: Any) -> ClaimReview:
-        totals = {str(fhir.first_code(t["category"])): t["amount"]["value"] for t in data.get("total") or []}
+        totals = {
+            str(fhir.first_code(t["category"])): t["amount"]["value"]
+            for t in data.get("total") or []
+            if fhir.first_code(t["category"]) in CATEGORY_ORDER
+        }
         lines = []
         for item in data.get("item") or []:
             amounts = {}
             for adj in item.get("adjudication") or []:
                 category = str(fhir.first_code(adj["category"]))
+                if category not in CATEGORY_ORDER:
+                    continue
                 unit = (adj.get("amount") or {}).get("value")
                 if unit is not None:
                     # openIMIS gives the unit amount and the quantity; DHIS2 gets the line total.
                     amounts[category] = unit * (adj.get("value") if adj.get("value") is not None else 1)
             lines.append(LineReview(item["itemSequence"], _line_kind(item)[0], amounts))
-        reached = [c for c in CATEGORY_ORDER if c in totals] or [c for line in lines for c in line.amounts]
-        status = REJECTED if reached and set(reached) == {REJECTED} else max(reached or ["2"], key=int)
+        line_categories = [set(line.amounts) for line in lines]
+        reached = [c for c in CATEGORY_ORDER if c in totals or any(c in cats for cats in line_categories)]
+        if line_categories and all(cats == {REJECTED} for cats in line_categories):
+            status = REJECTED  # every line refused: the claim is rejected whatever its totals say
+        else:
+            status = max([c for c in reached if c != REJECTED] or ["2"], key=int)
         return ClaimReview(
             key=str(fhir.record_key(data)),
             claim_key=str(fhir.reference_key(data["request"])),

@@ -99,3 +99,15 @@ def test_a_claim_of_an_insuree_dhis2_does_not_have_is_rejected_naming_the_patien
 def test_diagnoses_join_the_icd_option_set(client, dhis2):
     post(client, samples.claim())
     assert {"A0105", "G44"} <= dhis2.fake.store.option_codes(SETUP.option_sets["diagnosis"])
+
+
+def test_an_icd_code_dhis2_already_has_under_another_uid_is_used_as_it_is(client, dhis2):
+    from fake_dhis2.store import import_metadata
+
+    icd = SETUP.option_sets["diagnosis"]
+    legacy = {"id": "Legacyicd01", "code": "A0105", "name": "Typhoid (from the old module)", "optionSet": {"id": icd}}
+    assert import_metadata(dhis2.fake.store, {"options": [legacy]}, "CREATE_AND_UPDATE", "ALL")["status"] == "OK"
+    dhis2.fake.store.option_sets[icd]["options"].append({"id": "Legacyicd01"})
+    resp, env = post(client, samples.claim())
+    assert resp.status_code == 200, env["response"]["body"]
+    assert dhis2.fake.store.options["Legacyicd01"]["name"] == "Typhoid (from the old module)"

@@ -231,3 +231,10 @@ def test_a_family_sent_alone_updates_its_members_in_dhis2(client, fake):
         attrs = stored(fake, key)["attributes"]
         assert attrs[A["poverty"]] == "false" and attrs[A["family_type"]] == "H"
     assert len(fake.fake.store.enrollments) == 2
+
+
+def test_a_family_without_member_list_counts_the_patients_that_name_it(client, fake):
+    family = samples.group(members=())
+    resp, env = post(client, samples.bundle(family, samples.patient()))
+    assert resp.status_code == 200, inner(env)
+    assert stored(fake, samples.HEAD)["attributes"][A["poverty"]] == "true"

@@ -82,7 +82,7 @@ def test_a_coverage_finds_its_beneficiary_by_insurance_number_in_the_same_push(c
 def test_a_coverage_whose_beneficiary_is_nowhere_is_rejected_with_its_reason(client, fake):
     resp, env = post(client, samples.coverage(beneficiary_number="999"))
     assert resp.status_code == 422
-    assert "Patient/999" in env["response"]["body"]
+    assert "no insuree found" in env["response"]["body"] and "999" not in env["response"]["body"]
     assert fake.fake.store.events == {}
 
 

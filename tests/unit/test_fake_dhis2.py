@@ -1,5 +1,6 @@
 """The fake DHIS2 refuses what DHIS2 refuses, with DHIS2's codes and statuses."""
 
+import json
 import time
 
 import pytest
@@ -275,3 +276,32 @@ def test_null_data_value_deletes_it(dhis2):
     send_events(dhis2, event(values=[(de, "5")]))
     send_events(dhis2, event(values=[(de, None)]))
     assert de not in dhis2.fake.store.events["Vaaaaaaaaa1"]["dataValues"]
+
+
+def test_numbers_follow_dhis2s_rule(dhis2):
+    from mediator.mapping.model import Setup
+
+    de = Setup().data_elements["policy.value"]
+    send(dhis2, te())
+    for bad in ("NaN", "Infinity", "1e5", "01", "1" * 260):
+        assert "E1302" in codes(send_events(dhis2, event(values=[(de, bad)]))), bad
+    assert send_events(dhis2, event(values=[(de, "-12.5")])).status_code == 200
+
+
+def test_org_unit_codes_are_unique(dhis2):
+    unit = {"id": "Oooooooooo1", "name": "x", "shortName": "x", "code": "R1", "openingDate": "2000-01-01"}
+    other = {**unit, "id": "Oooooooooo2"}
+    assert (
+        requests.post(
+            f"{dhis2.url}/api/metadata",
+            json={"organisationUnits": [unit]},
+            auth=(DHIS2_USER, DHIS2_PASSWORD),
+            timeout=5,
+        ).status_code
+        == 200
+    )
+    resp = requests.post(
+        f"{dhis2.url}/api/metadata", json={"organisationUnits": [other]}, auth=(DHIS2_USER, DHIS2_PASSWORD), timeout=5
+    )
+    assert resp.status_code == 409
+    assert "E5003" in json.dumps(resp.json())

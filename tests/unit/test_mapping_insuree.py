@@ -117,3 +117,8 @@ def test_enrollment_date_tells_no_more_than_the_birth_year_whatever_the_precisio
     target = InsureeTarget(birth_date_precision="full")
     enrollment = map_insuree(INSUREE, None, target).tracked_entity["enrollments"][0]
     assert enrollment["enrolledAt"] == enrollment["occurredAt"] == "1979-01-01"
+
+
+def test_a_bare_patient_without_family_reference_leaves_the_family_id_alone():
+    v = values(map_insuree(replace(INSUREE, family_key=None), None, InsureeTarget()))
+    assert A["family_id"] not in v

@@ -111,3 +111,54 @@ def test_ig_style_patient_keyed_by_resource_id():
     (insuree,) = read(doc).records
     assert insuree.key == "john-doe"
     assert insuree.village_key == "Jamula-village"
+
+
+def test_every_copy_of_a_record_sent_twice_is_dropped():
+    reading = read(samples.bundle(samples.patient(), samples.patient(), samples.patient(samples.MEMBER, "2")))
+    assert [r.key for r in reading.records] == [samples.MEMBER]
+    assert len(reading.problems) == 1
+
+
+def test_a_claim_whose_every_line_was_refused_is_rejected():
+    review = samples.claim_response()
+    refused = {"coding": [{"code": "1"}]}
+    for item in review["item"]:
+        item["adjudication"] = [{"category": refused, "amount": {"value": 10}, "value": 1}]
+    review["total"] = [{"category": {"coding": [{"code": "2"}]}, "amount": {"value": 660}}]
+    (record,) = read(review, ("ClaimResponse",)).records
+    assert record.status == "1"
+
+
+def test_review_categories_that_are_not_claim_statuses_are_ignored():
+    review = samples.claim_response()
+    del review["total"]
+    review["item"][0]["adjudication"].append({"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": 1}})
+    (record,) = read(review, ("ClaimResponse",)).records
+    assert record.status == "16"
+
+
+def test_claim_lines_need_their_own_sequence():
+    claim = samples.claim()
+    claim["item"][1]["sequence"] = 1
+    (problem,) = read(claim, ("Claim",)).problems
+    assert problem.field == "item"
+
+
+def test_contract_in_another_shape_is_refused_not_crashed():
+    for bad in (
+        {"asset": 5},
+        {"asset": [{"typeReference": 3}]},
+        {"asset": [{"valuedItem": [{"net": {"value": "sNaN"}}]}]},
+    ):
+        contract = samples.contract()
+        contract["term"] = [bad]
+        (problem,) = read(contract, ("Contract",)).problems
+        assert problem.field.startswith("term"), problem
+
+
+def test_amounts_dhis2_cannot_store_are_refused():
+    for value in ("1e9999999", "NaN", "Infinity", 1e300):
+        claim = samples.claim()
+        claim["total"] = {"value": value}
+        problems = read(claim, ("Claim",)).problems
+        assert problems and problems[0].field == "total.value", value
