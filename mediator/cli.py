@@ -50,10 +50,11 @@ def _print_registration(settings: Settings) -> None:
 
 
 def _dhis2(settings: Settings) -> Any:
-    from mediator.dhis2.client import Dhis2Client, make_auth
+    from mediator.dhis2.client import Dhis2Client, RetryPolicy, make_auth
 
     auth = make_auth(settings.dhis2_auth, settings.dhis2_username, settings.dhis2_password, settings.dhis2_token)
-    return Dhis2Client(settings.dhis2_url, auth, settings.dhis2_verify_tls, settings.dhis2_timeout_seconds)
+    retry = RetryPolicy(attempts=settings.dhis2_max_attempts)
+    return Dhis2Client(settings.dhis2_url, auth, settings.dhis2_verify_tls, settings.dhis2_timeout_seconds, retry=retry)
 
 
 def _check(settings: Settings, strict: bool) -> int:

@@ -71,6 +71,7 @@ class Settings:
     dhis2_token: str = field(default="", repr=False)
     dhis2_verify_tls: bool = True
     dhis2_timeout_seconds: float = 60.0
+    dhis2_max_attempts: int = 5
     batch_size: int = 200
     person_tracked_entity_type: str = ""
     insuree_program: str = ""
@@ -114,6 +115,7 @@ CONSOLE_KEYS: dict[str, type] = {
     "dhis2_token": str,
     "dhis2_verify_tls": bool,
     "dhis2_timeout_seconds": float,
+    "dhis2_max_attempts": int,
     "batch_size": int,
     "person_tracked_entity_type": str,
     "insuree_program": str,

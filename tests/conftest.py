@@ -78,6 +78,7 @@ def env(fake: RunningFake, tmp_path: Path) -> dict[str, str]:
         "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
         "MEDIATOR_PSEUDONYM_KEY": "test-pseudonym-key",
         "MEDIATOR_CHANNEL_INSUREES_PASSWORD": CHANNEL_PASSWORD,
+        "MEDIATOR_DHIS2_MAX_ATTEMPTS": "2",
     }
 
 

@@ -4,9 +4,12 @@ exchange so the caller can show each DHIS2 call in its own log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import random
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -15,6 +18,38 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from mediator.dhis2.errors import Dhis2AuthFailed, Dhis2NotConfigured, Dhis2Unavailable
 
 CONNECT_TIMEOUT = 10.0
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Connection errors and 429/502/503/504 are tried again, with exponential backoff and full jitter;
+    a 429 or 503 with Retry-After waits as long as DHIS2 asks (within `cap`). A 4xx is never retried."""
+
+    attempts: int = 5
+    base: float = 0.5
+    cap: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def wait(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after:
+            asked = _seconds(retry_after)
+            if asked is not None:
+                return min(self.cap, asked)
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))
+
+
+def _seconds(retry_after: str) -> float | None:
+    """Retry-After as seconds: a number of seconds, or an HTTP date."""
+    try:
+        return max(0.0, float(retry_after))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(retry_after)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -61,6 +96,7 @@ class Dhis2Client:
         timeout: float = 60.0,
         session: requests.Session | None = None,
         on_exchange: Callable[[Exchange], None] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if not base_url:
             raise Dhis2NotConfigured("dhis2_url is not set")
@@ -72,6 +108,7 @@ class Dhis2Client:
         self.session.headers["Accept"] = "application/json"
         self.timeout = (CONNECT_TIMEOUT, timeout)
         self.on_exchange = on_exchange
+        self.retry = retry or RetryPolicy()
 
     def request(
         self,
@@ -80,10 +117,35 @@ class Dhis2Client:
         params: dict[str, str] | None = None,
         body: Any = None,
     ) -> tuple[int, Any]:
-        """Send one request; return (status, parsed JSON body or text) for any answer below 500 except 401/403.
+        """Send one request (again, while DHIS2 is briefly unavailable); return (status, parsed JSON or text) for any
+        answer below 500 except 401/403.
 
-        DHIS2 answers 409 with a report worth reading, so only the caller knows what a 4xx means.
+        DHIS2 answers 409 with a report worth reading, so only the caller knows what a 4xx means. Every attempt is
+        recorded as an exchange. Requests are safe to repeat: the mediator's UIDs are deterministic and it imports
+        with CREATE_AND_UPDATE.
         """
+        for attempt in range(self.retry.attempts):
+            last = attempt == self.retry.attempts - 1
+            try:
+                status, answer, headers = self._send(method, path, params, body)
+            except Dhis2Unavailable:
+                if last:
+                    raise
+                self.retry.sleep(self.retry.wait(attempt))
+                continue
+            if status in RETRY_STATUSES and not last:
+                self.retry.sleep(self.retry.wait(attempt, headers.get("Retry-After")))
+                continue
+            if status in (401, 403):
+                raise Dhis2AuthFailed(f"{method} {path}: DHIS2 answered {status}")
+            if status >= 500 or status == 429:
+                raise Dhis2Unavailable(f"{method} {path}: DHIS2 answered {status}")
+            return status, answer
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _send(
+        self, method: str, path: str, params: dict[str, str] | None, body: Any
+    ) -> tuple[int, Any, Mapping[str, str]]:
         url = self.base_url + path
         started = datetime.now(UTC)
         try:
@@ -96,11 +158,7 @@ class Dhis2Client:
         except ValueError:
             answer = resp.text
         self._record(method, url, params, body, started, resp.status_code, answer, None)
-        if resp.status_code in (401, 403):
-            raise Dhis2AuthFailed(f"{method} {path}: DHIS2 answered {resp.status_code}")
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise Dhis2Unavailable(f"{method} {path}: DHIS2 answered {resp.status_code}")
-        return resp.status_code, answer
+        return resp.status_code, answer, resp.headers
 
     def _record(
         self,

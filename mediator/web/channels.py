@@ -9,7 +9,7 @@ from typing import Any
 import requests
 from flask import Blueprint, Response, current_app, request
 
-from mediator.dhis2.client import Dhis2Client, Exchange, make_auth
+from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, make_auth
 from mediator.dhis2.errors import Dhis2Error
 from mediator.openimis.reader import read_body
 from mediator.outcomes import PushResult
@@ -43,6 +43,7 @@ def dhis2_client(settings: Settings, channel: ChannelSettings, exchanges: list[E
         timeout=settings.dhis2_timeout_seconds,
         session=session,
         on_exchange=exchanges.append,
+        retry=RetryPolicy(attempts=settings.dhis2_max_attempts),
     )
 
 

@@ -5,7 +5,7 @@ import re
 
 import responses
 
-from mediator.dhis2.client import Dhis2Client, make_auth
+from mediator.dhis2.client import Dhis2Client, RetryPolicy, make_auth
 from mediator.mapping.insuree import InsureeTarget
 from mediator.mapping.model import Setup
 from mediator.openimis.reader import read_body
@@ -16,7 +16,7 @@ URL = "https://dhis2.test"
 
 
 def client():
-    return Dhis2Client(URL, make_auth("basic", "u", "p", ""))
+    return Dhis2Client(URL, make_auth("basic", "u", "p", ""), retry=RetryPolicy(attempts=3, sleep=lambda s: None))
 
 
 def reading(*docs):
