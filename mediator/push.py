@@ -16,6 +16,7 @@ from mediator.delivery.metadata import add_options, deliver_metadata
 from mediator.delivery.policies import deliver_policies
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.errors import Dhis2Error
+from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.insuree import InsureeTarget, map_insurees
 from mediator.mapping.model import Setup
 from mediator.openimis.reader import Problem, Reading
@@ -33,7 +34,9 @@ def push(
     setup: Setup,
     client_factory: Callable[[], Dhis2Client],
     batch_size: int,
+    writer_for: Callable[[Dhis2Client], TrackerWriter],
 ) -> PushResult:
+    """`writer_for` picks the API that writes tracker data for the DHIS2 a client talks to (by its version)."""
     result = PushResult(received=dict(reading.resource_counts))
     if reading.problems and not reading.records:
         result.problems = list(reading.problems)  # nothing usable: the whole push is refused
@@ -57,19 +60,24 @@ def push(
     # Claims name ICD codes that no FHIR resource carries: they join the diagnosis option set from the claims.
     diagnoses = {code: name for claim in claims for code, name in claim.diagnoses}
     try:
+        if not records:
+            return result
+        client = client_factory()
         if areas or facilities or entries:
-            deliver_metadata(client_factory(), areas, facilities, entries, setup, result)
-        unavailable = add_options(client_factory(), setup.option_sets["diagnosis"], diagnoses) if diagnoses else set()
+            deliver_metadata(client, areas, facilities, entries, setup, result)
+        unavailable = add_options(client, setup.option_sets["diagnosis"], diagnoses) if diagnoses else set()
         mapped = map_insurees(insurees, families, target)
-        if alone:
-            deliver_families(client_factory(), alone, target, result)
-        if mapped:
-            deliver_insurees(client_factory(), mapped, target, batch_size, result)
-        if policies:
-            status = {o.record: o.status for o in result.outcomes}
-            deliver_policies(client_factory(), policies, insurees, status, setup, batch_size, result)
-        if claims or reviews:
-            deliver_claims(client_factory(), claims, reviews, entries, setup, batch_size, result, unavailable)
+        if alone or mapped or policies or claims or reviews:
+            writer = writer_for(client)
+            if alone:
+                deliver_families(client, writer, alone, target, result)
+            if mapped:
+                deliver_insurees(client, writer, mapped, target, batch_size, result)
+            if policies:
+                status = {o.record: o.status for o in result.outcomes}
+                deliver_policies(client, writer, policies, insurees, status, setup, batch_size, result)
+            if claims or reviews:
+                deliver_claims(client, writer, claims, reviews, entries, setup, batch_size, result, unavailable)
     except Dhis2Error as exc:
         # DHIS2 unreachable, not configured or refusing the credentials: what was not decided waits for a retry.
         result.failure = exc

@@ -72,6 +72,8 @@ class Settings:
     dhis2_verify_tls: bool = True
     dhis2_timeout_seconds: float = 60.0
     dhis2_max_attempts: int = 5
+    tracker_api: str = "auto"
+    async_threshold: int = 1000
     batch_size: int = 200
     person_tracked_entity_type: str = ""
     insuree_program: str = ""
@@ -116,6 +118,8 @@ CONSOLE_KEYS: dict[str, type] = {
     "dhis2_verify_tls": bool,
     "dhis2_timeout_seconds": float,
     "dhis2_max_attempts": int,
+    "tracker_api": str,
+    "async_threshold": int,
     "batch_size": int,
     "person_tracked_entity_type": str,
     "insuree_program": str,
@@ -248,6 +252,8 @@ def _check(s: Settings) -> None:
         problems.append("openhim_auth_mode: must be basic or token")
     if s.dhis2_auth not in {"basic", "token"}:
         problems.append("dhis2_auth: must be basic or token")
+    if s.tracker_api not in {"auto", "tracker", "legacy"}:
+        problems.append("tracker_api: must be auto, tracker or legacy")
     if s.uid_scheme not in {"mediator", "openimis-etl"}:
         problems.append("uid_scheme: must be mediator or openimis-etl")
     if s.birth_date_precision not in {"year", "full"}:

@@ -13,6 +13,7 @@ from mediator.delivery.atomic import Deliverable, deliver_in_batches
 from mediator.delivery.insurees import FIELD_OF_CODE, field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.metadata import get_object
+from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.claim import map_claim, review_event_uids, review_updates
 from mediator.mapping.model import Setup
 from mediator.openimis.records import Claim, ClaimReview, CodeEntry
@@ -46,6 +47,7 @@ def _existing_events(client: Dhis2Client, review: ClaimReview) -> dict[str, dict
 
 def deliver_claims(
     client: Dhis2Client,
+    writer: TrackerWriter,
     claims: list[Claim],
     reviews: list[ClaimReview],
     entries: list[CodeEntry],
@@ -81,7 +83,7 @@ def deliver_claims(
         items.append(Deliverable(f"ClaimResponse/{review.key}", _uids(updates), tuple(updates)))
     names = {uid: f"data element {key}" for key, uid in setup.data_elements.items()}
     field_of = field_namer(names, CLAIM_FIELDS)
-    deliver_in_batches(items, tracker_sender(client), field_of, result, batch_size)
+    deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size)
     # A review sent with its claim shares the claim's fate.
     claim_outcome = {o.record: o for o in result.outcomes}
     for review in reviews:

@@ -12,6 +12,7 @@ from mediator.delivery.atomic import Deliverable, deliver
 from mediator.delivery.insurees import field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.metadata import get_object
+from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.insuree import InsureeTarget, enrollment_uid, family_values
 from mediator.openimis.records import Family
 from mediator.outcomes import PushResult, Reason, RecordOutcome
@@ -23,7 +24,9 @@ def _update(enrollment: dict[str, Any], attributes: list[dict[str, Any]]) -> dic
     return {**{k: enrollment.get(k) for k in ENROLLMENT_FIELDS}, "attributes": attributes}
 
 
-def deliver_families(client: Dhis2Client, families: list[Family], target: InsureeTarget, result: PushResult) -> None:
+def deliver_families(
+    client: Dhis2Client, writer: TrackerWriter, families: list[Family], target: InsureeTarget, result: PushResult
+) -> None:
     items: list[Deliverable] = []
     for family in families:
         values = family_values(family)
@@ -44,4 +47,4 @@ def deliver_families(client: Dhis2Client, families: list[Family], target: Insure
         items.append(Deliverable(record, uids, tuple(("enrollments", e) for e in found)))
     if items:
         names = {uid: f"attribute {name}" for name, uid in target.attributes.items()}
-        deliver(items, tracker_sender(client), field_namer(names), result)
+        deliver(items, tracker_sender(client, writer), field_namer(names), result)

@@ -8,7 +8,7 @@ from typing import Any
 
 from mediator.delivery.atomic import Attempt, Deliverable, Refusal, deliver_in_batches
 from mediator.dhis2.client import Dhis2Client
-from mediator.dhis2.tracker import import_tracker
+from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.insuree import InsureeTarget, MappedInsuree
 from mediator.outcomes import PushResult
 
@@ -25,9 +25,9 @@ FIELD_OF_CODE = {
 }
 
 
-def tracker_sender(client: Dhis2Client) -> Any:
+def tracker_sender(client: Dhis2Client, writer: TrackerWriter) -> Any:
     def send(body: dict[str, list[dict[str, Any]]]) -> Attempt:
-        report = import_tracker(client, body)
+        report = writer.write(client, body)
         stats = {
             f"{kind.lower()}_{name}": int(s.get(name, 0))
             for kind, s in report.type_stats.items()
@@ -52,8 +52,13 @@ def field_namer(names: Mapping[str, str], by_code: Mapping[str, str] = FIELD_OF_
 
 
 def deliver_insurees(
-    client: Dhis2Client, mapped: list[MappedInsuree], target: InsureeTarget, batch_size: int, result: PushResult
+    client: Dhis2Client,
+    writer: TrackerWriter,
+    mapped: list[MappedInsuree],
+    target: InsureeTarget,
+    batch_size: int,
+    result: PushResult,
 ) -> None:
     field_of = field_namer({uid: f"attribute {name}" for name, uid in target.attributes.items()})
     items = [Deliverable(f"Patient/{m.key}", m.uids, (("trackedEntities", m.tracked_entity),)) for m in mapped]
-    deliver_in_batches(items, tracker_sender(client), field_of, result, batch_size)
+    deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size)

@@ -11,6 +11,7 @@ from mediator.delivery.atomic import Deliverable, deliver_in_batches
 from mediator.delivery.insurees import field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.metadata import get_object
+from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.insuree import enrollment_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.policy import merge_policies, policy_event
@@ -40,6 +41,7 @@ def _reject(result: PushResult, record: str, field: str, why: str) -> None:
 
 def deliver_policies(
     client: Dhis2Client,
+    writer: TrackerWriter,
     policies: list[Policy],
     insurees: list[Insuree],
     insuree_status: Mapping[str, str],
@@ -77,5 +79,5 @@ def deliver_policies(
         uids = {f"event {k}": e["event"] for k, e in zip(keys, events, strict=True)}
         items.append(Deliverable(record, uids, tuple(("events", e) for e in events)))
     field_of = field_namer({uid: f"data element {key}" for key, uid in setup.data_elements.items()})
-    deliver_in_batches(items, tracker_sender(client), field_of, result, batch_size)
+    deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size)
     mirror_twins([(p.kind, p.key) for p in policies], result)

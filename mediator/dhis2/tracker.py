@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mediator.dhis2.client import Dhis2Client
-from mediator.dhis2.errors import Dhis2Rejected
+from mediator.dhis2.errors import Dhis2Rejected, Dhis2Unavailable
 
 TRACKER_TYPES = ("TRACKED_ENTITY", "ENROLLMENT", "EVENT", "RELATIONSHIP")
 
@@ -69,20 +69,61 @@ def parse_import_report(body: Any) -> ImportReport:
     )
 
 
-def import_tracker(client: Dhis2Client, payload: dict[str, Any], atomic_mode: str = "ALL") -> ImportReport:
-    """One synchronous tracker import. 409 carries a report (status ERROR), so it is read, not raised."""
-    params = {
-        "async": "false",  # exactly this string: 2.36-2.40 go asynchronous on anything else, even "False"
-        "importStrategy": "CREATE_AND_UPDATE",
-        "atomicMode": atomic_mode,
-        "reportMode": "ERRORS",
-    }
+SYNC_PARAMS = {"importStrategy": "CREATE_AND_UPDATE", "reportMode": "ERRORS"}
+JOB_RESUBMITS = 2
+
+
+def import_tracker(
+    client: Dhis2Client,
+    payload: dict[str, Any],
+    atomic_mode: str = "ALL",
+    asynchronous: bool = False,
+    max_wait: float = 600.0,
+) -> ImportReport:
+    """One tracker import. 409 carries a report (status ERROR), so it is read, not raised.
+
+    Synchronous by default; a large payload goes as an async job that is polled until done. DHIS2 keeps jobs in
+    memory, so a job lost to a restart is submitted again (safe: UIDs are deterministic, CREATE_AND_UPDATE).
+    """
+    if asynchronous:
+        for _ in range(JOB_RESUBMITS + 1):
+            report = _run_job(client, payload, atomic_mode, max_wait)
+            if report is not None:
+                return report
+        raise Dhis2Unavailable("DHIS2 lost the tracker import job every time it was submitted")
+    # Exactly "false": 2.36-2.40 go asynchronous on anything else, even "False".
+    params = {"async": "false", "atomicMode": atomic_mode, **SYNC_PARAMS}
     status, body = client.request("POST", "/api/tracker", params=params, body=payload)
+    return _report(status, body)
+
+
+def _report(status: int, body: Any) -> ImportReport:
     if status in (200, 409):
         return parse_import_report(body)
     if status == 404:
-        raise Dhis2Rejected(
-            "DHIS2 has no tracker importer at /api/tracker: DHIS2 before 2.36 is not supported yet", 404
-        )
+        raise Dhis2Rejected("DHIS2 has no tracker importer at /api/tracker (DHIS2 before 2.36)", 404)
     message = body.get("message") if isinstance(body, dict) else str(body)[:300]
     raise Dhis2Rejected(f"DHIS2 refused the tracker import ({status}): {message}", status)
+
+
+def _run_job(client: Dhis2Client, payload: dict[str, Any], atomic_mode: str, max_wait: float) -> ImportReport | None:
+    """Submit, poll, read the report; None when DHIS2 forgot the job (it restarted)."""
+    params = {"async": "true", "atomicMode": atomic_mode, **SYNC_PARAMS}
+    status, body = client.request("POST", "/api/tracker", params=params, body=payload)
+    job = ((body or {}).get("response") or {}).get("id") if isinstance(body, dict) else None
+    if status != 200 or not job:
+        return _report(status, body)
+    waited, interval = 0.0, 0.2
+    while waited <= max_wait:
+        client.retry.sleep(interval)
+        waited += interval
+        interval = min(interval * 2, 5.0)
+        status, notes = client.request("GET", f"/api/tracker/jobs/{job}")
+        if status == 404:
+            return None
+        if isinstance(notes, list) and any(isinstance(n, dict) and n.get("completed") for n in notes):
+            status, report = client.request("GET", f"/api/tracker/jobs/{job}/report", params={"reportMode": "ERRORS"})
+            if status == 404:
+                return None
+            return _report(status, report)
+    raise Dhis2Unavailable(f"the tracker import job {job} did not finish within {max_wait:.0f} s")

@@ -8,6 +8,7 @@ import logging
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from mediator.dhis2.version import VersionCache
 from mediator.live_settings import LiveSettings
 from mediator.settings import load_registration
 from mediator.web import channels
@@ -37,6 +38,7 @@ def create_app(live: LiveSettings) -> Flask:
     app.config["MEDIATOR_URN"] = load_registration(live.base.config_file)["urn"]
     app.extensions["live_settings"] = live
     app.extensions["dhis2_sessions"] = {}
+    app.extensions["dhis2_versions"] = VersionCache()
     app.register_blueprint(channels.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

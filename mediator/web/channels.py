@@ -10,9 +10,9 @@ import requests
 from flask import Blueprint, Response, current_app, request
 
 from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, make_auth
-from mediator.dhis2.errors import Dhis2Error
+from mediator.dhis2.version import VersionCache
+from mediator.dhis2.writer import TrackerWriter, choose_writer
 from mediator.openimis.reader import read_body
-from mediator.outcomes import PushResult
 from mediator.push import push
 from mediator.settings import ChannelSettings, Settings
 from mediator.targets import dhis2_setup, insuree_target
@@ -71,10 +71,15 @@ def receive(subpath: str) -> Response:
     def client() -> Dhis2Client:
         return dhis2_client(settings, channel, exchanges)
 
-    try:
-        result = push(reading, insuree_target(settings, channel), dhis2_setup(settings), client, settings.batch_size)
-    except Dhis2Error as exc:  # raised while building the client: nothing was sent
-        result = PushResult(received=reading.resource_counts, failure=exc)
+    versions: VersionCache = current_app.extensions["dhis2_versions"]
+
+    def writer_for(dhis2: Dhis2Client) -> TrackerWriter:
+        return choose_writer(versions.get(dhis2), settings.tracker_api, settings.async_threshold)
+
+    target, setup = insuree_target(settings, channel), dhis2_setup(settings)
+    result = push(reading, target, setup, client, settings.batch_size, writer_for)
+    if result.failure is not None:
+        versions.forget(settings.dhis2_url)  # DHIS2 may come back upgraded
     doc, status = envelope(current_app.config["MEDIATOR_URN"], result, exchanges, channel.name)
     log.info(
         "channel=%s transaction=%s status=%s delivered=%d rejected=%d pending=%d problems=%d dhis2_calls=%d",

@@ -6,6 +6,8 @@ import re
 import responses
 
 from mediator.dhis2.client import Dhis2Client, RetryPolicy, make_auth
+from mediator.dhis2.version import Version
+from mediator.dhis2.writer import choose_writer
 from mediator.mapping.insuree import InsureeTarget
 from mediator.mapping.model import Setup
 from mediator.openimis.reader import read_body
@@ -13,6 +15,10 @@ from mediator.push import push
 from tests import samples
 
 URL = "https://dhis2.test"
+
+
+def WRITER(client):  # noqa: N802 (stands for a writer choice, as the app makes it)
+    return choose_writer(Version(2, 40, 3))
 
 
 def client():
@@ -26,7 +32,7 @@ def reading(*docs):
 @responses.activate
 def test_whole_request_refused_rejects_records_and_is_not_a_failure():
     responses.post(f"{URL}/api/tracker", status=400, json={"httpStatusCode": 400, "message": "Invalid UID `1x`"})
-    result = push(reading(samples.patient()), InsureeTarget(), Setup(), client, 50)
+    result = push(reading(samples.patient()), InsureeTarget(), Setup(), client, 50, WRITER)
     assert result.failure is None
     (outcome,) = result.outcomes
     assert outcome.status == "rejected"
@@ -36,7 +42,7 @@ def test_whole_request_refused_rejects_records_and_is_not_a_failure():
 @responses.activate
 def test_dhis2_5xx_is_a_failure_and_records_stay_pending():
     responses.post(f"{URL}/api/tracker", status=503)
-    result = push(reading(samples.patient()), InsureeTarget(), Setup(), client, 50)
+    result = push(reading(samples.patient()), InsureeTarget(), Setup(), client, 50, WRITER)
     assert type(result.failure).__name__ == "Dhis2Unavailable"
     assert [o.status for o in result.outcomes] == ["pending"]
 
@@ -46,7 +52,7 @@ def test_batches_follow_the_batch_size():
     ok = {"status": "OK", "stats": {}, "validationReport": {"errorReports": []}, "bundleReport": {"typeReportMap": {}}}
     responses.post(f"{URL}/api/tracker", json=ok)
     docs = [samples.patient(f"00000000-0000-0000-0000-00000000000{i}", f"10{i}", family=None) for i in range(5)]
-    result = push(reading(*docs), InsureeTarget(), Setup(), client, 2)
+    result = push(reading(*docs), InsureeTarget(), Setup(), client, 2, WRITER)
     assert len(responses.calls) == 3
     assert [len(json.loads(c.request.body)["trackedEntities"]) for c in responses.calls] == [2, 2, 1]
     assert result.count("delivered") == 5
@@ -55,7 +61,7 @@ def test_batches_follow_the_batch_size():
 @responses.activate
 def test_a_family_whose_members_are_nowhere_is_rejected_with_its_reason():
     responses.get(re.compile(f"{URL}/api/tracker/enrollments/.*"), status=404, json={"message": "not found"})
-    result = push(reading(samples.group()), InsureeTarget(), Setup(), client, 50)
+    result = push(reading(samples.group()), InsureeTarget(), Setup(), client, 50, WRITER)
     (outcome,) = result.outcomes
     assert outcome.record == f"Group/{samples.FAMILY}"
     assert outcome.status == "rejected"

@@ -1,0 +1,130 @@
+"""The legacy tracker API (`/api/trackedEntityInstances`, `/api/enrollments`, `/api/events`; DHIS2 2.33 to 2.41).
+
+Payloads are written in the tracker importer's dialect and translated here, so the mapping has one dialect. The
+legacy API has no all-or-nothing mode: it commits every valid object and reports the others in ImportSummaries
+(409 when any is refused), so a refused record may be partly written; sending it again once fixed completes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from mediator.dhis2.client import Dhis2Client
+from mediator.dhis2.errors import Dhis2Rejected
+from mediator.dhis2.tracker import ImportReport, ObjectError
+
+PARAMS = {"strategy": "CREATE_AND_UPDATE"}
+ENDPOINTS = (
+    ("trackedEntityInstances", "/api/trackedEntityInstances", "TRACKED_ENTITY"),
+    ("enrollments", "/api/enrollments", "ENROLLMENT"),
+    ("events", "/api/events", "EVENT"),
+)
+
+
+def _enrollment(e: dict[str, Any], tracked_entity: str | None = None) -> dict[str, Any]:
+    doc = {
+        "enrollment": e.get("enrollment"),
+        "trackedEntityInstance": e.get("trackedEntity") or tracked_entity,
+        "program": e.get("program"),
+        "orgUnit": e.get("orgUnit"),
+        "enrollmentDate": e.get("enrolledAt"),
+        "incidentDate": e.get("occurredAt") or e.get("enrolledAt"),
+        "status": e.get("status", "ACTIVE"),
+    }
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def _event(e: dict[str, Any]) -> dict[str, Any]:
+    doc = {
+        "event": e.get("event"),
+        "program": e.get("program"),
+        "programStage": e.get("programStage"),
+        "orgUnit": e.get("orgUnit"),
+        "enrollment": e.get("enrollment"),
+        "eventDate": e.get("occurredAt"),
+        "status": e.get("status", "ACTIVE"),
+        "dataValues": e.get("dataValues") or [],
+    }
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def _merge_attributes(*lists: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    # The legacy API keeps every attribute on the tracked entity instance, program attributes included.
+    merged: dict[str, dict[str, Any]] = {}
+    for values in lists:
+        for av in values:
+            merged[av["attribute"]] = av
+    return list(merged.values())
+
+
+def to_legacy(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The same objects in the legacy dialect, by endpoint."""
+    teis = []
+    for te in payload.get("trackedEntities") or []:
+        enrollments = te.get("enrollments") or []
+        teis.append(
+            {
+                "trackedEntityInstance": te["trackedEntity"],
+                "trackedEntityType": te.get("trackedEntityType"),
+                "orgUnit": te.get("orgUnit"),
+                "attributes": _merge_attributes(
+                    te.get("attributes") or [], *(e.get("attributes") or [] for e in enrollments)
+                ),
+                "enrollments": [_enrollment(e, te["trackedEntity"]) for e in enrollments],
+            }
+        )
+    flat = payload.get("enrollments") or []
+    if any(e.get("attributes") for e in flat):
+        raise Dhis2Rejected("the legacy API cannot change attributes through an enrollment alone: use DHIS2 2.36+")
+    return {
+        "trackedEntityInstances": teis,
+        "enrollments": [_enrollment(e) for e in flat],
+        "events": [_event(e) for e in payload.get("events") or []],
+    }
+
+
+def _summaries(body: Any) -> dict[str, Any]:
+    if isinstance(body, dict) and isinstance(body.get("response"), dict):
+        body = body["response"]
+    if not isinstance(body, dict) or "importSummaries" not in body and "status" not in body:
+        raise Dhis2Rejected("DHIS2 answered the legacy import without ImportSummaries")
+    return body
+
+
+def _errors(summaries: list[dict[str, Any]], tracker_type: str) -> list[ObjectError]:
+    errors = []
+    for summary in summaries:
+        conflicts = summary.get("conflicts") or []
+        if summary.get("status") == "ERROR":
+            code = next((str(c.get("errorCode")) for c in conflicts if c.get("errorCode")), "")
+            text = "; ".join(f"{c.get('object')}: {c.get('value')}" for c in conflicts) or str(
+                summary.get("description")
+            )
+            errors.append(ObjectError(tracker_type, str(summary.get("reference") or ""), code, text))
+        nested = (summary.get("enrollments") or {}).get("importSummaries") or []
+        errors += _errors(nested, "ENROLLMENT")
+    return errors
+
+
+def import_legacy(client: Dhis2Client, payload: dict[str, Any]) -> ImportReport:
+    """Write each kind in turn (instances, then enrollments, then events) and read every ImportSummary."""
+    errors: list[ObjectError] = []
+    type_stats: dict[str, dict[str, int]] = {}
+    legacy = to_legacy(payload)
+    for key, path, tracker_type in ENDPOINTS:
+        objects = legacy[key]
+        if not objects:
+            continue
+        status, body = client.request("POST", path, params=PARAMS, body={key: objects})
+        if status not in (200, 201, 409):
+            message = body.get("message") if isinstance(body, dict) else str(body)[:300]
+            raise Dhis2Rejected(f"DHIS2 refused the legacy import at {path} ({status}): {message}", status)
+        summaries = _summaries(body)
+        errors += _errors(summaries.get("importSummaries") or [], tracker_type)
+        type_stats[tracker_type] = {
+            "created": int(summaries.get("imported", 0)),
+            "updated": int(summaries.get("updated", 0)),
+            "ignored": int(summaries.get("ignored", 0)),
+        }
+    return ImportReport(status="ERROR" if errors else "OK", type_stats=type_stats, errors=errors)
