@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hmac
+import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from fake_dhis2.legacy import run_legacy
 from fake_dhis2.store import METADATA_TYPES, Store, change_collection, import_metadata
 from fake_dhis2.tracker import MalformedRequest, flatten, malformed_uids, run_import
 
@@ -32,6 +35,15 @@ class FakeDhis2:
     job_delay: float = 0.05
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests_seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    # Fault switches, for tests that check the mediator survives what production DHIS2s do.
+    delay: float = 0.0  # seconds added to every answer
+    fail_next: int = 0  # the next N requests answer 503
+    drop_next: int = 0  # the next N requests lose their connection without an answer
+    fault_paths: tuple[str, ...] = ("/api/tracker", "/api/trackedEntityInstances", "/api/enrollments", "/api/events")
+
+    def restart(self) -> None:
+        """What a DHIS2 restart does to the fake: async jobs, kept in memory, are gone."""
+        self.jobs.clear()
 
     @property
     def v(self) -> tuple[int, int]:
@@ -103,9 +115,36 @@ def create_app(fake: FakeDhis2) -> Flask:
     @app.before_request
     def _auth() -> Any:
         fake.requests_seen.append((request.method, request.path, dict(request.args)))
+        if fake.delay:
+            time.sleep(fake.delay)
+        if request.path.startswith(fake.fault_paths):
+            if fake.drop_next > 0:
+                fake.drop_next -= 1
+                sock = request.environ.get("werkzeug.socket")
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+                return Response(status=500)
+            if fake.fail_next > 0:
+                fake.fail_next -= 1
+                return _web_message(503, "Service Unavailable")
         if not fake.authorised(request.headers.get("Authorization")):
             return _web_message(401, "Unauthorized")
         return None
+
+    def legacy(kind: str) -> Any:
+        if fake.v >= (2, 42):
+            return _web_message(404, "Not Found")  # the legacy tracker API was removed in 2.42
+        strategy = request.args.get("strategy") or request.args.get("importStrategy") or "CREATE_AND_UPDATE"
+        try:
+            summaries = run_legacy(fake.store, kind, request.get_json(silent=True), strategy)
+        except MalformedRequest as exc:
+            return _web_message(400 if fake.v >= (2, 40) else 409, str(exc))
+        if summaries["status"] == "ERROR":
+            return _web_message(409, "An error occurred, please check import summary.", summaries)
+        return _web_message(200, "Import was successful.", summaries)
+
+    for kind in ("trackedEntityInstances", "enrollments", "events"):
+        app.add_url_rule(f"/api/{kind}", f"legacy_{kind}", lambda kind=kind: legacy(kind), methods=["POST"])
 
     @app.get("/api/system/info")
     def system_info() -> Any:

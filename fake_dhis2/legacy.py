@@ -1,0 +1,97 @@
+"""The fake's legacy tracker API (2.33-2.41): the same checks as the tracker importer, legacy field names, objects
+committed one by one, and ImportSummaries (409 when any object is refused)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fake_dhis2.store import Store
+from fake_dhis2.tracker import MalformedRequest, Objects, check_enums, commit, validate
+
+
+def _enrollment(e: dict[str, Any], tei: str | None = None) -> dict[str, Any]:
+    return {
+        "enrollment": e.get("enrollment"),
+        "trackedEntity": e.get("trackedEntityInstance") or tei,
+        "program": e.get("program"),
+        "orgUnit": e.get("orgUnit"),
+        "enrolledAt": e.get("enrollmentDate"),
+        "occurredAt": e.get("incidentDate"),
+        "status": e.get("status", "ACTIVE"),
+    }
+
+
+def to_objects(kind: str, payload: Any) -> Objects:
+    if not isinstance(payload, dict) or not isinstance(payload.get(kind), list):
+        raise MalformedRequest(f"Request body must be an object with a list `{kind}`")
+    out = Objects()
+    for raw in payload[kind]:
+        if not isinstance(raw, dict):
+            raise MalformedRequest(f"`{kind}` must hold objects")
+        if kind == "trackedEntityInstances":
+            tei = raw.get("trackedEntityInstance")
+            out.tracked_entities.append(
+                {
+                    "trackedEntity": tei,
+                    "trackedEntityType": raw.get("trackedEntityType"),
+                    "orgUnit": raw.get("orgUnit"),
+                    "attributes": raw.get("attributes") or [],
+                }
+            )
+            out.enrollments += [_enrollment(e, tei) for e in raw.get("enrollments") or [] if isinstance(e, dict)]
+        elif kind == "enrollments":
+            out.enrollments.append(_enrollment(raw))
+        else:
+            out.events.append(
+                {
+                    "event": raw.get("event"),
+                    "programStage": raw.get("programStage"),
+                    "enrollment": raw.get("enrollment"),
+                    "orgUnit": raw.get("orgUnit"),
+                    "occurredAt": raw.get("eventDate"),
+                    "status": raw.get("status", "ACTIVE"),
+                    "dataValues": raw.get("dataValues") or [],
+                }
+            )
+    return out
+
+
+def _summary(uid: Any, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    conflicts = [{"object": e["uid"], "value": e["message"], "errorCode": e["errorCode"]} for e in errors]
+    return {"status": "ERROR" if errors else "SUCCESS", "reference": uid, "conflicts": conflicts}
+
+
+def run_legacy(store: Store, kind: str, payload: Any, strategy: str) -> dict[str, Any]:
+    objects = to_objects(kind, payload)
+    check_enums(objects)
+    with store.lock:
+        errors = validate(store, objects, strategy.upper())
+        stats = commit(store, objects, set(errors))
+    summaries = []
+    if kind == "trackedEntityInstances":
+        for te in objects.tracked_entities:
+            summary = _summary(te["trackedEntity"], errors.get(str(te["trackedEntity"]), []))
+            nested = [e for e in objects.enrollments if e["trackedEntity"] == te["trackedEntity"]]
+            summary["enrollments"] = {
+                "importSummaries": [_summary(e["enrollment"], errors.get(str(e["enrollment"]), [])) for e in nested]
+            }
+            summaries.append(summary)
+        main = stats["TRACKED_ENTITY"]
+    elif kind == "enrollments":
+        summaries = [_summary(e["enrollment"], errors.get(str(e["enrollment"]), [])) for e in objects.enrollments]
+        main = stats["ENROLLMENT"]
+    else:
+        summaries = [_summary(e["event"], errors.get(str(e["event"]), [])) for e in objects.events]
+        main = stats["EVENT"]
+    failed = any(s["status"] == "ERROR" for s in summaries) or any(
+        s2["status"] == "ERROR" for s in summaries for s2 in (s.get("enrollments") or {}).get("importSummaries", [])
+    )
+    return {
+        "responseType": "ImportSummaries",
+        "status": "ERROR" if failed else "SUCCESS",
+        "imported": main["created"],
+        "updated": main["updated"],
+        "ignored": main["ignored"],
+        "deleted": 0,
+        "importSummaries": summaries,
+    }
