@@ -36,7 +36,7 @@ class FakeDhis2:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests_seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     # Fault switches, for tests that check the mediator survives what production DHIS2s do.
-    delay: float = 0.0  # seconds added to every answer
+    delay: float = 0.0  # seconds added to every data import
     fail_next: int = 0  # the next N requests answer 503
     drop_next: int = 0  # the next N requests lose their connection without an answer
     fault_paths: tuple[str, ...] = ("/api/tracker", "/api/trackedEntityInstances", "/api/enrollments", "/api/events")
@@ -115,9 +115,9 @@ def create_app(fake: FakeDhis2) -> Flask:
     @app.before_request
     def _auth() -> Any:
         fake.requests_seen.append((request.method, request.path, dict(request.args)))
-        if fake.delay:
-            time.sleep(fake.delay)
         if request.path.startswith(fake.fault_paths):
+            if fake.delay:
+                time.sleep(fake.delay)
             if fake.drop_next > 0:
                 fake.drop_next -= 1
                 sock = request.environ.get("werkzeug.socket")

@@ -74,6 +74,7 @@ class Settings:
     dhis2_max_attempts: int = 5
     tracker_api: str = "auto"
     async_threshold: int = 1000
+    dhis2_concurrency: int = 2
     batch_size: int = 200
     person_tracked_entity_type: str = ""
     insuree_program: str = ""
@@ -120,6 +121,7 @@ CONSOLE_KEYS: dict[str, type] = {
     "dhis2_max_attempts": int,
     "tracker_api": str,
     "async_threshold": int,
+    "dhis2_concurrency": int,
     "batch_size": int,
     "person_tracked_entity_type": str,
     "insuree_program": str,

@@ -8,6 +8,7 @@ No record is ever half-written, and one bad record does not hold back the others
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,15 +94,29 @@ def deliver_in_batches(
     field_of: Callable[[Refusal], str],
     result: PushResult,
     batch_size: int,
+    concurrency: int = 1,
 ) -> None:
-    """`deliver` in requests of about `batch_size` DHIS2 objects (a record is never split across two)."""
-    batch: list[Deliverable] = []
+    """`deliver` in requests of about `batch_size` DHIS2 objects (a record is never split across two), at most
+    `concurrency` requests at a time. Outcomes keep the order of the batches, whatever order they finish in."""
+    batches: list[list[Deliverable]] = [[]]
     size = 0
     for item in items:
-        batch.append(item)
-        size += len(item.objects)
         if size >= batch_size:
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += len(item.objects)
+    batches = [b for b in batches if b]
+    if concurrency <= 1 or len(batches) <= 1:
+        for batch in batches:
             deliver(batch, send, field_of, result)
-            batch, size = [], 0
-    if batch:
-        deliver(batch, send, field_of, result)
+        return
+    partial = [PushResult() for _ in batches]
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dhis2") as pool:
+        futures = [pool.submit(deliver, b, send, field_of, r) for b, r in zip(batches, partial, strict=True)]
+        wait(futures)
+    for part in partial:  # batches that finished count, even when another failed
+        result.outcomes += part.outcomes
+        result.add_stats(part.stats)
+    for future in futures:
+        future.result()  # DHIS2 unavailable in any batch: the push waits for a retry

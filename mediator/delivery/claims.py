@@ -83,7 +83,7 @@ def deliver_claims(
         items.append(Deliverable(f"ClaimResponse/{review.key}", _uids(updates), tuple(updates)))
     names = {uid: f"data element {key}" for key, uid in setup.data_elements.items()}
     field_of = field_namer(names, CLAIM_FIELDS)
-    deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size)
+    deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size, writer.concurrency)
     # A review sent with its claim shares the claim's fate.
     claim_outcome = {o.record: o for o in result.outcomes}
     for review in reviews:

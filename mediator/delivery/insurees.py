@@ -61,4 +61,4 @@ def deliver_insurees(
 ) -> None:
     field_of = field_namer({uid: f"attribute {name}" for name, uid in target.attributes.items()})
     items = [Deliverable(f"Patient/{m.key}", m.uids, (("trackedEntities", m.tracked_entity),)) for m in mapped]
-    deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size)
+    deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size, writer.concurrency)

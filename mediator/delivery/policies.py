@@ -79,5 +79,5 @@ def deliver_policies(
         uids = {f"event {k}": e["event"] for k, e in zip(keys, events, strict=True)}
         items.append(Deliverable(record, uids, tuple(("events", e) for e in events)))
     field_of = field_namer({uid: f"data element {key}" for key, uid in setup.data_elements.items()})
-    deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size)
+    deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size, writer.concurrency)
     mirror_twins([(p.kind, p.key) for p in policies], result)

@@ -26,6 +26,7 @@ class TrackerWriter:
     api: str  # tracker or legacy
     version: Version
     async_threshold: int = 1000  # objects; above it the tracker importer runs the import as a job
+    concurrency: int = 1  # requests at a time; DHIS2 is best served by a few, not many
 
     def write(self, client: Dhis2Client, payload: dict[str, Any]) -> ImportReport:
         if self.api == "legacy":
@@ -33,10 +34,12 @@ class TrackerWriter:
         return import_tracker(client, payload, asynchronous=count_objects(payload) > self.async_threshold)
 
 
-def choose_writer(version: Version, preference: str = "auto", async_threshold: int = 1000) -> TrackerWriter:
+def choose_writer(
+    version: Version, preference: str = "auto", async_threshold: int = 1000, concurrency: int = 1
+) -> TrackerWriter:
     if preference == "legacy" and not version.has_legacy_tracker:
         raise Dhis2Rejected(f"DHIS2 {version} has no legacy tracker API (removed in 2.42): set tracker_api to auto")
     if preference == "tracker" and not version.has_tracker_importer:
         raise Dhis2Rejected(f"DHIS2 {version} has no tracker importer (2.36+): set tracker_api to auto")
     api = preference if preference != "auto" else ("tracker" if version.has_tracker_importer else "legacy")
-    return TrackerWriter(api, version, async_threshold)
+    return TrackerWriter(api, version, async_threshold, concurrency)

@@ -74,7 +74,9 @@ def receive(subpath: str) -> Response:
     versions: VersionCache = current_app.extensions["dhis2_versions"]
 
     def writer_for(dhis2: Dhis2Client) -> TrackerWriter:
-        return choose_writer(versions.get(dhis2), settings.tracker_api, settings.async_threshold)
+        return choose_writer(
+            versions.get(dhis2), settings.tracker_api, settings.async_threshold, settings.dhis2_concurrency
+        )
 
     target, setup = insuree_target(settings, channel), dhis2_setup(settings)
     result = push(reading, target, setup, client, settings.batch_size, writer_for)

@@ -168,3 +168,20 @@ def test_large_imports_run_as_jobs_and_a_job_lost_to_a_restart_is_resubmitted(re
         assert restarted[0] not in running.fake.jobs
     finally:
         running.stop()
+
+
+def test_imports_slower_than_the_timeout_fail_and_a_resend_completes_exactly_once(reference, env):
+    running = start("2.40.5")
+    try:
+        client = mediator({**env, "MEDIATOR_PSEUDONYM_KEY": "k"}, running, dhis2_timeout_seconds="0.3")
+        docs = data_set()
+        push_all(client, docs[:1])
+        running.fake.delay = 0.6  # DHIS2 still imports, after the mediator has stopped waiting
+        (slow,) = push_all(client, docs[1:2])
+        assert slow["status"] == "Failed" and "ReadTimeout" in slow["error"]["message"]
+        running.fake.delay = 0.0
+        answers = push_all(client, docs[1:])
+        assert all(a["status"] == "Successful" for a in answers)
+        assert content(running) == reference
+    finally:
+        running.stop()

@@ -67,3 +67,15 @@ def test_a_family_whose_members_are_nowhere_is_rejected_with_its_reason():
     assert outcome.status == "rejected"
     assert "none of its members is in DHIS2" in outcome.reasons[0].message
     assert [c.request.method for c in responses.calls] == ["GET", "GET"]
+
+
+@responses.activate
+def test_concurrent_batches_keep_their_order_and_all_count():
+    ok = {"status": "OK", "stats": {}, "validationReport": {"errorReports": []}, "bundleReport": {"typeReportMap": {}}}
+    responses.post(f"{URL}/api/tracker", json=ok)
+    docs = [samples.patient(f"00000000-0000-0000-0000-00000000001{i}", f"11{i}", family=None) for i in range(7)]
+    parallel = lambda c: choose_writer(Version(2, 40, 3), concurrency=3)  # noqa: E731
+    result = push(reading(*docs), InsureeTarget(), Setup(), client, 2, parallel)
+    assert len(responses.calls) == 4
+    assert [o.record for o in result.outcomes] == [f"Patient/00000000-0000-0000-0000-00000000001{i}" for i in range(7)]
+    assert result.count("delivered") == 7
