@@ -39,6 +39,7 @@ class FakeDhis2:
     delay: float = 0.0  # seconds added to every data import
     fail_next: int = 0  # the next N requests answer 503
     drop_next: int = 0  # the next N requests lose their connection without an answer
+    drop_after_next: int = 0  # the next N requests are carried out, then lose their connection before the answer
     fault_paths: tuple[str, ...] = ("/api/tracker", "/api/trackedEntityInstances", "/api/enrollments", "/api/events")
 
     def restart(self) -> None:
@@ -143,6 +144,15 @@ def create_app(fake: FakeDhis2) -> Flask:
             return _web_message(409, "An error occurred, please check import summary.", summaries)
         return _web_message(200, "Import was successful.", summaries)
 
+    @app.after_request
+    def _drop_answer(response: Response) -> Response:
+        if fake.drop_after_next > 0 and request.path.startswith(fake.fault_paths) and request.method == "POST":
+            fake.drop_after_next -= 1
+            sock = request.environ.get("werkzeug.socket")
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+        return response
+
     for kind in ("trackedEntityInstances", "enrollments", "events"):
         app.add_url_rule(f"/api/{kind}", f"legacy_{kind}", lambda kind=kind: legacy(kind), methods=["POST"])
 
@@ -197,9 +207,8 @@ def create_app(fake: FakeDhis2) -> Flask:
     @app.get("/api/tracker/jobs/<job_id>")
     def job(job_id: str) -> Any:
         found = fake.jobs.get(job_id)
-        if found is None:
-            return _web_message(404, f"Job `{job_id}` not found")
-        return jsonify(found["notifications"])
+        # Like DHIS2, an unknown (or forgotten) job has simply no notifications; only its report is 404.
+        return jsonify(found["notifications"] if found else [])
 
     @app.get("/api/tracker/jobs/<job_id>/report")
     def job_report(job_id: str) -> Any:

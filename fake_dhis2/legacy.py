@@ -61,10 +61,32 @@ def _summary(uid: Any, errors: list[dict[str, Any]]) -> dict[str, Any]:
     return {"status": "ERROR" if errors else "SUCCESS", "reference": uid, "conflicts": conflicts}
 
 
+def _drop_values_not_in_stage(store: Store, objects: Objects) -> dict[str, list[dict[str, Any]]]:
+    """The legacy event importer drops data values of elements its stage lacks and answers WARNING."""
+    warnings: dict[str, list[dict[str, Any]]] = {}
+    for ev in objects.events:
+        stage = store.program_stages.get(str(ev.get("programStage"))) or {}
+        in_stage = {(d.get("dataElement") or {}).get("id") for d in stage.get("programStageDataElements") or []}
+        if not stage:
+            continue
+        kept = []
+        for dv in ev.get("dataValues") or []:
+            if dv.get("dataElement") in in_stage:
+                kept.append(dv)
+            else:
+                message = f"Data element {dv.get('dataElement')} is not part of the program stage"
+                warnings.setdefault(str(ev.get("event")), []).append(
+                    {"uid": dv.get("dataElement"), "message": message, "errorCode": ""}
+                )
+        ev["dataValues"] = kept
+    return warnings
+
+
 def run_legacy(store: Store, kind: str, payload: Any, strategy: str) -> dict[str, Any]:
     objects = to_objects(kind, payload)
     check_enums(objects)
     with store.lock:
+        dropped = _drop_values_not_in_stage(store, objects)
         errors = validate(store, objects, strategy.upper())
         stats = commit(store, objects, set(errors))
     summaries = []
@@ -81,7 +103,13 @@ def run_legacy(store: Store, kind: str, payload: Any, strategy: str) -> dict[str
         summaries = [_summary(e["enrollment"], errors.get(str(e["enrollment"]), [])) for e in objects.enrollments]
         main = stats["ENROLLMENT"]
     else:
-        summaries = [_summary(e["event"], errors.get(str(e["event"]), [])) for e in objects.events]
+        summaries = []
+        for e in objects.events:
+            summary = _summary(e["event"], errors.get(str(e["event"]), []))
+            if summary["status"] == "SUCCESS" and str(e["event"]) in dropped:
+                warned = _summary(e["event"], dropped[str(e["event"])])
+                summary = {**warned, "status": "WARNING"}
+            summaries.append(summary)
         main = stats["EVENT"]
     failed = any(s["status"] == "ERROR" for s in summaries) or any(
         s2["status"] == "ERROR" for s in summaries for s2 in (s.get("enrollments") or {}).get("importSummaries", [])

@@ -36,6 +36,7 @@ class Attempt:
     accepted: bool
     refusals: list[Refusal] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
+    warnings: list[Refusal] = field(default_factory=list)  # written, but with something DHIS2 left out
 
 
 def payload(items: Iterable[Deliverable]) -> dict[str, list[dict[str, Any]]]:
@@ -66,7 +67,16 @@ def deliver(
             return []
         result.add_stats(attempt.stats)
         if attempt.accepted:
-            result.outcomes += [RecordOutcome(i.record, "delivered", dict(i.uids)) for i in pending]
+            warned: dict[str, list[Reason]] = {}
+            owner = {uid: i for i in pending for uid in i.uids.values()}
+            for w in attempt.warnings:
+                if w.uid in owner:
+                    warned.setdefault(owner[w.uid].record, []).append(
+                        Reason(field_of(w), w.code, redact_message(w.message, known))
+                    )
+            result.outcomes += [
+                RecordOutcome(i.record, "delivered", dict(i.uids), warned.get(i.record, [])) for i in pending
+            ]
             return pending
         owner = {uid: i for i in pending for uid in i.uids.values()}
         refused: dict[str, list[Reason]] = {}

@@ -34,7 +34,8 @@ def tracker_sender(client: Dhis2Client, writer: TrackerWriter) -> Any:
             for name in ("created", "updated", "ignored")
         }
         refusals = [Refusal(e.uid, e.code, e.message) for e in report.errors]
-        return Attempt(report.status != "ERROR", refusals, stats)
+        warnings = [Refusal(w.uid, w.code, w.message) for w in report.warnings]
+        return Attempt(report.status != "ERROR", refusals, stats, warnings)
 
     return send
 

@@ -49,6 +49,8 @@ def _seconds(retry_after: str) -> float | None:
         when = parsedate_to_datetime(retry_after)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" means UTC without saying so
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
@@ -124,8 +126,9 @@ class Dhis2Client:
         recorded as an exchange. Requests are safe to repeat: the mediator's UIDs are deterministic and it imports
         with CREATE_AND_UPDATE.
         """
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
             try:
                 status, answer, headers = self._send(method, path, params, body)
             except Dhis2Unavailable:

@@ -23,3 +23,8 @@ class Dhis2Rejected(Dhis2Error):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Dhis2ApiMissing(Dhis2Unavailable):
+    """DHIS2 answered 404 for an API the mediator chose by its version: it was upgraded or replaced. The version is
+    asked again and the records wait for a retry."""

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mediator.dhis2.client import Dhis2Client
-from mediator.dhis2.errors import Dhis2Rejected
+from mediator.dhis2.errors import Dhis2ApiMissing, Dhis2Rejected
 from mediator.dhis2.tracker import ImportReport, ObjectError
 
 PARAMS = {"strategy": "CREATE_AND_UPDATE"}
@@ -87,29 +87,38 @@ def to_legacy(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 def _summaries(body: Any) -> dict[str, Any]:
     if isinstance(body, dict) and isinstance(body.get("response"), dict):
         body = body["response"]
-    if not isinstance(body, dict) or "importSummaries" not in body and "status" not in body:
+    if not isinstance(body, dict) or ("importSummaries" not in body and "status" not in body):
         raise Dhis2Rejected("DHIS2 answered the legacy import without ImportSummaries")
     return body
 
 
-def _errors(summaries: list[dict[str, Any]], tracker_type: str) -> list[ObjectError]:
-    errors = []
+def _read(
+    summaries: list[dict[str, Any]], tracker_type: str, parent: str = ""
+) -> tuple[list[ObjectError], list[ObjectError]]:
+    """(errors, warnings) of ImportSummaries; a summary without reference is charged to its parent instance."""
+    errors: list[ObjectError] = []
+    warnings: list[ObjectError] = []
     for summary in summaries:
+        reference = str(summary.get("reference") or parent)
         conflicts = summary.get("conflicts") or []
+        code = next((str(c.get("errorCode")) for c in conflicts if c.get("errorCode")), "")
+        text = "; ".join(f"{c.get('object')}: {c.get('value')}" for c in conflicts) or str(summary.get("description"))
         if summary.get("status") == "ERROR":
-            code = next((str(c.get("errorCode")) for c in conflicts if c.get("errorCode")), "")
-            text = "; ".join(f"{c.get('object')}: {c.get('value')}" for c in conflicts) or str(
-                summary.get("description")
-            )
-            errors.append(ObjectError(tracker_type, str(summary.get("reference") or ""), code, text))
+            errors.append(ObjectError(tracker_type, reference, code, text))
+        elif summary.get("status") == "WARNING":
+            # e.g. an event imported without the data values its stage does not have
+            warnings.append(ObjectError(tracker_type, reference, code, text))
         nested = (summary.get("enrollments") or {}).get("importSummaries") or []
-        errors += _errors(nested, "ENROLLMENT")
-    return errors
+        more_errors, more_warnings = _read(nested, "ENROLLMENT", reference)
+        errors += more_errors
+        warnings += more_warnings
+    return errors, warnings
 
 
 def import_legacy(client: Dhis2Client, payload: dict[str, Any]) -> ImportReport:
     """Write each kind in turn (instances, then enrollments, then events) and read every ImportSummary."""
     errors: list[ObjectError] = []
+    warnings: list[ObjectError] = []
     type_stats: dict[str, dict[str, int]] = {}
     legacy = to_legacy(payload)
     for key, path, tracker_type in ENDPOINTS:
@@ -117,14 +126,23 @@ def import_legacy(client: Dhis2Client, payload: dict[str, Any]) -> ImportReport:
         if not objects:
             continue
         status, body = client.request("POST", path, params=PARAMS, body={key: objects})
+        if status == 404:
+            raise Dhis2ApiMissing(f"DHIS2 has no legacy tracker API at {path} (removed in 2.42, or it changed)")
         if status not in (200, 201, 409):
             message = body.get("message") if isinstance(body, dict) else str(body)[:300]
             raise Dhis2Rejected(f"DHIS2 refused the legacy import at {path} ({status}): {message}", status)
         summaries = _summaries(body)
-        errors += _errors(summaries.get("importSummaries") or [], tracker_type)
+        found, warned = _read(summaries.get("importSummaries") or [], tracker_type)
+        if not found and (status == 409 or summaries.get("status") == "ERROR"):
+            # Refused without saying which object: the request as a whole.
+            message = body.get("message") if isinstance(body, dict) else ""
+            found = [ObjectError(tracker_type, "", "", f"DHIS2 refused the import at {path}: {message}")]
+        errors += found
+        warnings += warned
         type_stats[tracker_type] = {
             "created": int(summaries.get("imported", 0)),
             "updated": int(summaries.get("updated", 0)),
             "ignored": int(summaries.get("ignored", 0)),
         }
-    return ImportReport(status="ERROR" if errors else "OK", type_stats=type_stats, errors=errors)
+    overall = "ERROR" if errors else "WARNING" if warnings else "OK"
+    return ImportReport(status=overall, type_stats=type_stats, errors=errors, warnings=warnings)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from mediator.dhis2.client import Dhis2Client
-from mediator.dhis2.errors import Dhis2Rejected, Dhis2Unavailable
+from mediator.dhis2.errors import Dhis2ApiMissing, Dhis2Rejected, Dhis2Unavailable
 
 TRACKER_TYPES = ("TRACKED_ENTITY", "ENROLLMENT", "EVENT", "RELATIONSHIP")
 
@@ -86,8 +87,9 @@ def import_tracker(
     memory, so a job lost to a restart is submitted again (safe: UIDs are deterministic, CREATE_AND_UPDATE).
     """
     if asynchronous:
+        deadline = time.monotonic() + max_wait
         for _ in range(JOB_RESUBMITS + 1):
-            report = _run_job(client, payload, atomic_mode, max_wait)
+            report = _run_job(client, payload, atomic_mode, deadline)
             if report is not None:
                 return report
         raise Dhis2Unavailable("DHIS2 lost the tracker import job every time it was submitted")
@@ -101,29 +103,37 @@ def _report(status: int, body: Any) -> ImportReport:
     if status in (200, 409):
         return parse_import_report(body)
     if status == 404:
-        raise Dhis2Rejected("DHIS2 has no tracker importer at /api/tracker (DHIS2 before 2.36)", 404)
+        raise Dhis2ApiMissing("DHIS2 has no tracker importer at /api/tracker (before 2.36, or it changed)")
     message = body.get("message") if isinstance(body, dict) else str(body)[:300]
     raise Dhis2Rejected(f"DHIS2 refused the tracker import ({status}): {message}", status)
 
 
-def _run_job(client: Dhis2Client, payload: dict[str, Any], atomic_mode: str, max_wait: float) -> ImportReport | None:
-    """Submit, poll, read the report; None when DHIS2 forgot the job (it restarted)."""
+LOST_AFTER = 10.0  # seconds without any notification before a job counts as lost
+
+
+def _run_job(client: Dhis2Client, payload: dict[str, Any], atomic_mode: str, deadline: float) -> ImportReport | None:
+    """Submit, poll, read the report; None when DHIS2 forgot the job (it restarted).
+
+    DHIS2 answers an unknown job with an empty list of notifications (not 404), so a job that stays silent is
+    checked through its report, which is 404 for a job DHIS2 does not have.
+    """
     params = {"async": "true", "atomicMode": atomic_mode, **SYNC_PARAMS}
     status, body = client.request("POST", "/api/tracker", params=params, body=payload)
     job = ((body or {}).get("response") or {}).get("id") if isinstance(body, dict) else None
     if status != 200 or not job:
         return _report(status, body)
-    waited, interval = 0.0, 0.2
-    while waited <= max_wait:
+    submitted, interval = time.monotonic(), 0.2
+    while time.monotonic() < deadline:
         client.retry.sleep(interval)
-        waited += interval
         interval = min(interval * 2, 5.0)
         status, notes = client.request("GET", f"/api/tracker/jobs/{job}")
-        if status == 404:
-            return None
-        if isinstance(notes, list) and any(isinstance(n, dict) and n.get("completed") for n in notes):
+        done = isinstance(notes, list) and any(isinstance(n, dict) and n.get("completed") for n in notes)
+        silent = status == 404 or (not notes and time.monotonic() - submitted > LOST_AFTER)
+        if done or silent:
             status, report = client.request("GET", f"/api/tracker/jobs/{job}/report", params={"reportMode": "ERRORS"})
             if status == 404:
+                if done:
+                    continue  # completed but the report is not there yet
                 return None
             return _report(status, report)
-    raise Dhis2Unavailable(f"the tracker import job {job} did not finish within {max_wait:.0f} s")
+    raise Dhis2Unavailable(f"the tracker import job {job} did not finish in time")

@@ -47,10 +47,11 @@ def _record_issues(result: PushResult) -> list[dict[str, Any]]:
             issues.append({"severity": "information", "code": "informational", "diagnostics": text})
         elif o.status == "pending":
             issues.append({"severity": "error", "code": "transient", "diagnostics": f"{o.record}: not delivered yet"})
+        severity = "warning" if o.status == "delivered" else "error"  # a delivered record's reasons are warnings
         for r in o.reasons:
             code = f" [{r.code}]" if r.code else ""
             issues.append(
-                {"severity": "error", "code": "processing", "diagnostics": f"{o.record}: {r.field}{code}: {r.message}"}
+                {"severity": severity, "code": "processing", "diagnostics": f"{o.record}: {r.field}{code}: {r.message}"}
             )
     return issues
 

@@ -81,7 +81,7 @@ def receive(subpath: str) -> Response:
     target, setup = insuree_target(settings, channel), dhis2_setup(settings)
     result = push(reading, target, setup, client, settings.batch_size, writer_for)
     if result.failure is not None:
-        versions.forget(settings.dhis2_url)  # DHIS2 may come back upgraded
+        versions.forget(settings.dhis2_url.rstrip("/"))  # DHIS2 may come back upgraded
     doc, status = envelope(current_app.config["MEDIATOR_URN"], result, exchanges, channel.name)
     log.info(
         "channel=%s transaction=%s status=%s delivered=%d rejected=%d pending=%d problems=%d dhis2_calls=%d",

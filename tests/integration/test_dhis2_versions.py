@@ -118,7 +118,7 @@ def test_503_bursts_and_dropped_connections_are_ridden_out(reference, env):
         client = mediator({**env, "MEDIATOR_PSEUDONYM_KEY": "k"}, running, dhis2_max_attempts="6")
         docs = data_set()
         push_all(client, docs[:1])
-        running.fake.fail_next, running.fake.drop_next = 2, 1
+        running.fake.fail_next, running.fake.drop_next, running.fake.drop_after_next = 2, 1, 1
         answers = push_all(client, docs[1:])
         assert all(a["status"] == "Successful" for a in answers), [a["response"]["body"] for a in answers]
         assert content(running) == reference
@@ -143,7 +143,8 @@ def test_an_outage_longer_than_the_retries_fails_and_a_resend_completes_exactly_
         running.stop()
 
 
-def test_large_imports_run_as_jobs_and_a_job_lost_to_a_restart_is_resubmitted(reference, env):
+def test_large_imports_run_as_jobs_and_a_job_lost_to_a_restart_is_resubmitted(reference, env, monkeypatch):
+    monkeypatch.setattr("mediator.dhis2.tracker.LOST_AFTER", 1.0)  # DHIS2 gives no sign; silence is the sign
     running = start("2.40.5")
     try:
         client = mediator({**env, "MEDIATOR_PSEUDONYM_KEY": "k"}, running, async_threshold="1")
@@ -183,5 +184,32 @@ def test_imports_slower_than_the_timeout_fail_and_a_resend_completes_exactly_onc
         answers = push_all(client, docs[1:])
         assert all(a["status"] == "Successful" for a in answers)
         assert content(running) == reference
+    finally:
+        running.stop()
+
+
+def test_the_legacy_api_drops_values_outside_the_stage_and_the_record_says_so(env):
+    from mediator.dhis2.client import Dhis2Client, make_auth
+    from mediator.dhis2.legacy import import_legacy
+
+    running = start("2.35.14")
+    try:
+        client = mediator({**env, "MEDIATOR_PSEUDONYM_KEY": "k"}, running)
+        push_all(client, data_set()[:2])
+        setup = Setup()
+        event = {
+            "event": "Wwwwwwwwww1",
+            "program": setup.programs["insuree"],
+            "programStage": setup.stages["policy"],
+            "enrollment": running.fake.store.enrollments and next(iter(running.fake.store.enrollments)),
+            "orgUnit": next(iter(running.fake.store.enrollments.values()))["orgUnit"],
+            "occurredAt": "2020-01-01",
+            "dataValues": [{"dataElement": setup.data_elements["claim.claimed"], "value": "5"}],
+        }
+        report = import_legacy(
+            Dhis2Client(running.url, make_auth("basic", DHIS2_USER, DHIS2_PASSWORD, "")), {"events": [event]}
+        )
+        assert report.status == "WARNING" and report.warnings[0].uid == "Wwwwwwwwww1"
+        assert running.fake.store.events["Wwwwwwwwww1"]["dataValues"] == {}
     finally:
         running.stop()

@@ -80,3 +80,86 @@ def test_api_token_is_sent_as_dhis2_expects():
     c = Dhis2Client(URL, make_auth("token", "", "", "d2pat_abc"))
     c.request("GET", "/api/system/info")
     assert responses.calls[0].request.headers["Authorization"] == "ApiToken d2pat_abc"
+
+
+@responses.activate
+def test_retry_after_as_an_http_date_without_zone_is_read_as_utc():
+    responses.get(f"{URL}/api/system/info", status=503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 -0000"})
+    responses.get(f"{URL}/api/system/info", json={"version": "2.40.1"})
+    c, waits, _ = client()
+    c.request("GET", "/api/system/info")
+    assert waits == [0.0]  # a date in the past: try again at once
+
+
+def legacy_client():
+    from mediator.dhis2.client import Dhis2Client
+
+    return Dhis2Client(URL, make_auth("basic", "u", "p", ""), retry=RetryPolicy(attempts=1))
+
+
+TEI = {
+    "trackedEntities": [
+        {
+            "trackedEntity": "Aaaaaaaaaa1",
+            "trackedEntityType": "Tttttttttt1",
+            "orgUnit": "Oooooooooo1",
+            "attributes": [],
+            "enrollments": [
+                {
+                    "enrollment": "Eaaaaaaaaa1",
+                    "program": "Pppppppppp1",
+                    "orgUnit": "Oooooooooo1",
+                    "enrolledAt": "2020-01-01",
+                }
+            ],
+        }
+    ]
+}
+
+
+@responses.activate
+def test_legacy_409_without_summaries_is_a_refusal_not_a_success():
+    from mediator.dhis2.legacy import import_legacy
+
+    responses.post(
+        f"{URL}/api/trackedEntityInstances",
+        status=409,
+        json={"httpStatusCode": 409, "status": "ERROR", "message": "bad"},
+    )
+    report = import_legacy(legacy_client(), TEI)
+    assert report.status == "ERROR" and report.errors[0].uid == ""
+
+
+@responses.activate
+def test_legacy_nested_summary_without_reference_is_charged_to_its_instance():
+    from mediator.dhis2.legacy import import_legacy
+
+    summaries = {
+        "status": "ERROR",
+        "importSummaries": [
+            {
+                "status": "SUCCESS",
+                "reference": "Aaaaaaaaaa1",
+                "enrollments": {
+                    "importSummaries": [{"status": "ERROR", "conflicts": [{"object": "program", "value": "no access"}]}]
+                },
+            }
+        ],
+    }
+    responses.post(f"{URL}/api/trackedEntityInstances", status=409, json={"response": summaries})
+    report = import_legacy(legacy_client(), TEI)
+    assert [(e.tracker_type, e.uid) for e in report.errors] == [("ENROLLMENT", "Aaaaaaaaaa1")]
+
+
+@responses.activate
+def test_a_removed_api_is_api_missing_so_the_records_wait_and_the_version_is_asked_again():
+    from mediator.dhis2.errors import Dhis2ApiMissing
+    from mediator.dhis2.legacy import import_legacy
+    from mediator.dhis2.tracker import import_tracker
+
+    responses.post(f"{URL}/api/trackedEntityInstances", status=404)
+    responses.post(f"{URL}/api/tracker", status=404)
+    with pytest.raises(Dhis2ApiMissing):
+        import_legacy(legacy_client(), TEI)
+    with pytest.raises(Dhis2ApiMissing):
+        import_tracker(legacy_client(), TEI)
