@@ -18,9 +18,15 @@ log = logging.getLogger("mediator")
 def _serve(settings: Settings, env: dict[str, str]) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from mediator.journal.store import migrate, open_engine
     from mediator.live_settings import LiveSettings
     from mediator.service import start_heartbeat
-    from mediator.web.app import create_app
+    from mediator.web.app import create_app, journal_url
+
+    # The journal's schema is brought up to date once, before the workers start.
+    engine = open_engine(journal_url(LiveSettings(settings, env)))
+    migrate(engine)
+    engine.dispose()
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -33,7 +39,7 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
             self.cfg.set("loglevel", settings.log_level.lower())
 
         def load(self) -> Any:
-            return create_app(LiveSettings(settings, env))
+            return create_app(LiveSettings(settings, env), migrate_journal=False)
 
     Server().run()
 

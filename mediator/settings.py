@@ -63,6 +63,7 @@ class Settings:
     heartbeat_seconds: float = 10.0
     allow_default_passwords: bool = False
     mapping_file: Path | None = None  # DHIS2 UIDs of an existing setup, by the mediator's keys
+    journal_url: str = ""  # SQLAlchemy URL; empty: SQLite in the state directory
     # Console-editable settings (configDefs in mediator_config.json).
     dhis2_url: str = ""
     dhis2_auth: str = "basic"
@@ -109,6 +110,7 @@ PROCESS_KEYS: dict[str, type] = {
     "heartbeat_seconds": float,
     "allow_default_passwords": bool,
     "mapping_file": Path,
+    "journal_url": str,
 }
 CONSOLE_KEYS: dict[str, type] = {
     "dhis2_url": str,

@@ -9,6 +9,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from mediator.dhis2.version import VersionCache
+from mediator.journal.store import Journal, default_url, open_engine
 from mediator.live_settings import LiveSettings
 from mediator.settings import load_registration
 from mediator.web import channels
@@ -32,13 +33,20 @@ def _unexpected(exc: Exception) -> Response:
     return _outcome(500, "exception", "internal error in the mediator; see its log")
 
 
-def create_app(live: LiveSettings) -> Flask:
+def journal_url(live: LiveSettings) -> str:
+    return live.base.journal_url or default_url(live.base.state_dir)
+
+
+def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
+    """The app; `migrate_journal=False` when the schema was brought up to date before the workers started."""
     app = Flask("mediator")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["MEDIATOR_URN"] = load_registration(live.base.config_file)["urn"]
     app.extensions["live_settings"] = live
     app.extensions["dhis2_sessions"] = {}
     app.extensions["dhis2_versions"] = VersionCache()
+    url = journal_url(live)
+    app.extensions["journal"] = Journal.open(url) if migrate_journal else Journal(open_engine(url))
     app.register_blueprint(channels.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, make_auth
 from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
+from mediator.journal.store import Journal, PushRecord
 from mediator.openimis.reader import read_body
+from mediator.outcomes import PushResult
 from mediator.push import push
 from mediator.settings import ChannelSettings, Settings
 from mediator.targets import dhis2_setup, insuree_target
-from mediator.web.answer import envelope, operation_outcome
+from mediator.web.answer import envelope, operation_outcome, to_orchestration
 from mediator.web.auth import channel_allows
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,53 @@ def dhis2_client(settings: Settings, channel: ChannelSettings, exchanges: list[E
     )
 
 
+def _journal(
+    channel: str,
+    received_at: datetime,
+    body: bytes,
+    result: PushResult,
+    exchanges: list[Exchange],
+    doc: dict[str, Any],
+    status: int,
+) -> None:
+    """Keep the push in the journal; a journal that cannot be written is logged, the answer still goes."""
+    journal: Journal = current_app.extensions["journal"]
+    orchestrations = [to_orchestration(i + 1, ex) for i, ex in enumerate(exchanges)]
+    record = PushRecord(
+        channel=channel,
+        openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
+        client_id=request.headers.get("X-OpenHIM-ClientID"),
+        received_at=received_at,
+        body=body,
+        status=doc["status"],
+        http_status=status,
+        received=dict(result.received),
+        stats=dict(result.stats),
+        failure=str(result.failure) if result.failure else None,
+        outcomes=[
+            {"record": o.record, "status": o.status, "uids": o.uids, "reasons": [asdict(r) for r in o.reasons]}
+            for o in result.outcomes
+        ],
+        exchanges=[
+            {
+                "method": o.method,
+                "url": o.url,
+                "started_at": o.request_started,
+                "finished_at": o.response_finished,
+                "status": o.status,
+                "error": o.error,
+                "request_body": o.request_body,
+                "response_body": o.response_body,
+            }
+            for o in orchestrations
+        ],
+    )
+    try:
+        journal.write(record)
+    except SQLAlchemyError:
+        log.exception("the journal could not keep transaction %s", record.openhim_id or "-")
+
+
 @bp.post("/<path:subpath>")
 def receive(subpath: str) -> Response:
     settings: Settings = current_app.extensions["live_settings"].current()
@@ -65,7 +117,9 @@ def receive(subpath: str) -> Response:
         resp.headers["WWW-Authenticate"] = f'Basic realm="{channel.name}"'
         return resp
     transaction = request.headers.get("X-OpenHIM-TransactionID", "-")
-    reading = read_body(request.get_data(cache=False), channel.resources)
+    received_at = datetime.now(UTC)
+    body = request.get_data(cache=False)
+    reading = read_body(body, channel.resources)
     exchanges: list[Exchange] = []
 
     def client() -> Dhis2Client:
@@ -83,6 +137,7 @@ def receive(subpath: str) -> Response:
     if result.failure is not None:
         versions.forget(settings.dhis2_url.rstrip("/"))  # DHIS2 may come back upgraded
     doc, status = envelope(current_app.config["MEDIATOR_URN"], result, exchanges, channel.name)
+    _journal(channel.name, received_at, body, result, exchanges, doc, status)
     log.info(
         "channel=%s transaction=%s status=%s delivered=%d rejected=%d pending=%d problems=%d dhis2_calls=%d",
         channel.name,

@@ -1,0 +1,70 @@
+"""Journal tables. What is stored never holds personal data: record keys, counts, DHIS2 UIDs, redacted bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Transaction(Base):
+    """One push: an OpenHIM transaction (or a direct call) on a channel."""
+
+    __tablename__ = "transactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    openhim_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    client_id: Mapped[str | None] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(32))  # the OpenHIM transaction status the mediator answered
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    received: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # resource counts
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # what DHIS2 created and updated
+    failure: Mapped[str | None] = mapped_column(Text)
+
+    outcomes: Mapped[list[Outcome]] = relationship(back_populates="transaction", cascade="all, delete-orphan")
+    exchanges: Mapped[list[Exchange]] = relationship(back_populates="transaction", cascade="all, delete-orphan")
+
+
+class Outcome(Base):
+    """What became of one record of a push."""
+
+    __tablename__ = "outcomes"
+    __table_args__ = (Index("ix_outcomes_record", "record"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id", ondelete="CASCADE"), index=True)
+    record: Mapped[str] = mapped_column(String(200))  # "Patient/<openIMIS key>"
+    status: Mapped[str] = mapped_column(String(16))  # delivered | rejected | pending
+    uids: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    transaction: Mapped[Transaction] = relationship(back_populates="outcomes")
+
+
+class Exchange(Base):
+    """One DHIS2 call of a push, with redacted bodies (the same the OpenHIM orchestration shows)."""
+
+    __tablename__ = "exchanges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(200))
+    request_body: Mapped[str] = mapped_column(Text, default="")
+    response_body: Mapped[str] = mapped_column(Text, default="")
+
+    transaction: Mapped[Transaction] = relationship(back_populates="exchanges")

@@ -1,0 +1,115 @@
+"""Opening the journal (SQLite in WAL mode, or PostgreSQL), bringing its schema up to date, and writing to it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mediator.journal.models import Exchange, Outcome, Transaction
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def default_url(state_dir: Path) -> str:
+    return f"sqlite:///{Path(state_dir).resolve() / 'journal.sqlite'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # WAL lets the server workers read while one writes; busy_timeout makes writers wait instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (safe to call at every start, from several processes at once)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7302046)")  # one migrating instance at a time
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+@dataclass(frozen=True)
+class PushRecord:
+    """What the journal keeps of one push (built by the web layer from the push result)."""
+
+    channel: str
+    openhim_id: str | None
+    client_id: str | None
+    received_at: datetime
+    body: bytes
+    status: str
+    http_status: int
+    received: dict[str, int]
+    stats: dict[str, int]
+    failure: str | None
+    outcomes: list[dict[str, Any]]
+    exchanges: list[dict[str, Any]]
+
+
+class Journal:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str) -> Journal:
+        engine = open_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def write(self, push: PushRecord) -> int:
+        """Keep one push, its outcomes and its DHIS2 exchanges, in one database transaction."""
+        tx = Transaction(
+            openhim_id=push.openhim_id,
+            client_id=push.client_id,
+            channel=push.channel,
+            received_at=push.received_at,
+            answered_at=datetime.now(UTC),
+            status=push.status,
+            http_status=push.http_status,
+            body_sha256=hashlib.sha256(push.body).hexdigest(),
+            received=push.received,
+            stats=push.stats,
+            failure=push.failure,
+            outcomes=[Outcome(**o) for o in push.outcomes],
+            exchanges=[Exchange(**e) for e in push.exchanges],
+        )
+        with self.sessions.begin() as session:
+            session.add(tx)
+            session.flush()
+            return tx.id
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def count(self, model: type[Any]) -> int:
+        with self.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
