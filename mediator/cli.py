@@ -20,7 +20,7 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
 
     from mediator.journal.store import migrate, open_engine
     from mediator.live_settings import LiveSettings
-    from mediator.service import start_heartbeat
+    from mediator.service import start_heartbeat, start_worker
     from mediator.web.app import create_app, journal_url
 
     # The journal's schema is brought up to date once, before the workers start.
@@ -34,7 +34,9 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
             self.cfg.set("workers", settings.workers)
             # A large push makes many DHIS2 calls; the channel's route timeout (10 min) is the real bound.
             self.cfg.set("timeout", 900)
-            self.cfg.set("post_worker_init", lambda worker: start_heartbeat(settings, env))
+            self.cfg.set(
+                "post_worker_init", lambda worker: (start_heartbeat(settings, env), start_worker(settings, env))
+            )
             self.cfg.set("control_socket_disable", True)
             self.cfg.set("loglevel", settings.log_level.lower())
 
@@ -81,6 +83,22 @@ def _check(settings: Settings, strict: bool) -> int:
     return 1 if problems else 0
 
 
+def _dead_letters(settings: Settings, do_replay: bool, ids: list[int] | None) -> None:
+    from mediator.journal.queue import dead_letters, replay
+    from mediator.journal.store import Journal, default_url
+
+    journal = Journal.open(settings.journal_url or default_url(settings.state_dir))
+    if do_replay:
+        count = replay(journal, ids)
+        sys.stdout.write(f"{count} record(s) will be sent again by the delivery worker\n")
+        return
+    for row in dead_letters(journal):
+        if ids and row.id not in ids:
+            continue
+        reasons = "; ".join(f"{r.get('field')} {r.get('code') or ''}: {r.get('message')}" for r in row.reasons)
+        sys.stdout.write(f"{row.id}\t{row.updated_at:%Y-%m-%d %H:%M}\t{row.kind}/{row.key}\t{reasons}\n")
+
+
 def _bootstrap(settings: Settings, root_name: str) -> int:
     from mediator.bootstrap import bootstrap
     from mediator.dhis2.errors import Dhis2Error
@@ -103,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("serve", help="run the mediator (gunicorn), register with OpenHIM and heartbeat")
     sub.add_parser("registration", help="print the registration document sent to OpenHIM (passwords masked)")
     sub.add_parser("check", help="check DHIS2 against the setup the mediator writes into, and report what is missing")
+    dead = sub.add_parser("dead-letters", help="list records DHIS2 refused for good; --replay sends them again")
+    dead.add_argument("--replay", action="store_true", help="send them again (after fixing the mapping or DHIS2)")
+    dead.add_argument("ids", nargs="*", type=int, help="only these (the first column of the list)")
     boot = sub.add_parser("bootstrap", help="install into DHIS2 everything the mapping needs (safe to run again)")
     boot.add_argument("--root-name", default="openIMIS", help="name of the root org unit, if it has to be created")
     args = parser.parse_args(argv)
@@ -127,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(_bootstrap(settings, args.root_name))
     if args.command == "check":
         raise SystemExit(_check(settings, strict=True))
+    if args.command == "dead-letters":
+        _dead_letters(settings, args.replay, args.ids or None)
+        return
     warn_insecure(settings)
     if settings.dhis2_url:
         _check(settings, strict=False)

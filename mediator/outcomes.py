@@ -53,3 +53,11 @@ def mirror_twins(records: list[tuple[str, str]], result: PushResult) -> None:
             twin = by_key[key]
             result.outcomes.append(RecordOutcome(record, twin.status, dict(twin.uids), list(twin.reasons)))
             decided.add(record)
+
+
+def final_status(statuses: list[str]) -> str:
+    """The OpenHIM transaction status of a decided push, from the statuses of its records."""
+    delivered, rejected = statuses.count("delivered"), statuses.count("rejected")
+    if rejected == 0:
+        return "Successful"
+    return "Completed with error(s)" if delivered else "Completed"

@@ -14,6 +14,7 @@ import urllib3
 
 from mediator.live_settings import LiveSettings
 from mediator.openhim.core import CoreClient
+from mediator.openhim.errors import OpenHimError
 from mediator.openhim.heartbeat import Heartbeat, LeaderLock, start_in_thread
 from mediator.settings import Settings, insecure_warnings, load_registration
 
@@ -81,3 +82,39 @@ def start_heartbeat(settings: Settings, env: Mapping[str, str] | None = None) ->
         lock=LeaderLock(Path(settings.state_dir) / "heartbeat.lock"),
     )
     return start_in_thread(heartbeat)
+
+
+def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> threading.Event:
+    """The delivery worker of this process: delivers what is due, and tells OpenHIM when a push is decided.
+
+    On SQLite one process of the machine delivers (a lock file decides which); on PostgreSQL every process does,
+    each taking other pushes.
+    """
+    from mediator.deliverer import Deliverer, openhim_update
+    from mediator.journal.store import Journal, default_url, open_engine
+
+    live = LiveSettings(settings, env)
+    url = settings.journal_url or default_url(settings.state_dir)
+    deliverer = Deliverer(Journal(open_engine(url)))
+    lock = None if url.startswith("postgresql") else LeaderLock(Path(settings.state_dir) / "delivery.lock")
+    core = core_client(settings) if settings.openhim_register and settings.openhim_password else None
+    stop = threading.Event()
+
+    def notify(tx: Any, run: Any) -> None:
+        if core is not None and tx.openhim_id:
+            try:
+                core.update_transaction(tx.openhim_id, openhim_update(tx, run))
+            except OpenHimError as exc:
+                log.warning("OpenHIM transaction %s not updated: %s", tx.openhim_id, exc)
+
+    def loop() -> None:
+        while not stop.is_set():
+            if lock is None or lock.try_acquire():
+                try:
+                    deliverer.work_once(live.current(), notify)
+                except Exception:  # the worker must outlive any one push; the journal keeps what is left
+                    log.exception("delivery round failed")
+            stop.wait(live.current().delivery_seconds)
+
+    threading.Thread(target=loop, name="delivery-worker", daemon=True).start()
+    return stop

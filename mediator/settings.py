@@ -64,6 +64,8 @@ class Settings:
     allow_default_passwords: bool = False
     mapping_file: Path | None = None  # DHIS2 UIDs of an existing setup, by the mediator's keys
     journal_url: str = ""  # SQLAlchemy URL; empty: SQLite in the state directory
+    inline_limit: int = 5000  # records of a push delivered before answering; a larger push is answered at once
+    delivery_seconds: float = 5.0  # how often the delivery worker looks for pushes that are due
     # Console-editable settings (configDefs in mediator_config.json).
     dhis2_url: str = ""
     dhis2_auth: str = "basic"
@@ -111,6 +113,8 @@ PROCESS_KEYS: dict[str, type] = {
     "allow_default_passwords": bool,
     "mapping_file": Path,
     "journal_url": str,
+    "inline_limit": int,
+    "delivery_seconds": float,
 }
 CONSOLE_KEYS: dict[str, type] = {
     "dhis2_url": str,

@@ -128,3 +128,36 @@ def mediator_client(env: dict[str, str], **extra: str) -> Any:
     """The mediator app's test client with these settings (environment variables without the prefix)."""
     env = {**env, **{f"MEDIATOR_{k.upper()}": v for k, v in extra.items()}}
     return create_app(LiveSettings(build_settings(env), env)).test_client()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the whole test run (started outside pytest's folders: it runs as user postgres)."""
+    import shutil
+    import tempfile
+
+    from tests.postgres import postgres_server
+
+    base = Path(tempfile.mkdtemp(prefix="mediator-journal-pg-"))
+    try:
+        with postgres_server(base) as url:
+            yield url
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request: Any, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.sqlite'}"
+    url: str = request.getfixturevalue("postgres_url")
+    # A fresh schema per test: drop what an earlier test left.
+    from sqlalchemy import text
+
+    from mediator.journal.store import open_engine
+
+    engine = open_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    return url

@@ -68,3 +68,32 @@ class Exchange(Base):
     response_body: Mapped[str] = mapped_column(Text, default="")
 
     transaction: Mapped[Transaction] = relationship(back_populates="exchanges")
+
+
+class Work(Base):
+    """One record accepted on a push, and where its delivery stands; the queue the delivery workers take from.
+
+    The FHIR resource is kept only while the record may still have to be sent (pending, or rejected and so open to
+    a replay); it is cleared once the record is delivered or has become needless.
+    """
+
+    __tablename__ = "work"
+    __table_args__ = (
+        Index("ix_work_due", "state", "next_attempt_at"),
+        Index("ix_work_record", "kind", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(160))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | rejected | superseded | duplicate
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    uids: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

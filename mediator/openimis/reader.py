@@ -32,6 +32,7 @@ class Reading:
     problems: list[Problem] = field(default_factory=list)
     resource_counts: dict[str, int] = field(default_factory=dict)
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)  # (type, id) -> key, where they differ
+    resources: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # "Kind/key" -> the FHIR resource read
 
 
 def _flatten(errors: Any, path: str = "") -> Iterable[tuple[str, str]]:
@@ -78,6 +79,7 @@ def _read_resource(resource: Any, where: str, accepted: Collection[str], reading
     try:
         record = SCHEMAS[str(kind)].load(resource)
         reading.records.append(record)
+        reading.resources[f"{record.kind}/{record.key}"] = resource
         rid = resource.get("id")
         if isinstance(rid, str) and fhir.normalize_key(rid) != record.key:
             reading.aliases[(str(kind), fhir.normalize_key(rid))] = record.key
@@ -99,6 +101,12 @@ def read_body(body: bytes, accepted: Collection[str]) -> Reading:
     except RecursionError:
         reading.problems.append(Problem("body", "body", "JSON nested too deeply"))
         return reading
+    return read_document(doc, accepted, reading)
+
+
+def read_document(doc: Any, accepted: Collection[str], reading: Reading | None = None) -> Reading:
+    """Read a parsed FHIR resource or Bundle (as `read_body` does after parsing the JSON)."""
+    reading = reading or Reading()
     if not isinstance(doc, Mapping) or "resourceType" not in doc:
         reading.problems.append(Problem("body", "resourceType", "expected a FHIR resource or Bundle"))
         return reading
@@ -127,3 +135,6 @@ def _check_duplicates(reading: Reading) -> None:
     for kind, key in sorted(ident for ident, n in counts.items() if n > 1):
         reading.problems.append(Problem(f"{kind}/{key}", "identifier", "appears more than once in the Bundle"))
     reading.records = [r for r in reading.records if counts[(r.kind, r.key)] == 1]
+    for (kind, key), n in counts.items():
+        if n > 1:
+            reading.resources.pop(f"{kind}/{key}", None)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mediator.dhis2.client import Exchange, body_text
-from mediator.dhis2.errors import Dhis2AuthFailed, Dhis2NotConfigured
-from mediator.openhim.envelope import Orchestration, mediator_response
+from mediator.dhis2.client import Exchange
+from mediator.dhis2.errors import Dhis2NotConfigured
+from mediator.openhim.envelope import mediator_response
 from mediator.openimis.reader import Problem
+from mediator.orchestrations import to_orchestration
 from mediator.outcomes import PushResult
-from mediator.redact import redact, uids_in
 
 MAX_ISSUES = 5000
 
@@ -46,7 +46,7 @@ def _record_issues(result: PushResult) -> list[dict[str, Any]]:
             text = f"{o.record}: delivered to DHIS2" + (f" ({uids})" if uids else "")
             issues.append({"severity": "information", "code": "informational", "diagnostics": text})
         elif o.status == "pending":
-            issues.append({"severity": "error", "code": "transient", "diagnostics": f"{o.record}: not delivered yet"})
+            issues.append({"severity": "information", "code": "informational", "diagnostics": f"{o.record}: waiting"})
         severity = "warning" if o.status == "delivered" else "error"  # a delivered record's reasons are warnings
         for r in o.reasons:
             code = f" [{r.code}]" if r.code else ""
@@ -54,24 +54,6 @@ def _record_issues(result: PushResult) -> list[dict[str, Any]]:
                 {"severity": severity, "code": "processing", "diagnostics": f"{o.record}: {r.field}{code}: {r.message}"}
             )
     return issues
-
-
-def to_orchestration(index: int, ex: Exchange) -> Orchestration:
-    path = ex.url.split("?", 1)[0].split("/api/", 1)[-1]
-    known = uids_in(ex.request_body)
-    return Orchestration(
-        name=f"DHIS2 {ex.method} /api/{path} #{index}",
-        method=ex.method,
-        url=ex.url,
-        request_body=body_text(redact(ex.request_body, known)),
-        request_started=ex.started,
-        status=ex.status,
-        response_body=body_text(redact(ex.response_body, known)),
-        response_finished=ex.finished,
-        request_headers={"content-type": "application/json"} if ex.request_body is not None else {},
-        response_headers={"content-type": "application/json"},
-        error=ex.error,
-    )
 
 
 def envelope(urn: str, result: PushResult, exchanges: list[Exchange], channel: str) -> tuple[dict[str, Any], int]:
@@ -86,16 +68,18 @@ def envelope(urn: str, result: PushResult, exchanges: list[Exchange], channel: s
         properties["input_problems"] = len(result.problems)
         status, http = "Completed", 400
         body = operation_outcome([problem_issue(p) for p in result.problems])
-    elif result.failure is not None:
-        failure = result.failure
-        kind = type(failure).__name__
-        properties["dhis2_failure"] = kind
-        message = f"DHIS2 {'is not configured' if isinstance(failure, Dhis2NotConfigured) else 'failed'}: {failure}"
-        issue = {"severity": "error", "code": "transient", "diagnostics": message}
-        body = operation_outcome([issue, *_record_issues(result)])
-        # Asking for a retry lets a channel with auto-retry resend once DHIS2 is back (resends are idempotent).
-        status, error = "Failed", message
-        http = 502 if isinstance(failure, Dhis2AuthFailed) else 503
+    elif pending:
+        # Accepted and kept in the journal: the mediator delivers the rest itself and then updates this transaction.
+        issues = []
+        if result.failure is not None:
+            failure = result.failure
+            properties["dhis2_failure"] = type(failure).__name__
+            what = "is not configured" if isinstance(failure, Dhis2NotConfigured) else "is not available"
+            issues.append({"severity": "warning", "code": "transient", "diagnostics": f"DHIS2 {what}: {failure}"})
+        note = f"{pending} record(s) accepted and kept; they will be delivered to DHIS2 as soon as it takes them"
+        issues.append({"severity": "information", "code": "informational", "diagnostics": note})
+        body = operation_outcome([*issues, *_record_issues(result)])
+        status, http = "Processing", 202
     else:
         body = operation_outcome(_record_issues(result))
         if rejected == 0:

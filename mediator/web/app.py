@@ -8,7 +8,7 @@ import logging
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mediator.dhis2.version import VersionCache
+from mediator.deliverer import Deliverer
 from mediator.journal.store import Journal, default_url, open_engine
 from mediator.live_settings import LiveSettings
 from mediator.settings import load_registration
@@ -43,10 +43,10 @@ def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["MEDIATOR_URN"] = load_registration(live.base.config_file)["urn"]
     app.extensions["live_settings"] = live
-    app.extensions["dhis2_sessions"] = {}
-    app.extensions["dhis2_versions"] = VersionCache()
     url = journal_url(live)
-    app.extensions["journal"] = Journal.open(url) if migrate_journal else Journal(open_engine(url))
+    journal = Journal.open(url) if migrate_journal else Journal(open_engine(url))
+    app.extensions["journal"] = journal
+    app.extensions["deliverer"] = Deliverer(journal)
     app.register_blueprint(channels.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

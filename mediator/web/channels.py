@@ -8,19 +8,16 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, make_auth
-from mediator.dhis2.version import VersionCache
-from mediator.dhis2.writer import TrackerWriter, choose_writer
+from mediator.deliverer import Deliverer
+from mediator.dhis2.client import Exchange
+from mediator.journal.queue import accept
 from mediator.journal.store import Journal, PushRecord
-from mediator.openimis.reader import read_body
-from mediator.outcomes import PushResult
-from mediator.push import push
-from mediator.settings import ChannelSettings, Settings
-from mediator.targets import dhis2_setup, insuree_target
+from mediator.openimis.reader import Reading, read_body
+from mediator.outcomes import PushResult, Reason, RecordOutcome
+from mediator.settings import Settings
 from mediator.web.answer import envelope, operation_outcome, to_orchestration
 from mediator.web.auth import channel_allows
 
@@ -32,24 +29,6 @@ OPENHIM_CONTENT_TYPE = "application/json+openhim"
 
 def _json(doc: dict[str, Any], status: int, content_type: str = "application/json") -> Response:
     return Response(json.dumps(doc, separators=(",", ":")), status=status, content_type=content_type)
-
-
-def dhis2_client(settings: Settings, channel: ChannelSettings, exchanges: list[Exchange]) -> Dhis2Client:
-    username = channel.dhis2_username or settings.dhis2_username
-    password = channel.dhis2_password if channel.dhis2_username else settings.dhis2_password
-    auth = make_auth(settings.dhis2_auth, username, password, settings.dhis2_token)
-    sessions: dict[tuple[str, str], requests.Session] = current_app.extensions["dhis2_sessions"]
-    # One session per DHIS2 user and process: DHIS2 limits the sessions of a user.
-    session = sessions.setdefault((settings.dhis2_url, username or "token"), requests.Session())
-    return Dhis2Client(
-        settings.dhis2_url,
-        auth,
-        verify=settings.dhis2_verify_tls,
-        timeout=settings.dhis2_timeout_seconds,
-        session=session,
-        on_exchange=exchanges.append,
-        retry=RetryPolicy(attempts=settings.dhis2_max_attempts),
-    )
 
 
 def _journal(
@@ -120,33 +99,58 @@ def receive(subpath: str) -> Response:
     received_at = datetime.now(UTC)
     body = request.get_data(cache=False)
     reading = read_body(body, channel.resources)
-    exchanges: list[Exchange] = []
-
-    def client() -> Dhis2Client:
-        return dhis2_client(settings, channel, exchanges)
-
-    versions: VersionCache = current_app.extensions["dhis2_versions"]
-
-    def writer_for(dhis2: Dhis2Client) -> TrackerWriter:
-        return choose_writer(
-            versions.get(dhis2), settings.tracker_api, settings.async_threshold, settings.dhis2_concurrency
-        )
-
-    target, setup = insuree_target(settings, channel), dhis2_setup(settings)
-    result = push(reading, target, setup, client, settings.batch_size, writer_for)
-    if result.failure is not None:
-        versions.forget(settings.dhis2_url.rstrip("/"))  # DHIS2 may come back upgraded
+    if not reading.records:  # nothing usable: answered at once, kept in the journal as it is
+        result = PushResult(received=reading.resource_counts, problems=list(reading.problems))
+        doc, status = envelope(current_app.config["MEDIATOR_URN"], result, [], channel.name)
+        _journal(channel.name, received_at, body, result, [], doc, status)
+        return _json(doc, status, OPENHIM_CONTENT_TYPE)
+    # Kept in the journal before anything is sent: from here on nothing of this push can be lost.
+    rejected = _rejected(reading)
+    accepted = accept(
+        current_app.extensions["journal"],
+        channel=channel.name,
+        openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
+        client_id=request.headers.get("X-OpenHIM-ClientID"),
+        received_at=received_at,
+        body=body,
+        received=reading.resource_counts,
+        resources=reading.resources,
+        rejected=[(o.record, [asdict(r) for r in o.reasons]) for o in rejected],
+    )
+    deliverer: Deliverer = current_app.extensions["deliverer"]
+    run = None
+    if accepted.pending and accepted.pending <= settings.inline_limit:
+        run = deliverer.run(accepted.transaction_id, settings)
+    result = run.result if run else PushResult()
+    result.received = dict(reading.resource_counts)
+    decided = {o.record for o in result.outcomes}
+    waiting = [RecordOutcome(label, "pending") for label in reading.resources if label not in decided]
+    unchanged = [RecordOutcome(label, "delivered", {}, []) for label in accepted.unchanged]
+    result.outcomes = [
+        *rejected,
+        *result.outcomes,
+        *[w for w in waiting if w.record not in accepted.unchanged],
+        *unchanged,
+    ]
+    exchanges = run.exchanges if run else []
     doc, status = envelope(current_app.config["MEDIATOR_URN"], result, exchanges, channel.name)
-    _journal(channel.name, received_at, body, result, exchanges, doc, status)
     log.info(
-        "channel=%s transaction=%s status=%s delivered=%d rejected=%d pending=%d problems=%d dhis2_calls=%d",
+        "channel=%s transaction=%s status=%s delivered=%d rejected=%d pending=%d unchanged=%d dhis2_calls=%d",
         channel.name,
         transaction,
         doc["status"],
         result.count("delivered"),
         result.count("rejected"),
         result.count("pending"),
-        len(result.problems),
+        len(accepted.unchanged),
         len(exchanges),
     )
     return _json(doc, status, OPENHIM_CONTENT_TYPE)
+
+
+def _rejected(reading: Reading) -> list[RecordOutcome]:
+    """The invalid records of a push that has valid ones: rejected with their reasons, the others still go."""
+    grouped: dict[str, list[Reason]] = {}
+    for p in reading.problems:
+        grouped.setdefault(p.record, []).append(Reason(p.field, "", p.message))
+    return [RecordOutcome(record, "rejected", {}, reasons) for record, reasons in grouped.items()]

@@ -62,11 +62,11 @@ def test_a_channel_can_use_its_own_dhis2_user(env, fake):
     client = create_app(LiveSettings(build_settings(env), env)).test_client()
     resp = post(client, "/channels/insurees", samples.patient(), INSUREES_AUTH)
     assert resp.status_code == 200
-    # with the channel's user removed from DHIS2, the same push fails on authentication
+    # with the channel's user removed from DHIS2, a changed insuree waits: DHIS2 refuses the credentials
     del fake.fake.users["insuree-writer"]
     assert fake.fake.users.get("mediator") == DHIS2_PASSWORD
-    resp = post(client, "/channels/insurees", samples.patient(), INSUREES_AUTH)
-    assert resp.status_code == 502
+    resp = post(client, "/channels/insurees", samples.patient(gender="male"), INSUREES_AUTH)
+    assert resp.status_code == 202
     assert json.loads(resp.data)["properties"]["dhis2_failure"] == "Dhis2AuthFailed"
 
 
@@ -76,14 +76,15 @@ def test_channel_without_password_refuses_everything(env, fake):
     assert post(client, "/channels/insurees", samples.patient(), basic("openhim-insurees", "")).status_code == 401
 
 
-def test_dhis2_not_configured_is_503_and_asks_for_retry(env, fake):
+def test_dhis2_not_configured_keeps_the_push_for_later(env, fake):
     env = {k: v for k, v in env.items() if k != "MEDIATOR_DHIS2_URL"}
     client = create_app(LiveSettings(build_settings(env), env)).test_client()
     resp = post(client, "/channels/insurees", samples.patient(), INSUREES_AUTH)
-    assert resp.status_code == 503
+    assert resp.status_code == 202
     doc = json.loads(resp.data)
-    assert doc["status"] == "Failed"
-    assert "not configured" in doc["error"]["message"]
+    assert doc["status"] == "Processing" and "error" not in doc
+    assert "not configured" in doc["response"]["body"]
+    assert doc["properties"]["records_pending"] == "1"
 
 
 def test_a_channel_may_send_personal_data_the_global_settings_keep_back(env, fake):

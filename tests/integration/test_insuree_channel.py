@@ -55,7 +55,7 @@ def test_one_orchestration_per_dhis2_call_and_the_version_asked_once(client, fak
     assert tracker["response"]["status"] == 200
     assert tracker["request"]["timestamp"] and tracker["response"]["timestamp"]
     assert isinstance(tracker["request"]["body"], str) and isinstance(tracker["response"]["body"], str)
-    _, again = post(client, samples.patient())
+    _, again = post(client, samples.patient(gender="male"))
     assert [o["request"]["path"] for o in again["orchestrations"]] == ["/api/tracker"]
     assert len(tracker_calls(fake)) == 2
 
@@ -155,14 +155,21 @@ def test_single_patient_on_unknown_village_gets_422_completed(client, fake):
     assert fake.fake.store.tracked_entities == {}
 
 
-def test_dhis2_unreachable_fails_the_transaction_and_asks_for_a_retry(client, fake, live):
+def test_dhis2_unreachable_keeps_the_push_and_says_so(client, fake, live):
     fake.stop()
     resp, env = post(client, samples.patient())
-    assert resp.status_code == 503
-    assert env["status"] == "Failed"
-    assert "error" in env
+    assert resp.status_code == 202
+    assert env["status"] == "Processing" and "error" not in env
     assert env["properties"]["records_pending"] == "1"
     assert env["orchestrations"][0]["error"]["message"] == "ConnectionError"
+
+
+def test_the_same_content_again_is_recognised_and_not_sent_twice(client, fake):
+    post(client, samples.patient())
+    resp, env = post(client, samples.patient())
+    assert resp.status_code == 200 and env["status"] == "Successful"
+    assert env["orchestrations"] == []
+    assert len(tracker_calls(fake)) == 1
 
 
 def test_unknown_channel_path_is_404(client):

@@ -1,35 +1,11 @@
 """The journal keeps every push, on SQLite and on PostgreSQL, and never personal data."""
 
 import json
-import shutil
-import tempfile
-from pathlib import Path
-
-import pytest
 
 from mediator.journal.models import Exchange, Outcome, Transaction
 from mediator.journal.store import Journal, migrate, open_engine
 from tests import samples
 from tests.conftest import INSUREES_AUTH, mediator_client
-from tests.postgres import postgres_server
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    # Outside pytest's folders: the server runs as the postgres user, which may not enter root's temp folders.
-    base = Path(tempfile.mkdtemp(prefix="mediator-journal-pg-"))
-    try:
-        with postgres_server(base) as url:
-            yield url
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def journal_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'journal.sqlite'}"
-    return request.getfixturevalue("postgres_url")
 
 
 def post(client, doc):

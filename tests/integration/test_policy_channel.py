@@ -64,10 +64,12 @@ def test_a_policy_gives_each_covered_insuree_a_policy_event(client, fake):
     assert env["properties"]["records_delivered"] == "2"
 
 
-def test_sending_a_policy_again_updates_the_same_events(client, fake):
+def test_sending_a_changed_policy_updates_the_same_events(client, fake):
     insurees(client)
     post(client, samples.contract())
-    resp, env = post(client, samples.contract())
+    changed = samples.contract()
+    changed["status"] = "Terminated"
+    resp, env = post(client, changed)
     assert resp.status_code == 200
     assert len(fake.fake.store.events) == 2
     assert env["properties"]["dhis2_event_updated"] == "2"

@@ -1,0 +1,26 @@
+"""A DHIS2 exchange as an OpenHIM orchestration: what the transaction log and the journal show of each call,
+with personal data redacted."""
+
+from __future__ import annotations
+
+from mediator.dhis2.client import Exchange, body_text
+from mediator.openhim.envelope import Orchestration
+from mediator.redact import redact, uids_in
+
+
+def to_orchestration(index: int, ex: Exchange) -> Orchestration:
+    path = ex.url.split("?", 1)[0].split("/api/", 1)[-1]
+    known = uids_in(ex.request_body)
+    return Orchestration(
+        name=f"DHIS2 {ex.method} /api/{path} #{index}",
+        method=ex.method,
+        url=ex.url,
+        request_body=body_text(redact(ex.request_body, known)),
+        request_started=ex.started,
+        status=ex.status,
+        response_body=body_text(redact(ex.response_body, known)),
+        response_finished=ex.finished,
+        request_headers={"content-type": "application/json"} if ex.request_body is not None else {},
+        response_headers={"content-type": "application/json"},
+        error=ex.error,
+    )

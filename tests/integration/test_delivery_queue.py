@@ -1,0 +1,105 @@
+"""Accept → record → deliver: what DHIS2 cannot take now is kept and delivered later, exactly once."""
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mediator.deliverer import Deliverer, openhim_update
+from mediator.journal.models import Work
+from mediator.journal.queue import claim, dead_letters, due, replay
+from mediator.mapping.insuree import tracked_entity_uid
+from mediator.settings import build_settings
+from tests import samples
+from tests.conftest import INSUREES_AUTH, mediator_client
+
+LATER = datetime.now(UTC) + timedelta(hours=2)
+
+
+def post(client, doc, txid="tx-1"):
+    resp = client.post(
+        "/channels/insurees",
+        data=json.dumps(doc),
+        headers={**INSUREES_AUTH, "Content-Type": "application/json", "X-OpenHIM-TransactionID": txid},
+    )
+    return resp, json.loads(resp.data)
+
+
+@pytest.fixture
+def client(env, journal_url):
+    return mediator_client(env, journal_url=journal_url)
+
+
+def test_what_dhis2_could_not_take_is_delivered_by_the_worker_and_openhim_told(client, fake, env):
+    fake.fake.fail_next = 100
+    resp, answer = post(client, samples.bundle(samples.group(), samples.patient()))
+    assert resp.status_code == 202 and answer["properties"]["records_pending"] == "2"
+    assert fake.fake.store.tracked_entities == {}
+    fake.fake.fail_next = 0
+    deliverer: Deliverer = client.application.extensions["deliverer"]
+    told = []
+    assert deliverer.work_once(build_settings(env), lambda tx, run: told.append((tx, run)), now=LATER) == 1
+    assert tracked_entity_uid(samples.HEAD) in fake.fake.store.tracked_entities
+    ((tx, run),) = told
+    assert tx.openhim_id == "tx-1" and tx.status == "Successful"
+    update = openhim_update(tx, run)
+    assert update["status"] == "Successful"
+    assert [o["request"]["path"] for o in update["$push"]["orchestrations"]["$each"]][-1] == "/api/tracker"
+    assert deliverer.work_once(build_settings(env), now=LATER) == 0  # nothing left
+
+
+def test_nothing_is_due_before_its_next_attempt(client, fake, env):
+    fake.fake.fail_next = 100
+    post(client, samples.patient())
+    journal = client.application.extensions["journal"]
+    assert due(journal) == []
+    assert len(due(journal, now=LATER)) == 1
+
+
+def test_a_newer_version_supersedes_an_older_one_still_waiting(client, fake, env):
+    fake.fake.fail_next = 100
+    post(client, samples.patient(), "tx-1")
+    post(client, samples.patient(gender="male"), "tx-2")
+    fake.fake.fail_next = 0
+    client.application.extensions["deliverer"].work_once(build_settings(env), now=LATER)
+    attrs = fake.fake.store.tracked_entities[tracked_entity_uid(samples.HEAD)]["attributes"]
+    assert "M" in attrs.values()
+    with client.application.extensions["journal"].session() as session:
+        states = [w.state for w in session.query(Work).order_by(Work.id)]
+    assert states == ["superseded", "delivered"]
+
+
+def test_a_claimed_push_is_not_taken_by_another_worker(client, fake, env):
+    fake.fake.fail_next = 100
+    post(client, samples.patient())
+    journal = client.application.extensions["journal"]
+    (tx,) = due(journal, now=LATER)
+    results = []
+    barrier = threading.Barrier(4)
+
+    def take():
+        barrier.wait()
+        results.append(claim(journal, tx, LATER))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+
+
+def test_dead_letters_are_listed_and_replayed_after_the_fix(client, fake, env):
+    resp, _ = post(client, samples.patient(village=samples.OTHER_VILLAGE, family=None))
+    assert resp.status_code == 422
+    journal = client.application.extensions["journal"]
+    (dead,) = dead_letters(journal)
+    assert dead.kind == "Patient" and "E1049" in json.dumps(dead.reasons)
+    from tests.conftest import seed
+
+    seed(fake.fake, villages=(samples.VILLAGE, samples.OTHER_VILLAGE))
+    assert replay(journal) == 1
+    client.application.extensions["deliverer"].work_once(build_settings(env))
+    assert tracked_entity_uid(samples.HEAD) in fake.fake.store.tracked_entities
+    assert dead_letters(journal) == []
