@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from mediator.mapping.insuree import InsureeTarget
@@ -61,3 +63,11 @@ def insuree_target(settings: Settings, channel: ChannelSettings | None = None) -
         pseudonym_key=settings.pseudonym_key,
         uid_scheme=setup.uid_scheme,
     )
+
+
+def mapping_fingerprint(settings: Settings, channel: ChannelSettings | None = None) -> str:
+    """A digest of everything that decides what a record becomes in DHIS2 (never the secrets themselves)."""
+    target = asdict(insuree_target(settings, channel))
+    target["pseudonym_key"] = hashlib.sha256(target["pseudonym_key"].encode()).hexdigest()
+    setup = asdict(dhis2_setup(settings))
+    return hashlib.sha256(json.dumps([target, setup], sort_keys=True, default=str).encode()).hexdigest()

@@ -28,8 +28,11 @@ def _count(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
-def content_hash(resource: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(resource, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def content_hash(resource: Mapping[str, Any], mapping: str = "") -> str:
+    """What a record becomes in DHIS2 depends on the resource and on how it is mapped (UIDs, privacy choices):
+    both go into the hash, so a settings change sends records again."""
+    text = json.dumps(resource, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{mapping}\x1f{text}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ def accept(
     received: Mapping[str, int],
     resources: Mapping[str, Mapping[str, Any]],
     rejected: Iterable[tuple[str, list[dict[str, Any]]]],
+    mapping: str = "",
 ) -> Accepted:
     """Keep the push and each of its records in one database transaction, before anything is sent.
 
@@ -76,12 +80,12 @@ def accept(
             session.add(Outcome(transaction_id=tx.id, record=record, status="rejected", uids={}, reasons=reasons))
         for label, resource in resources.items():
             kind, key = label.split("/", 1)
-            digest = content_hash(resource)
+            digest = content_hash(resource, mapping)
             latest = session.scalars(
                 select(Work).where(Work.kind == kind, Work.key == key).order_by(Work.id.desc()).limit(1)
             ).first()
             state = "pending"
-            if latest is not None and latest.state == "delivered" and latest.content_hash == digest:
+            if latest is not None and latest.state in ("delivered", "duplicate") and latest.content_hash == digest:
                 state = "duplicate"
                 unchanged.append(label)
             else:

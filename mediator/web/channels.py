@@ -18,6 +18,7 @@ from mediator.journal.store import Journal, PushRecord
 from mediator.openimis.reader import Reading, read_body
 from mediator.outcomes import PushResult, Reason, RecordOutcome
 from mediator.settings import Settings
+from mediator.targets import mapping_fingerprint
 from mediator.web.answer import envelope, operation_outcome, to_orchestration
 from mediator.web.auth import channel_allows
 
@@ -116,6 +117,7 @@ def receive(subpath: str) -> Response:
         received=reading.resource_counts,
         resources=reading.resources,
         rejected=[(o.record, [asdict(r) for r in o.reasons]) for o in rejected],
+        mapping=mapping_fingerprint(settings, channel),
     )
     deliverer: Deliverer = current_app.extensions["deliverer"]
     run = None

@@ -103,3 +103,15 @@ def test_dead_letters_are_listed_and_replayed_after_the_fix(client, fake, env):
     client.application.extensions["deliverer"].work_once(build_settings(env))
     assert tracked_entity_uid(samples.HEAD) in fake.fake.store.tracked_entities
     assert dead_letters(journal) == []
+
+
+def test_a_settings_change_sends_unchanged_records_again(env, fake, journal_url):
+    client = mediator_client(env, journal_url=journal_url)
+    post(client, samples.patient())
+    _, again = post(client, samples.patient())
+    assert again["orchestrations"] == []  # unchanged: not sent
+    named = mediator_client(env, journal_url=journal_url, send_names="true")
+    _, third = post(named, samples.patient())
+    assert [o["request"]["path"] for o in third["orchestrations"]][-1] == "/api/tracker"
+    _, fourth = post(named, samples.patient())
+    assert fourth["orchestrations"] == []
