@@ -113,8 +113,19 @@ def create_app(fake: FakeDhis2) -> Flask:
     app = Flask("fake_dhis2")
     app.extensions["fake_dhis2"] = fake
 
+    @app.post("/__fake__/faults")
+    def faults() -> Any:
+        """Test control of a fake running in another process: set fault switches (never part of DHIS2's API)."""
+        wanted = request.get_json(silent=True) or {}
+        for name in ("delay", "fail_next", "drop_next", "drop_after_next"):
+            if name in wanted:
+                setattr(fake, name, wanted[name])
+        return jsonify({"tracked_entities": len(fake.store.tracked_entities), "events": len(fake.store.events)})
+
     @app.before_request
     def _auth() -> Any:
+        if request.path == "/__fake__/faults":
+            return None
         fake.requests_seen.append((request.method, request.path, dict(request.args)))
         if request.path.startswith(fake.fault_paths):
             if fake.delay:

@@ -18,7 +18,7 @@ from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
 from mediator.journal.models import Exchange as ExchangeRow
 from mediator.journal.models import Outcome, Transaction
-from mediator.journal.queue import claim, due, finish
+from mediator.journal.queue import claim, due, finish, release_dead_claims
 from mediator.journal.store import Journal
 from mediator.openhim.envelope import Orchestration
 from mediator.openimis.reader import read_document
@@ -143,6 +143,7 @@ class Deliverer:
     def work_once(self, settings: Settings, notify: Any = None, now: datetime | None = None) -> int:
         """Deliver every push that is due; returns how many were decided. `notify(tx, run)` hears of decided pushes."""
         done = 0
+        release_dead_claims(self.journal)
         for transaction_id in due(self.journal, now=now):
             run = self.run(transaction_id, settings, now)
             if run is not None and run.decided:

@@ -150,8 +150,11 @@ def postgres_url() -> Iterator[str]:
 def journal_url(request: Any, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'journal.sqlite'}"
-    url: str = request.getfixturevalue("postgres_url")
-    # A fresh schema per test: drop what an earlier test left.
+    return empty_postgres(request.getfixturevalue("postgres_url"))
+
+
+def empty_postgres(url: str) -> str:
+    """The shared test server's database, emptied of what an earlier test left."""
     from sqlalchemy import text
 
     from mediator.journal.store import open_engine

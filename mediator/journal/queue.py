@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +21,13 @@ from sqlalchemy import CursorResult, select, update
 from mediator.journal.models import Outcome, Transaction, Work
 from mediator.journal.store import Journal
 
-LEASE = timedelta(minutes=10)  # a claim a crashed worker left behind is taken over after this
+LEASE = timedelta(minutes=10)  # a claim left by a worker on another machine that died is taken over after this
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 FINAL = ("delivered", "rejected", "superseded", "duplicate")
 
 
@@ -128,7 +136,7 @@ def claim(journal: Journal, transaction_id: int, now: datetime | None = None) ->
                     Work.state == "pending",
                     (Work.claimed_until.is_(None)) | (Work.claimed_until < now),
                 )
-                .values(claimed_until=now + LEASE)
+                .values(claimed_until=now + LEASE, claimed_by=worker_id())
             )
         )
         if not taken:
@@ -137,6 +145,31 @@ def claim(journal: Journal, transaction_id: int, now: datetime | None = None) ->
             select(Work).where(Work.transaction_id == transaction_id, Work.state.in_(("pending", "delivered")))
         ).all()
         return [json.loads(r.resource) for r in rows if r.resource]
+
+
+def release_dead_claims(journal: Journal) -> int:
+    """Free the claims of this machine's workers that are gone (killed, crashed, recycled), without waiting for
+    their lease to run out."""
+    host = socket.gethostname()
+    with journal.sessions.begin() as session:
+        owners = session.scalars(
+            select(Work.claimed_by).where(Work.state == "pending", Work.claimed_by.like(f"{host}:%")).distinct()
+        ).all()
+        dead = [o for o in owners if o and not _alive(int(o.rsplit(":", 1)[1]))]
+        if not dead:
+            return 0
+        query = update(Work).where(Work.state == "pending", Work.claimed_by.in_(dead))
+        return _count(session.execute(query.values(claimed_until=None, claimed_by=None)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def due(journal: Journal, limit: int = 20, now: datetime | None = None) -> list[int]:
@@ -184,6 +217,7 @@ def finish(
                 continue
             row.claimed_until = None
             row.updated_at = now
+            row.claimed_by = None
             if outcome["status"] == "pending":
                 row.attempts += 1
                 row.next_attempt_at = now + min(cap, base * 2 ** (row.attempts - 1)) if retry else now

@@ -20,6 +20,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("claimed_until", sa.DateTime(timezone=True)),
+        sa.Column("claimed_by", sa.String(100)),
         sa.Column("last_error", sa.Text),
         sa.Column("uids", sa.JSON, nullable=False),
         sa.Column("reasons", sa.JSON, nullable=False),
