@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, insert, select, tuple_, update
 
 from mediator.journal.models import Outcome, Transaction, Work
 from mediator.journal.store import Journal
@@ -86,39 +86,65 @@ def accept(
         session.flush()
         for record, reasons in rejected:
             session.add(Outcome(transaction_id=tx.id, record=record, status="rejected", uids={}, reasons=reasons))
+        items: list[tuple[str, str, str, Mapping[str, Any]]] = []
         for label, resource in resources.items():
             kind, key = label.split("/", 1)
+            items.append((kind, key, label, resource))
+        latest = _latest(session, [(kind, key) for kind, key, _, _ in items])
+        rows, supersede = [], []
+        for kind, key, label, resource in items:
             digest = content_hash(resource, mapping)
-            latest = session.scalars(
-                select(Work).where(Work.kind == kind, Work.key == key).order_by(Work.id.desc()).limit(1)
-            ).first()
+            last = latest.get((kind, key))
             state = "pending"
-            if latest is not None and latest.state in ("delivered", "duplicate") and latest.content_hash == digest:
+            if last is not None and last.state in ("delivered", "duplicate") and last.content_hash == digest:
                 state = "duplicate"
                 unchanged.append(label)
             else:
                 pending += 1
-                session.execute(
-                    update(Work)
-                    .where(Work.kind == kind, Work.key == key, Work.state == "pending")
-                    .values(state="superseded", resource=None, updated_at=now)
-                )
-            session.add(
-                Work(
-                    transaction_id=tx.id,
-                    kind=kind,
-                    key=key,
-                    content_hash=digest,
-                    resource=json.dumps(resource) if state == "pending" else None,
-                    state=state,
-                    attempts=0,
-                    next_attempt_at=now,
-                    uids=dict(latest.uids) if state == "duplicate" and latest else {},
-                    reasons=[],
-                    updated_at=now,
-                )
+                if last is not None and last.state == "pending":
+                    supersede.append((kind, key))
+            rows.append(
+                {
+                    "transaction_id": tx.id,
+                    "kind": kind,
+                    "key": key,
+                    "content_hash": digest,
+                    "resource": json.dumps(resource) if state == "pending" else None,
+                    "state": state,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "uids": dict(last.uids) if state == "duplicate" and last is not None else {},
+                    "reasons": [],
+                    "updated_at": now,
+                }
             )
+        for chunk in _chunks(supersede):
+            session.execute(
+                update(Work)
+                .where(Work.state == "pending", tuple_(Work.kind, Work.key).in_(chunk))
+                .values(state="superseded", resource=None, claimed_until=None, updated_at=now)
+            )
+        if rows:
+            session.execute(insert(Work), rows)
         return Accepted(tx.id, pending, unchanged)
+
+
+CHUNK = 500
+
+
+def _chunks(items: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _latest(session: Any, records: list[tuple[str, str]]) -> dict[tuple[str, str], Work]:
+    """The newest journal row of each record, in a few queries however many records there are."""
+    latest: dict[tuple[str, str], Work] = {}
+    for chunk in _chunks(records):
+        query = select(Work).where(tuple_(Work.kind, Work.key).in_(chunk)).order_by(Work.id)
+        for row in session.scalars(query):
+            latest[(row.kind, row.key)] = row
+    return latest
 
 
 def claim(journal: Journal, transaction_id: int, now: datetime | None = None) -> list[dict[str, Any]] | None:
