@@ -7,24 +7,25 @@ import json
 import logging
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import insert
 
 from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, make_auth
 from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
 from mediator.journal.models import Exchange as ExchangeRow
 from mediator.journal.models import Outcome, Transaction
-from mediator.journal.queue import claim, due, finish, release_dead_claims
+from mediator.journal.queue import Slice, claim, decide, due, finish, release_dead_claims
 from mediator.journal.store import Journal
 from mediator.openhim.envelope import Orchestration
 from mediator.openimis.reader import read_document
+from mediator.openimis.records import CodeEntry
 from mediator.openimis.schemas import SCHEMAS
 from mediator.orchestrations import to_orchestration
-from mediator.outcomes import PushResult, final_status
+from mediator.outcomes import PushResult
 from mediator.push import push
 from mediator.settings import ChannelSettings, Settings
 from mediator.targets import dhis2_setup, insuree_target
@@ -34,18 +35,30 @@ RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
 
 
+MAX_UPDATE_ORCHESTRATIONS = 100  # per OpenHIM update; every call stays in the journal
+
+
 @dataclass
 class Run:
-    result: PushResult
-    exchanges: list[Exchange] = field(default_factory=list)
-    decided: bool = False
+    """One delivery of a push's due records, slice after slice."""
+
+    result: PushResult = field(default_factory=PushResult)
+    exchanges: list[Exchange] = field(default_factory=list)  # kept for an answer being written (inline)
+    orchestrations: list[dict[str, Any]] = field(default_factory=list)  # for OpenHIM, at most a hundred
+    calls: int = 0  # DHIS2 calls made
+    status: str | None = None  # the push's final status, when this run decided it
+
+    @property
+    def decided(self) -> bool:
+        return self.status is not None
 
 
 class Deliverer:
     """Process-wide delivery: one HTTP session per DHIS2 user, one version cache, the journal."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, slice_size: int = 1000) -> None:
         self.journal = journal
+        self.slice_size = slice_size
         self.versions = VersionCache()
         self.sessions: dict[tuple[str, str], requests.Session] = {}
         self._lock = threading.Lock()
@@ -66,18 +79,46 @@ class Deliverer:
             retry=RetryPolicy(attempts=settings.dhis2_max_attempts),
         )
 
-    def run(self, transaction_id: int, settings: Settings, now: datetime | None = None) -> Run | None:
-        """Deliver one accepted push (None when another worker has it or nothing is due) and record the outcome."""
-        resources = claim(self.journal, transaction_id, now)
-        if resources is None:
-            return None
+    def run(self, transaction_id: int, settings: Settings, now: datetime | None = None, keep: bool = False) -> Run:
+        """Deliver the push's due records, a slice at a time, and record each slice's outcome as it ends.
+
+        `keep` gathers every outcome and exchange (for answering a push inline); a worker keeps only counts, so
+        a push of any size is delivered in the memory of one slice.
+        """
+        run = Run()
         with self.journal.sessions() as session:
             tx = session.get(Transaction, transaction_id)
-            channel_name = tx.channel if tx else ""
-        channel = settings.channel(channel_name)
+            channel = settings.channel(tx.channel if tx else "")
+        while (taken := claim(self.journal, transaction_id, now, self.slice_size)) is not None:
+            result, exchanges = self._deliver(taken, settings, channel)
+            outcomes = [
+                {"record": o.record, "status": o.status, "uids": o.uids, "reasons": [asdict(r) for r in o.reasons]}
+                for o in result.outcomes
+            ]
+            error = str(result.failure) if result.failure else None
+            finish(self.journal, taken, outcomes, result.failure is not None, error, RETRY_BASE, RETRY_CAP)
+            self._record(transaction_id, result, outcomes, exchanges)
+            room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
+            run.orchestrations += [_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges[:room])]
+            run.calls += len(exchanges)
+            run.result.add_stats(result.stats)
+            run.result.failure = result.failure
+            if keep:
+                run.result.outcomes += result.outcomes
+                run.exchanges += exchanges
+            if result.failure is not None or all(o["status"] == "pending" for o in outcomes):
+                break  # DHIS2 will not take more now; what is left waits for its next attempt
+        run.status = decide(self.journal, transaction_id)
+        return run
+
+    def _deliver(
+        self, taken: Slice, settings: Settings, channel: ChannelSettings | None
+    ) -> tuple[PushResult, list[Exchange]]:
         exchanges: list[Exchange] = []
-        bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
-        reading = read_document(bundle, SCHEMAS.keys())
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in taken.resources]}
+        reading = read_document(bundle, SCHEMAS.keys(), aliases=taken.aliases)
+        context = read_document({"resourceType": "Bundle", "entry": [{"resource": r} for r in taken.context]}, SCHEMAS)
+        entries = [r for r in context.records if isinstance(r, CodeEntry)]
 
         def writer_for(dhis2: Dhis2Client) -> TrackerWriter:
             return choose_writer(
@@ -91,37 +132,19 @@ class Deliverer:
             lambda: self.client(settings, channel, exchanges),
             settings.batch_size,
             writer_for,
+            entries,
         )
         if result.failure is not None:
             self.versions.forget(settings.dhis2_url.rstrip("/"))
-        outcomes = [
-            {"record": o.record, "status": o.status, "uids": o.uids, "reasons": [asdict(r) for r in o.reasons]}
-            for o in result.outcomes
-        ]
-        decided = finish(
-            self.journal,
-            transaction_id,
-            outcomes,
-            retry=result.failure is not None,
-            error=str(result.failure) if result.failure else None,
-            base=RETRY_BASE,
-            cap=RETRY_CAP,
-        )
-        self._record(transaction_id, result, outcomes, exchanges, decided)
-        return Run(result, exchanges, decided)
+        return result, exchanges
 
     def _record(
-        self,
-        transaction_id: int,
-        result: PushResult,
-        outcomes: list[dict[str, Any]],
-        exchanges: list[Exchange],
-        decided: bool,
+        self, transaction_id: int, result: PushResult, outcomes: list[dict[str, Any]], exchanges: list[Exchange]
     ) -> None:
         orchestrations = [to_orchestration(i + 1, ex) for i, ex in enumerate(exchanges)]
         with self.journal.sessions.begin() as session:
-            for o in outcomes:
-                session.add(Outcome(transaction_id=transaction_id, **o))
+            if outcomes:
+                session.execute(insert(Outcome), [{"transaction_id": transaction_id, **o} for o in outcomes])
             for orch in orchestrations:
                 session.add(_exchange_row(transaction_id, orch))
             tx = session.get(Transaction, transaction_id)
@@ -131,28 +154,21 @@ class Deliverer:
                     stats[k] = stats.get(k, 0) + v
                 tx.stats = stats
                 tx.failure = str(result.failure) if result.failure else None
-                if decided:
-                    statuses = [
-                        r.status
-                        for r in session.scalars(select(Outcome).where(Outcome.transaction_id == transaction_id))
-                    ]
-                    tx.status = final_status(statuses)
-                    tx.http_status = 200 if tx.status == "Successful" else 422
-                    tx.answered_at = datetime.now(UTC)
 
     def work_once(self, settings: Settings, notify: Any = None, now: datetime | None = None) -> int:
-        """Deliver every push that is due; returns how many were decided. `notify(tx, run)` hears of decided pushes."""
+        """Deliver every push that is due; returns how many were decided.
+
+        `notify(tx, run)` hears of every push this round sent something for, or decided."""
         done = 0
         release_dead_claims(self.journal)
         for transaction_id in due(self.journal, now=now):
             run = self.run(transaction_id, settings, now)
-            if run is not None and run.decided:
-                done += 1
-                if notify is not None:
-                    with self.journal.sessions() as session:
-                        tx = session.get(Transaction, transaction_id)
-                    if tx is not None:
-                        notify(tx, run)
+            done += run.decided
+            if notify is not None and (run.decided or run.calls):
+                with self.journal.sessions() as session:
+                    tx = session.get(Transaction, transaction_id)
+                if tx is not None:
+                    notify(tx, run)
         return done
 
 
@@ -170,14 +186,14 @@ def _exchange_row(transaction_id: int, orch: Orchestration) -> ExchangeRow:
     )
 
 
-def orchestrations_json(run: Run) -> list[dict[str, Any]]:
-    return [json.loads(json.dumps(to_orchestration(i + 1, ex).to_json())) for i, ex in enumerate(run.exchanges)]
+def _orchestration(index: int, exchange: Exchange) -> dict[str, Any]:
+    return json.loads(json.dumps(to_orchestration(index, exchange).to_json()))
 
 
 def openhim_update(tx: Transaction, run: Run) -> dict[str, Any]:
-    """What the OpenHIM transaction learns when a push it carried is finally decided: its status, and the DHIS2
-    calls made since (added to the orchestrations it already shows)."""
-    return {
-        "status": tx.status,
-        "$push": {"orchestrations": {"$each": orchestrations_json(run)}},
-    }
+    """What the OpenHIM transaction learns of a delivery run: the DHIS2 calls made (added to the orchestrations it
+    already shows) and, once the push is decided, its status."""
+    update: dict[str, Any] = {"$push": {"orchestrations": {"$each": run.orchestrations}}}
+    if run.decided:
+        update["status"] = tx.status
+    return update

@@ -55,9 +55,8 @@ def mirror_twins(records: list[tuple[str, str]], result: PushResult) -> None:
             decided.add(record)
 
 
-def final_status(statuses: list[str]) -> str:
-    """The OpenHIM transaction status of a decided push, from the statuses of its records."""
-    delivered, rejected = statuses.count("delivered"), statuses.count("rejected")
+def final_status(delivered: int, rejected: int) -> str:
+    """The OpenHIM transaction status of a decided push, from how many of its records went and were refused."""
     if rejected == 0:
         return "Successful"
     return "Completed with error(s)" if delivered else "Completed"

@@ -7,7 +7,7 @@ what DHIS2 refuses is rejected record by record too (see mediator.delivery.atomi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from mediator.delivery.claims import deliver_claims
 from mediator.delivery.families import deliver_families
@@ -35,8 +35,10 @@ def push(
     client_factory: Callable[[], Dhis2Client],
     batch_size: int,
     writer_for: Callable[[Dhis2Client], TrackerWriter],
+    known_entries: Sequence[CodeEntry] = (),
 ) -> PushResult:
-    """`writer_for` picks the API that writes tracker data for the DHIS2 a client talks to (by its version)."""
+    """`writer_for` picks the API that writes tracker data for the DHIS2 a client talks to (by its version);
+    `known_entries` are code list entries of the same push delivered earlier, whose codes claim lines may name."""
     result = PushResult(received=dict(reading.resource_counts))
     if reading.problems and not reading.records:
         result.problems = list(reading.problems)  # nothing usable: the whole push is refused
@@ -77,7 +79,9 @@ def push(
                 status = {o.record: o.status for o in result.outcomes}
                 deliver_policies(client, writer, policies, insurees, status, setup, batch_size, result)
             if claims or reviews:
-                deliver_claims(client, writer, claims, reviews, entries, setup, batch_size, result, unavailable)
+                deliver_claims(
+                    client, writer, claims, reviews, [*known_entries, *entries], setup, batch_size, result, unavailable
+                )
     except Dhis2Error as exc:
         # DHIS2 unreachable, not configured or refusing the credentials: what was not decided waits for a retry.
         result.failure = exc

@@ -95,7 +95,7 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
 
     live = LiveSettings(settings, env)
     url = settings.journal_url or default_url(settings.state_dir)
-    deliverer = Deliverer(Journal(open_engine(url)))
+    deliverer = Deliverer(Journal(open_engine(url)), settings.slice_size)
     lock = None if url.startswith("postgresql") else LeaderLock(Path(settings.state_dir) / "delivery.lock")
     core = core_client(settings) if settings.openhim_register and settings.openhim_password else None
     stop = threading.Event()

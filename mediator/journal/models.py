@@ -30,6 +30,8 @@ class Transaction(Base):
     received: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # resource counts
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # what DHIS2 created and updated
     failure: Mapped[str | None] = mapped_column(Text)
+    aliases: Mapped[list[Any] | None] = mapped_column(JSON)  # [[type, id, key]]: references by id, for slices
+    input_rejected: Mapped[int] = mapped_column(Integer, default=0)  # records refused before delivery
 
     outcomes: Mapped[list[Outcome]] = relationship(back_populates="transaction", cascade="all, delete-orphan")
     exchanges: Mapped[list[Exchange]] = relationship(back_populates="transaction", cascade="all, delete-orphan")
@@ -81,12 +83,15 @@ class Work(Base):
     __table_args__ = (
         Index("ix_work_due", "state", "next_attempt_at"),
         Index("ix_work_record", "kind", "key"),
+        Index("ix_work_slice", "transaction_id", "state", "stage", "unit"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(160))
+    stage: Mapped[int] = mapped_column(Integer, default=1)  # 0: metadata, delivered before the rest of its push
+    unit: Mapped[int] = mapped_column(Integer, default=0)  # records of a push with one unit go in one slice
     content_hash: Mapped[str] = mapped_column(String(64))
     resource: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16))  # pending | delivered | rejected | superseded | duplicate

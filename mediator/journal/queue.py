@@ -11,24 +11,23 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, insert, select, tuple_, update
+from sqlalchemy import CursorResult, func, insert, select, tuple_, update
 
 from mediator.journal.models import Outcome, Transaction, Work
 from mediator.journal.store import Journal
+from mediator.openimis.units import stage
+from mediator.outcomes import final_status
 
 LEASE = timedelta(minutes=10)  # a claim left by a worker on another machine that died is taken over after this
 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-FINAL = ("delivered", "rejected", "superseded", "duplicate")
 
 
 def _count(result: Any) -> int:
@@ -50,6 +49,20 @@ class Accepted:
     unchanged: list[str]  # records whose content DHIS2 already has from an earlier push
 
 
+CHUNK = 500
+
+
+def _chunks(items: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def accept(
     journal: Journal,
     *,
@@ -57,120 +70,167 @@ def accept(
     openhim_id: str | None,
     client_id: str | None,
     received_at: datetime,
-    body: bytes,
+    body_sha256: str,
     received: Mapping[str, int],
-    resources: Mapping[str, Mapping[str, Any]],
+    resources: Iterable[tuple[str, Mapping[str, Any]]],
     rejected: Iterable[tuple[str, list[dict[str, Any]]]],
+    units: Mapping[str, int] | None = None,
+    aliases: Mapping[tuple[str, str], str] | None = None,
     mapping: str = "",
+    on_progress: Callable[[int], None] | None = None,
 ) -> Accepted:
     """Keep the push and each of its records in one database transaction, before anything is sent.
 
-    A record whose content was already delivered is not sent again; an older, still pending version of a record is
-    superseded by this one.
+    `resources` ("Kind/key", resource) may be a stream: they are written a chunk at a time. A record whose content
+    was already delivered is not sent again; an older, still pending version of a record is superseded by this one.
+    `on_progress(n)` hears how many records are kept so far.
     """
     now = datetime.now(UTC)
     unchanged: list[str] = []
-    pending = 0
+    pending = kept = 0
+    units = units or {}
     with journal.sessions.begin() as session:
+        refused = list(rejected)
         tx = Transaction(
             openhim_id=openhim_id,
             client_id=client_id,
             channel=channel,
             received_at=received_at,
             status="Processing",
-            body_sha256=hashlib.sha256(body).hexdigest(),
+            body_sha256=body_sha256,
             received=dict(received),
             stats={},
+            aliases=[[kind, rid, key] for (kind, rid), key in (aliases or {}).items()] or None,
+            input_rejected=len(refused),
         )
         session.add(tx)
         session.flush()
-        for record, reasons in rejected:
-            session.add(Outcome(transaction_id=tx.id, record=record, status="rejected", uids={}, reasons=reasons))
-        items: list[tuple[str, str, str, Mapping[str, Any]]] = []
-        for label, resource in resources.items():
-            kind, key = label.split("/", 1)
-            items.append((kind, key, label, resource))
-        latest = _latest(session, [(kind, key) for kind, key, _, _ in items])
-        rows, supersede = [], []
-        for kind, key, label, resource in items:
-            digest = content_hash(resource, mapping)
-            last = latest.get((kind, key))
-            state = "pending"
-            if last is not None and last.state in ("delivered", "duplicate") and last.content_hash == digest:
-                state = "duplicate"
-                unchanged.append(label)
-            else:
-                pending += 1
-                if last is not None and last.state == "pending":
-                    supersede.append((kind, key))
-            rows.append(
-                {
-                    "transaction_id": tx.id,
-                    "kind": kind,
-                    "key": key,
-                    "content_hash": digest,
-                    "resource": json.dumps(resource) if state == "pending" else None,
-                    "state": state,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "uids": dict(last.uids) if state == "duplicate" and last is not None else {},
-                    "reasons": [],
-                    "updated_at": now,
-                }
-            )
-        for chunk in _chunks(supersede):
+        for chunk in _chunks(refused):
             session.execute(
-                update(Work)
-                .where(Work.state == "pending", tuple_(Work.kind, Work.key).in_(chunk))
-                .values(state="superseded", resource=None, claimed_until=None, updated_at=now)
+                insert(Outcome),
+                [
+                    {"transaction_id": tx.id, "record": record, "status": "rejected", "uids": {}, "reasons": reasons}
+                    for record, reasons in chunk
+                ],
             )
-        if rows:
+        for chunk in _chunks(resources):
+            items = [(*label.split("/", 1), label, resource) for label, resource in chunk]
+            latest = _latest(session, [(kind, key) for kind, key, _, _ in items])
+            rows, supersede = [], []
+            for kind, key, label, resource in items:
+                digest = content_hash(resource, mapping)
+                last = latest.get((kind, key))
+                state = "pending"
+                if last is not None and last.state in ("delivered", "duplicate") and last.content_hash == digest:
+                    state = "duplicate"
+                    unchanged.append(label)
+                else:
+                    pending += 1
+                    if last is not None and last.state == "pending":
+                        supersede.append((kind, key))
+                rows.append(
+                    {
+                        "transaction_id": tx.id,
+                        "kind": kind,
+                        "key": key,
+                        "stage": stage(kind),
+                        "unit": units.get(label, 0),
+                        "content_hash": digest,
+                        "resource": json.dumps(resource) if state == "pending" else None,
+                        "state": state,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "uids": dict(last.uids) if state == "duplicate" and last is not None else {},
+                        "reasons": [],
+                        "updated_at": now,
+                    }
+                )
+            if supersede:
+                session.execute(
+                    update(Work)
+                    .where(Work.state == "pending", tuple_(Work.kind, Work.key).in_(supersede))
+                    .values(state="superseded", resource=None, claimed_until=None, updated_at=now)
+                )
             session.execute(insert(Work), rows)
+            kept += len(rows)
+            if on_progress is not None:
+                on_progress(kept)
         return Accepted(tx.id, pending, unchanged)
 
 
-CHUNK = 500
-
-
-def _chunks(items: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
-def _latest(session: Any, records: list[tuple[str, str]]) -> dict[tuple[str, str], Work]:
-    """The newest journal row of each record, in a few queries however many records there are."""
-    latest: dict[tuple[str, str], Work] = {}
-    for chunk in _chunks(records):
-        query = select(Work).where(tuple_(Work.kind, Work.key).in_(chunk)).order_by(Work.id)
-        for row in session.scalars(query):
-            latest[(row.kind, row.key)] = row
+def _latest(session: Any, records: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The newest journal row of each record (its state, hash and UIDs only), in one query per chunk."""
+    latest: dict[tuple[str, str], Any] = {}
+    columns = (Work.kind, Work.key, Work.state, Work.content_hash, Work.uids)
+    query = select(*columns).where(tuple_(Work.kind, Work.key).in_(records)).order_by(Work.id)
+    for row in session.execute(query):
+        latest[(row.kind, row.key)] = row
     return latest
 
 
-def claim(journal: Journal, transaction_id: int, now: datetime | None = None) -> list[dict[str, Any]] | None:
-    """Take the transaction's pending records for delivery (None if another worker has them or none is due).
+@dataclass(frozen=True)
+class Slice:
+    """Records of one push taken for delivery together: whole units, metadata before the rest."""
 
-    Returns the resources to send: the pending records and, for context, those of the push already delivered.
+    transaction_id: int
+    ids: list[int]
+    resources: list[dict[str, Any]]
+    context: list[dict[str, Any]]  # code list entries of the push already in DHIS2, for looking codes up
+    aliases: dict[tuple[str, str], str]
+
+
+class _Taken(Exception):
+    """Another worker claimed part of the slice first."""
+
+
+def claim(journal: Journal, transaction_id: int, now: datetime | None = None, size: int = 1000) -> Slice | None:
+    """Take the next slice of the push's pending records (None if none is due or another worker has them).
+
+    The push's metadata goes as one slice, before any data; data goes in whole units of about `size` records.
     """
     now = now or datetime.now(UTC)
-    with journal.sessions.begin() as session:
-        taken = _count(
-            session.execute(
-                update(Work)
-                .where(
+    free = (Work.claimed_until.is_(None)) | (Work.claimed_until < now)
+    waiting = (Work.transaction_id == transaction_id) & (Work.state == "pending")
+    try:
+        with journal.sessions.begin() as session:
+            query = select(Work.id, Work.stage, Work.unit).where(waiting, free, Work.next_attempt_at <= now)
+            rows = session.execute(query.order_by(Work.stage, Work.unit, Work.id).limit(size)).all()
+            if not rows:
+                return None
+            if rows[0].stage == 0:
+                ids = list(session.scalars(select(Work.id).where(waiting, free, Work.stage == 0).order_by(Work.id)))
+            else:
+                if session.scalar(select(Work.id).where(waiting, Work.stage == 0).limit(1)) is not None:
+                    return None  # metadata still on its way: data waits for it
+                last = rows[-1].unit
+                ids = [r.id for r in rows if r.unit != last]
+                ids += session.scalars(select(Work.id).where(waiting, free, Work.unit == last).order_by(Work.id))
+            if not ids:
+                return None  # taken by another worker meanwhile
+            taken = 0
+            for chunk in _chunks(ids):
+                take = update(Work).where(Work.id.in_(chunk), Work.state == "pending", free)
+                taken += _count(session.execute(take.values(claimed_until=now + LEASE, claimed_by=worker_id())))
+            if taken != len(ids):
+                raise _Taken
+            resources: list[dict[str, Any]] = []
+            for chunk in _chunks(ids):
+                kept = session.scalars(select(Work.resource).where(Work.id.in_(chunk)))
+                resources += [json.loads(r) for r in kept if r is not None]
+            context: list[dict[str, Any]] = []
+            if rows[0].stage != 0 and any(r.get("resourceType") in ("Claim", "ClaimResponse") for r in resources):
+                entries = select(Work.resource).where(
                     Work.transaction_id == transaction_id,
-                    Work.state == "pending",
-                    (Work.claimed_until.is_(None)) | (Work.claimed_until < now),
+                    Work.kind.in_(("Medication", "ActivityDefinition")),
+                    Work.state == "delivered",
+                    Work.resource.is_not(None),
                 )
-                .values(claimed_until=now + LEASE, claimed_by=worker_id())
-            )
-        )
-        if not taken:
-            return None
-        rows = session.scalars(
-            select(Work).where(Work.transaction_id == transaction_id, Work.state.in_(("pending", "delivered")))
-        ).all()
-        return [json.loads(r.resource) for r in rows if r.resource]
+                context = [json.loads(r) for r in session.scalars(entries) if r is not None]
+            tx = session.get(Transaction, transaction_id)
+            aliases = {(k, rid): key for k, rid, key in (tx.aliases or [])} if tx is not None else {}
+            return Slice(transaction_id, ids, resources, context, aliases)
+    except _Taken:
+        return None
 
 
 def release_dead_claims(journal: Journal) -> int:
@@ -221,44 +281,101 @@ def due(journal: Journal, limit: int = 20, now: datetime | None = None) -> list[
 
 def finish(
     journal: Journal,
-    transaction_id: int,
+    taken: Slice,
     outcomes: Iterable[Mapping[str, Any]],
     retry: bool,
     error: str | None,
     base: timedelta = timedelta(seconds=30),
     cap: timedelta = timedelta(hours=1),
-) -> bool:
-    """Record what became of the claimed records; returns True when the whole push is now decided.
+) -> None:
+    """Record what became of a slice's records.
 
     `outcomes` are {record, status, uids, reasons}; a record still pending waits longer after each failed attempt
-    (base, doubling, at most cap).
+    (base, doubling, at most cap), and so does the rest of its push, which would only meet the same DHIS2.
     """
     now = datetime.now(UTC)
     by_label = {o["record"]: o for o in outcomes}
+    latest_retry = now
     with journal.sessions.begin() as session:
-        rows = session.scalars(select(Work).where(Work.transaction_id == transaction_id)).all()
-        for row in rows:
-            outcome = by_label.get(f"{row.kind}/{row.key}")
-            if row.state != "pending" or outcome is None:
-                continue
-            row.claimed_until = None
-            row.updated_at = now
-            row.claimed_by = None
-            if outcome["status"] == "pending":
+        for chunk in _chunks(taken.ids):
+            for row in session.scalars(select(Work).where(Work.id.in_(chunk))):
+                if row.state != "pending":
+                    continue  # superseded while on its way
+                outcome = by_label.get(f"{row.kind}/{row.key}") or {"status": "pending"}
+                row.claimed_until = None
+                row.claimed_by = None
+                row.updated_at = now
                 row.attempts += 1
-                row.next_attempt_at = now + min(cap, base * 2 ** (row.attempts - 1)) if retry else now
-                row.last_error = error
-            else:
+                if outcome["status"] == "pending":
+                    row.next_attempt_at = now + min(cap, base * 2 ** (row.attempts - 1)) if retry else now
+                    latest_retry = max(latest_retry, row.next_attempt_at)
+                    row.last_error = error
+                    continue
                 row.state = outcome["status"]
                 row.uids = dict(outcome.get("uids") or {})
                 row.reasons = list(outcome.get("reasons") or [])
-                row.attempts += 1
-        decided = all(r.state in FINAL for r in rows)
-        if decided:
-            for row in rows:
-                if row.state == "delivered":
+                if row.state == "delivered" and row.stage != 0:
                     row.resource = None  # nothing more to send: no personal data kept longer than needed
-        return decided
+        if retry:
+            session.execute(
+                update(Work)
+                .where(
+                    Work.transaction_id == taken.transaction_id,
+                    Work.state == "pending",
+                    Work.next_attempt_at < latest_retry,
+                    (Work.claimed_until.is_(None)) | (Work.claimed_until < now),
+                )
+                .values(next_attempt_at=latest_retry)
+            )
+
+
+def decide(journal: Journal, transaction_id: int) -> str | None:
+    """Give the push its final status once none of its records is pending; returns it to the one caller that did.
+
+    Several workers may finish slices of one push at once: the conditional update lets exactly one of them decide.
+    """
+    with journal.sessions.begin() as session:
+        waiting = select(Work.id).where(Work.transaction_id == transaction_id, Work.state == "pending").exists()
+        if session.scalar(select(waiting)):
+            return None
+        counts = dict(
+            session.execute(
+                select(Work.state, func.count()).where(Work.transaction_id == transaction_id).group_by(Work.state)
+            ).all()
+        )
+        tx = session.get(Transaction, transaction_id)
+        if tx is None:
+            return None
+        delivered = counts.get("delivered", 0) + counts.get("duplicate", 0)
+        status = final_status(delivered, counts.get("rejected", 0) + (tx.input_rejected or 0))
+        won = _count(
+            session.execute(
+                update(Transaction)
+                .where(Transaction.id == transaction_id, Transaction.status == "Processing", ~waiting)
+                .values(
+                    status=status, http_status=200 if status == "Successful" else 422, answered_at=datetime.now(UTC)
+                )
+            )
+        )
+        if not won:
+            return None
+        session.execute(
+            update(Work)
+            .where(Work.transaction_id == transaction_id, Work.state == "delivered", Work.resource.is_not(None))
+            .values(resource=None)
+        )
+        return status
+
+
+def progress(journal: Journal, transaction_id: int) -> dict[str, int]:
+    """How many records of a push are in each state (pending, delivered, rejected, ...)."""
+    with journal.sessions() as session:
+        query = select(Work.state, func.count()).where(Work.transaction_id == transaction_id).group_by(Work.state)
+        counts = {state: int(n) for state, n in session.execute(query)}
+        tx = session.get(Transaction, transaction_id)
+        if tx is not None and tx.input_rejected:
+            counts["refused on input"] = tx.input_rejected
+        return counts
 
 
 def dead_letters(journal: Journal) -> list[Work]:
@@ -270,10 +387,14 @@ def dead_letters(journal: Journal) -> list[Work]:
 
 
 def replay(journal: Journal, ids: Iterable[int] | None = None) -> int:
-    """Send rejected records again (all, or these), once the mapping or DHIS2 has been fixed."""
+    """Send rejected records again (all, or these), once the mapping or DHIS2 has been fixed; their pushes are open
+    again until the worker has decided them anew (and told OpenHIM)."""
     now = datetime.now(UTC)
-    query = update(Work).where(Work.state == "rejected", Work.resource.is_not(None))
+    which = (Work.state == "rejected") & Work.resource.is_not(None)
     if ids is not None:
-        query = query.where(Work.id.in_(list(ids)))
+        which = which & Work.id.in_(list(ids))
     with journal.sessions.begin() as session:
+        pushes = select(Work.transaction_id).where(which)
+        session.execute(update(Transaction).where(Transaction.id.in_(pushes)).values(status="Processing"))
+        query = update(Work).where(which)
         return _count(session.execute(query.values(state="pending", next_attempt_at=now, reasons=[], updated_at=now)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +63,7 @@ class PushRecord:
     openhim_id: str | None
     client_id: str | None
     received_at: datetime
-    body: bytes
+    body_sha256: str
     status: str
     http_status: int
     received: dict[str, int]
@@ -95,7 +94,7 @@ class Journal:
             answered_at=datetime.now(UTC),
             status=push.status,
             http_status=push.http_status,
-            body_sha256=hashlib.sha256(push.body).hexdigest(),
+            body_sha256=push.body_sha256,
             received=push.received,
             stats=push.stats,
             failure=push.failure,

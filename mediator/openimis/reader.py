@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 
 from mediator.openimis import fhir
 from mediator.openimis.records import Record
-from mediator.openimis.references import resolve
+from mediator.openimis.references import Aliases, resolve
 from mediator.openimis.schemas import BUNDLE_SCHEMA, SCHEMAS
 
 
@@ -61,34 +61,50 @@ def _label(resource: Mapping[str, Any], where: str) -> str:
     return f"{kind}/{key}" if key else f"{where} ({kind})" if where else kind
 
 
-def _read_resource(resource: Any, where: str, accepted: Collection[str], reading: Reading) -> None:
+@dataclass(frozen=True)
+class ResourceRead:
+    """What one resource of a push gave: its count bucket, and a record or the problems that stop it."""
+
+    counted: str  # the resource type it is counted under ("other" for one the channel does not take)
+    record: Record | None = None
+    problems: tuple[Problem, ...] = ()
+    alias: tuple[tuple[str, str], str] | None = None  # ((type, id), key) when the id is not the record's key
+
+
+def read_resource(resource: Any, where: str, accepted: Collection[str]) -> ResourceRead:
+    """Validate one resource (a Bundle entry's, or the body's) into a domain record."""
     if not isinstance(resource, Mapping):
-        reading.problems.append(Problem(where or "body", "resource", "must be a JSON object"))
-        return
+        return ResourceRead("other", problems=(Problem(where or "body", "resource", "must be a JSON object"),))
     kind = resource.get("resourceType")
-    taken = isinstance(kind, str) and kind in accepted and kind in SCHEMAS
-    counted = str(kind) if taken else "other"
-    reading.resource_counts[counted] = reading.resource_counts.get(counted, 0) + 1
-    if not taken:
+    if not (isinstance(kind, str) and kind in accepted and kind in SCHEMAS):
         allowed = ", ".join(sorted(accepted)) or "none"
         shown = kind if isinstance(kind, str) and kind.isalnum() and len(kind) < 64 else "this resource type"
-        reading.problems.append(
-            Problem(_label(resource, where), "resourceType", f"{shown} is not taken on this channel ({allowed})")
-        )
-        return
+        problem = Problem(_label(resource, where), "resourceType", f"{shown} is not taken on this channel ({allowed})")
+        return ResourceRead("other", problems=(problem,))
     try:
-        record = SCHEMAS[str(kind)].load(resource)
-        reading.records.append(record)
-        reading.resources[f"{record.kind}/{record.key}"] = resource
-        rid = resource.get("id")
-        if isinstance(rid, str) and fhir.normalize_key(rid) != record.key:
-            reading.aliases[(str(kind), fhir.normalize_key(rid))] = record.key
+        record = SCHEMAS[kind].load(resource)
     except RecursionError:
-        reading.problems.append(Problem(_label(resource, where), "extension", "nested too deeply"))
+        return ResourceRead(kind, problems=(Problem(_label(resource, where), "extension", "nested too deeply"),))
     except ValidationError as exc:
         label = _label(resource, where)
-        for path, message in _flatten(exc.messages):
-            reading.problems.append(Problem(label, path or "resource", message))
+        problems = tuple(Problem(label, path or "resource", message) for path, message in _flatten(exc.messages))
+        return ResourceRead(kind, problems=problems)
+    rid = resource.get("id")
+    alias = None
+    if isinstance(rid, str) and fhir.normalize_key(rid) != record.key:
+        alias = ((kind, fhir.normalize_key(rid)), record.key)
+    return ResourceRead(kind, record, alias=alias)
+
+
+def _read_resource(resource: Any, where: str, accepted: Collection[str], reading: Reading) -> None:
+    read = read_resource(resource, where, accepted)
+    reading.resource_counts[read.counted] = reading.resource_counts.get(read.counted, 0) + 1
+    reading.problems.extend(read.problems)
+    if read.record is not None:
+        reading.records.append(read.record)
+        reading.resources[f"{read.record.kind}/{read.record.key}"] = resource
+    if read.alias is not None:
+        reading.aliases[read.alias[0]] = read.alias[1]
 
 
 def read_body(body: bytes, accepted: Collection[str]) -> Reading:
@@ -104,8 +120,12 @@ def read_body(body: bytes, accepted: Collection[str]) -> Reading:
     return read_document(doc, accepted, reading)
 
 
-def read_document(doc: Any, accepted: Collection[str], reading: Reading | None = None) -> Reading:
-    """Read a parsed FHIR resource or Bundle (as `read_body` does after parsing the JSON)."""
+def read_document(
+    doc: Any, accepted: Collection[str], reading: Reading | None = None, aliases: Aliases | None = None
+) -> Reading:
+    """Read a parsed FHIR resource or Bundle (as `read_body` does after parsing the JSON).
+
+    `aliases` are those of the whole push when `doc` holds only part of it (a slice being delivered)."""
     reading = reading or Reading()
     if not isinstance(doc, Mapping) or "resourceType" not in doc:
         reading.problems.append(Problem("body", "resourceType", "expected a FHIR resource or Bundle"))
@@ -125,6 +145,7 @@ def read_document(doc: Any, accepted: Collection[str], reading: Reading | None =
             continue
         _read_resource(entry["resource"], where, accepted, reading)
     _check_duplicates(reading)
+    reading.aliases.update(aliases or {})
     reading.records = [resolve(r, reading.aliases) for r in reading.records]
     return reading
 

@@ -9,12 +9,12 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from mediator.deliverer import Deliverer
+from mediator.intake import incoming_dir, remove_stale
 from mediator.journal.store import Journal, default_url, open_engine
 from mediator.live_settings import LiveSettings
 from mediator.settings import load_registration
 from mediator.web import channels
 
-MAX_BODY_BYTES = 100 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
@@ -40,13 +40,14 @@ def journal_url(live: LiveSettings) -> str:
 def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
     """The app; `migrate_journal=False` when the schema was brought up to date before the workers started."""
     app = Flask("mediator")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = live.base.max_body_mb * 1024 * 1024
     app.config["MEDIATOR_URN"] = load_registration(live.base.config_file)["urn"]
     app.extensions["live_settings"] = live
     url = journal_url(live)
     journal = Journal.open(url) if migrate_journal else Journal(open_engine(url))
     app.extensions["journal"] = journal
-    app.extensions["deliverer"] = Deliverer(journal)
+    app.extensions["deliverer"] = Deliverer(journal, live.base.slice_size)
+    remove_stale(incoming_dir(live.base))
     app.register_blueprint(channels.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

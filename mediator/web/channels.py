@@ -13,12 +13,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mediator.deliverer import Deliverer
 from mediator.dhis2.client import Exchange
-from mediator.journal.queue import accept
+from mediator.intake import incoming_dir, spooled, take_in
 from mediator.journal.store import Journal, PushRecord
-from mediator.openimis.reader import Reading, read_body
-from mediator.outcomes import PushResult, Reason, RecordOutcome
+from mediator.outcomes import PushResult, RecordOutcome
 from mediator.settings import Settings
-from mediator.targets import mapping_fingerprint
 from mediator.web.answer import envelope, operation_outcome, to_orchestration
 from mediator.web.auth import channel_allows
 
@@ -35,7 +33,7 @@ def _json(doc: dict[str, Any], status: int, content_type: str = "application/jso
 def _journal(
     channel: str,
     received_at: datetime,
-    body: bytes,
+    body_sha256: str,
     result: PushResult,
     exchanges: list[Exchange],
     doc: dict[str, Any],
@@ -49,7 +47,7 @@ def _journal(
         openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
         client_id=request.headers.get("X-OpenHIM-ClientID"),
         received_at=received_at,
-        body=body,
+        body_sha256=body_sha256,
         status=doc["status"],
         http_status=status,
         received=dict(result.received),
@@ -98,41 +96,38 @@ def receive(subpath: str) -> Response:
         return resp
     transaction = request.headers.get("X-OpenHIM-TransactionID", "-")
     received_at = datetime.now(UTC)
-    body = request.get_data(cache=False)
-    reading = read_body(body, channel.resources)
-    if not reading.records:  # nothing usable: answered at once, kept in the journal as it is
-        result = PushResult(received=reading.resource_counts, problems=list(reading.problems))
-        doc, status = envelope(current_app.config["MEDIATOR_URN"], result, [], channel.name)
-        _journal(channel.name, received_at, body, result, [], doc, status)
-        return _json(doc, status, OPENHIM_CONTENT_TYPE)
+    journal: Journal = current_app.extensions["journal"]
     # Kept in the journal before anything is sent: from here on nothing of this push can be lost.
-    rejected = _rejected(reading)
-    accepted = accept(
-        current_app.extensions["journal"],
-        channel=channel.name,
-        openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
-        client_id=request.headers.get("X-OpenHIM-ClientID"),
-        received_at=received_at,
-        body=body,
-        received=reading.resource_counts,
-        resources=reading.resources,
-        rejected=[(o.record, [asdict(r) for r in o.reasons]) for o in rejected],
-        mapping=mapping_fingerprint(settings, channel),
-    )
+    with spooled(request.stream, incoming_dir(settings)) as body:
+        intake = take_in(
+            journal,
+            body,
+            channel,
+            settings,
+            received_at=received_at,
+            openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
+            client_id=request.headers.get("X-OpenHIM-ClientID"),
+        )
+    found, accepted = intake.survey, intake.accepted
+    if accepted is None:  # nothing usable: answered at once, kept in the journal as it is
+        result = PushResult(received=found.resource_counts, problems=list(found.problems))
+        doc, status = envelope(current_app.config["MEDIATOR_URN"], result, [], channel.name)
+        _journal(channel.name, received_at, body.sha256, result, [], doc, status)
+        return _json(doc, status, OPENHIM_CONTENT_TYPE)
     deliverer: Deliverer = current_app.extensions["deliverer"]
     run = None
     if accepted.pending and accepted.pending <= settings.inline_limit:
-        run = deliverer.run(accepted.transaction_id, settings)
+        run = deliverer.run(accepted.transaction_id, settings, keep=True)
     result = run.result if run else PushResult()
-    result.received = dict(reading.resource_counts)
+    result.received = dict(found.resource_counts)
     decided = {o.record for o in result.outcomes}
-    waiting = [RecordOutcome(label, "pending") for label in reading.resources if label not in decided]
-    unchanged = [RecordOutcome(label, "delivered", {}, []) for label in accepted.unchanged]
+    unchanged = set(accepted.unchanged)
+    waiting = [RecordOutcome(r, "pending") for r in found.records if r not in decided and r not in unchanged]
     result.outcomes = [
-        *rejected,
+        *intake.rejected,
         *result.outcomes,
-        *[w for w in waiting if w.record not in accepted.unchanged],
-        *unchanged,
+        *waiting,
+        *[RecordOutcome(label, "delivered", {}, []) for label in accepted.unchanged],
     ]
     exchanges = run.exchanges if run else []
     doc, status = envelope(current_app.config["MEDIATOR_URN"], result, exchanges, channel.name)
@@ -148,11 +143,3 @@ def receive(subpath: str) -> Response:
         len(exchanges),
     )
     return _json(doc, status, OPENHIM_CONTENT_TYPE)
-
-
-def _rejected(reading: Reading) -> list[RecordOutcome]:
-    """The invalid records of a push that has valid ones: rejected with their reasons, the others still go."""
-    grouped: dict[str, list[Reason]] = {}
-    for p in reading.problems:
-        grouped.setdefault(p.record, []).append(Reason(p.field, "", p.message))
-    return [RecordOutcome(record, "rejected", {}, reasons) for record, reasons in grouped.items()]

@@ -1,12 +1,13 @@
 """The insuree channel end to end inside one process: Flask test client → mediator → fake DHIS2 over HTTP."""
 
 import json
+from pathlib import Path
 
 from mediator.mapping import defaults
 from mediator.mapping.insuree import tracked_entity_uid
 from mediator.mapping.uids import org_unit_uid
 from tests import samples
-from tests.conftest import INSUREES_AUTH, basic
+from tests.conftest import INSUREES_AUTH, basic, mediator_client
 
 A = defaults.INSUREE_ATTRIBUTES
 PATH = "/channels/insurees"
@@ -184,13 +185,15 @@ def test_console_change_takes_effect_without_restart(client, fake, live):
     assert stored(fake, samples.HEAD)["attributes"][A["first_name"]] == "Ageni"
 
 
-def test_too_large_or_wrong_method_get_json_errors(client, live):
+def test_too_large_or_wrong_method_get_json_errors(client, env):
     resp = client.get(PATH, headers=INSUREES_AUTH)
     assert resp.status_code == 405
     assert resp.get_json()["resourceType"] == "OperationOutcome"
-    resp = client.post(PATH, data=b"x" * (101 * 1024 * 1024), headers=INSUREES_AUTH)
+    small = mediator_client(env, max_body_mb="1")
+    resp = small.post(PATH, data=b"x" * (1024 * 1024 + 1), headers=INSUREES_AUTH)
     assert resp.status_code == 413
     assert resp.get_json()["resourceType"] == "OperationOutcome"
+    assert list((Path(env["MEDIATOR_STATE_DIR"]) / "incoming").glob("*")) == []  # nothing left of the body
 
 
 def test_records_refused_by_dhis2_are_not_retried(client, fake):

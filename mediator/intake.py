@@ -1,0 +1,118 @@
+"""Taking a push in: the body is spooled to a file, read in two passes (mediator.openimis.stream) and kept in the
+journal before anything is sent. The web channels and the `push` command both come through here."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from mediator.journal.queue import Accepted, accept
+from mediator.journal.store import Journal
+from mediator.openimis.stream import Survey, kept_resources, survey
+from mediator.outcomes import Reason, RecordOutcome
+from mediator.settings import ChannelSettings, Settings
+from mediator.targets import mapping_fingerprint
+
+READ_SIZE = 1 << 20
+STALE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Spooled:
+    path: Path
+    sha256: str
+    size: int
+
+
+def incoming_dir(settings: Settings) -> Path:
+    return Path(settings.state_dir) / "incoming"
+
+
+@contextmanager
+def spooled(stream: IO[bytes], directory: Path) -> Iterator[Spooled]:
+    """Copy a request body to a private file (it holds personal data), hashing it on the way; removed after."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    digest = hashlib.sha256()
+    size = 0
+    fd, name = tempfile.mkstemp(prefix="push-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            while chunk := stream.read(READ_SIZE):
+                digest.update(chunk)
+                size += len(chunk)
+                file.write(chunk)
+        yield Spooled(Path(name), digest.hexdigest(), size)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def remove_stale(directory: Path, now: float | None = None) -> int:
+    """Spool files left by a process that died while reading a push (never kept: that push was not answered)."""
+    now = now or time.time()
+    removed = 0
+    for path in directory.glob("push-*.json"):
+        try:
+            if now - path.stat().st_mtime > STALE_SECONDS:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+@dataclass(frozen=True)
+class Intake:
+    survey: Survey
+    rejected: list[RecordOutcome]  # invalid records of a push that has valid ones
+    accepted: Accepted | None  # None when nothing in the push was usable: it is refused whole
+
+
+def take_in(
+    journal: Journal,
+    body: Spooled,
+    channel: ChannelSettings,
+    settings: Settings,
+    *,
+    received_at: datetime,
+    openhim_id: str | None = None,
+    client_id: str | None = None,
+    on_read: Callable[[int], None] | None = None,
+    on_kept: Callable[[int], None] | None = None,
+) -> Intake:
+    """Read the push and keep it in the journal; `on_read`/`on_kept` hear the resources read and records kept."""
+    found = survey(body.path, channel.resources, on_read)
+    if not found.records:
+        return Intake(found, [], None)
+    rejected = _rejected(found)
+    accepted = accept(
+        journal,
+        channel=channel.name,
+        openhim_id=openhim_id,
+        client_id=client_id,
+        received_at=received_at,
+        body_sha256=body.sha256,
+        received=found.resource_counts,
+        resources=kept_resources(body.path, found),
+        rejected=[(o.record, [asdict(r) for r in o.reasons]) for o in rejected],
+        units=found.units,
+        aliases=found.aliases,
+        mapping=mapping_fingerprint(settings, channel),
+        on_progress=on_kept,
+    )
+    return Intake(found, rejected, accepted)
+
+
+def _rejected(found: Survey) -> list[RecordOutcome]:
+    """The invalid records of a push that has valid ones: rejected with their reasons, the others still go."""
+    grouped: dict[str, list[Reason]] = {}
+    for p in found.problems:
+        grouped.setdefault(p.record, []).append(Reason(p.field, "", p.message))
+    return [RecordOutcome(record, "rejected", {}, reasons) for record, reasons in grouped.items()]

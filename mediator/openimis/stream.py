@@ -1,0 +1,156 @@
+"""Reads a push from a file without holding it whole: a first pass validates every resource and keeps only what
+the journal needs (labels, problems, counts, delivery units); a second pass hands the resources over one at a time.
+
+Bundles are read entry by entry (ijson), so a push of 100,000 resources costs the memory of one resource plus a
+label per record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+
+from mediator.openimis.reader import Problem, read_resource
+from mediator.openimis.schemas import BUNDLE_SCHEMA
+from mediator.openimis.units import Units
+
+BUNDLE_FIELDS = ("resourceType", "type")
+
+
+@dataclass
+class Survey:
+    """What the first pass learnt of a push."""
+
+    problems: list[Problem] = field(default_factory=list)
+    resource_counts: dict[str, int] = field(default_factory=dict)
+    aliases: dict[tuple[str, str], str] = field(default_factory=dict)
+    labels: list[str | None] = field(default_factory=list)  # per resource: the record it is kept as, or None
+    units: dict[str, int] = field(default_factory=dict)  # record -> delivery unit
+    bundle: bool = True
+
+    @property
+    def records(self) -> list[str]:
+        return [label for label in self.labels if label is not None]
+
+
+class _Unreadable(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def _header(file: IO[bytes]) -> tuple[dict[str, Any], str | None]:
+    """The top-level scalars of the document and the JSON kind of its `entry` ("start_array" for a list)."""
+    header: dict[str, Any] = {}
+    entry_kind = None
+    events = ijson.parse(file, use_float=True)
+    first = next(events, None)
+    if first is None or first[1] != "start_map":
+        raise _Unreadable(Problem("body", "resourceType", "expected a FHIR resource or Bundle"))
+    for prefix, event, value in events:
+        if prefix == "" and event == "map_key" and value == "resourceType":
+            header.setdefault("resourceType", None)  # present, whatever its shape
+        elif prefix in BUNDLE_FIELDS and event in ("string", "number", "boolean", "null"):
+            header[prefix] = value
+        elif prefix == "resourceType":
+            header["resourceType"] = {}  # not a string: read as a resource, and refused as one
+        elif prefix == "entry" and entry_kind is None:
+            entry_kind = event
+    return header, entry_kind
+
+
+def _resources(file: IO[bytes], bundle: bool) -> Iterator[tuple[str, Any]]:
+    """(where, resource) for each entry of a Bundle, or the one resource of the body."""
+    if not bundle:
+        yield "", json.load(file)
+        return
+    for i, entry in enumerate(ijson.items(file, "entry.item", use_float=True)):
+        where = f"Bundle.entry[{i}]"
+        if not isinstance(entry, dict) or "resource" not in entry:
+            yield where, _MISSING
+        else:
+            yield where, entry["resource"]
+
+
+_MISSING = object()
+
+
+def _open_document(path: Path) -> bool:
+    """Check the top of the document; True for a Bundle, False for a single resource."""
+    with path.open("rb") as file:
+        header, entry_kind = _header(file)
+    if "resourceType" not in header:
+        raise _Unreadable(Problem("body", "resourceType", "expected a FHIR resource or Bundle"))
+    if header["resourceType"] != "Bundle":
+        return False
+    errors = BUNDLE_SCHEMA.validate({**header, "entry": []})
+    if entry_kind not in (None, "start_array"):
+        errors["entry"] = ["Not a valid list."]
+    if errors:
+        raise _Unreadable(Problem("Bundle", next(iter(errors)), str(next(iter(errors.values()))[0])))
+    return True
+
+
+def survey(path: Path, accepted: Collection[str], on_read: Callable[[int], None] | None = None) -> Survey:
+    """First pass: validate each resource, count, and decide which records the push keeps.
+
+    `on_read(n)` hears every thousandth resource read, for progress."""
+    result = Survey()
+    try:
+        result.bundle = _open_document(path)
+        units = Units()
+        with path.open("rb") as file:
+            for position, (where, resource) in enumerate(_resources(file, result.bundle)):
+                if resource is _MISSING:
+                    result.problems.append(Problem(where, "resource", "each entry needs a resource"))
+                    result.labels.append(None)
+                    continue
+                if on_read is not None and position % 1000 == 999:
+                    on_read(position + 1)
+                read = read_resource(resource, where, accepted)
+                result.resource_counts[read.counted] = result.resource_counts.get(read.counted, 0) + 1
+                result.problems.extend(read.problems)
+                if read.alias is not None:
+                    result.aliases[read.alias[0]] = read.alias[1]
+                if read.record is None:
+                    result.labels.append(None)
+                    continue
+                label = f"{read.record.kind}/{read.record.key}"
+                result.labels.append(label)
+                units.add(label, position, read.record)
+    except _Unreadable as exc:
+        return Survey(problems=[exc.problem])
+    except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
+        return Survey(problems=[Problem("body", "body", f"not valid JSON: {exc}")])
+    except RecursionError:
+        return Survey(problems=[Problem("body", "body", "JSON nested too deeply")])
+    for (kind, rid), key in result.aliases.items():
+        units.alias(kind, rid, key)
+    _drop_duplicates(result)
+    assigned = units.assign()
+    result.units = {label: assigned[label] for label in result.labels if label is not None}
+    return result
+
+
+def _drop_duplicates(result: Survey) -> None:
+    """A record sent twice in one Bundle is ambiguous: every copy is refused, once."""
+    counts = Counter(label for label in result.labels if label is not None)
+    twice = sorted(label for label, n in counts.items() if n > 1)
+    for label in twice:
+        result.problems.append(Problem(label, "identifier", "appears more than once in the Bundle"))
+    if twice:
+        refused = set(twice)
+        result.labels = [None if label in refused else label for label in result.labels]
+
+
+def kept_resources(path: Path, found: Survey) -> Iterator[tuple[str, Any]]:
+    """Second pass: (record, resource) for each record the first pass kept, in the order of the push."""
+    with path.open("rb") as file:
+        for label, (_, resource) in zip(found.labels, _resources(file, found.bundle), strict=True):
+            if label is not None:
+                yield label, resource
