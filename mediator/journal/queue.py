@@ -303,10 +303,10 @@ def finish(
                     continue  # superseded while on its way
                 outcome = by_label.get(f"{row.kind}/{row.key}") or {"status": "pending"}
                 row.claimed_until = None
-                row.claimed_by = None
                 row.updated_at = now
                 row.attempts += 1
                 if outcome["status"] == "pending":
+                    row.claimed_by = None
                     row.next_attempt_at = now + min(cap, base * 2 ** (row.attempts - 1)) if retry else now
                     latest_retry = max(latest_retry, row.next_attempt_at)
                     row.last_error = error

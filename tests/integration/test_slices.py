@@ -1,0 +1,155 @@
+"""A push larger than a slice is delivered in slices of whole units, metadata first, and ends with the same DHIS2
+content as the same push delivered in one go; exactly one worker decides it."""
+
+import json
+import threading
+
+import pytest
+
+from mediator.journal.queue import claim, decide, finish
+from mediator.openimis.reader import read_document
+from mediator.openimis.schemas import SCHEMAS
+from mediator.settings import build_settings
+from tests import samples
+from tests.conftest import basic, mediator_client
+from tests.integration.test_dhis2_versions import content, start
+from tests.unit.test_stream import OTHER_FAMILY, OTHER_HEAD, mixed
+
+AUTH = {**basic("openhim-openimis", "openimis-route-pass"), "Content-Type": "application/json"}
+
+
+def families(n):
+    """n more families of two, in the sample village."""
+    docs = []
+    for i in range(n):
+        head, member, family = (f"00000000-0000-4000-8000-{i:04d}{j:08d}" for j in range(3))
+        docs += [
+            samples.patient(member, f"2{i:04d}0002", family=family, is_head=False),
+            samples.group(family, (head, member)),
+            samples.patient(head, f"2{i:04d}0001", family=family),
+        ]
+    return docs
+
+
+def push_doc():
+    doc = mixed()
+    doc["entry"] = doc["entry"][:-1]  # without the broken Patient
+    extra = samples.bundle(
+        samples.contract(),
+        *samples.code_lists_for_claims(),
+        samples.code_list_entry("InsurancePlan", "p-1", samples.PRODUCT_CODE, "Basic"),
+        *families(6),
+    )
+    doc["entry"] += extra["entry"]
+    return doc
+
+
+def mediator(env, running, tmp_path, name, **extra):
+    env = {**env, "MEDIATOR_STATE_DIR": str(tmp_path / name), "MEDIATOR_PSEUDONYM_KEY": "k"}
+    settings_env = {
+        **env,
+        "MEDIATOR_DHIS2_URL": running.url,
+        "MEDIATOR_CHANNEL_OPENIMIS_PASSWORD": "openimis-route-pass",
+        **{f"MEDIATOR_{k.upper()}": v for k, v in extra.items()},
+    }
+    return mediator_client(settings_env), build_settings(settings_env)
+
+
+def test_a_push_larger_than_a_slice_ends_as_if_delivered_in_one_go(env, tmp_path):
+    whole, sliced = start("2.40.5"), start("2.40.5")
+    try:
+        client, _ = mediator(env, whole, tmp_path, "whole")
+        resp = client.post("/channels/openimis", data=json.dumps(push_doc()), headers=AUTH)
+        assert json.loads(resp.data)["status"] == "Successful", resp.data[:2000]
+
+        client, settings = mediator(env, sliced, tmp_path, "sliced", slice_size="3", inline_limit="1")
+        resp = client.post("/channels/openimis", data=json.dumps(push_doc()), headers=AUTH)
+        assert resp.status_code == 202
+        deliverer = client.application.extensions["deliverer"]
+        assert deliverer.work_once(settings) == 1
+        assert content(sliced) == content(whole)
+        posts = [r for r in sliced.fake.requests_seen if r[0] == "POST" and r[1] == "/api/tracker"]
+        assert len(posts) > 3  # it did go in several slices
+    finally:
+        whole.stop()
+        sliced.stop()
+
+
+def labels(resources):
+    return set(
+        read_document({"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}, SCHEMAS).resources
+    )
+
+
+def test_slices_hold_whole_units_and_metadata_comes_first(env, journal_url, tmp_path):
+    running = start("2.40.5")
+    try:
+        client, _ = mediator(env, running, tmp_path, "m", inline_limit="1", journal_url=journal_url)
+        client.post("/channels/openimis", data=json.dumps(push_doc()), headers=AUTH)
+        journal = client.application.extensions["journal"]
+        slices = []
+        while (taken := claim(journal, 1, size=2)) is not None:
+            slices.append(labels(taken.resources))
+            delivered = [{"record": label, "status": "delivered"} for label in slices[-1]]
+            finish(journal, taken, delivered, retry=False, error=None)
+        kinds = [{label.split("/")[0] for label in s} for s in slices]
+        assert kinds[0] == {"Location", "Organization", "InsurancePlan", "Medication", "ActivityDefinition"}
+        assert all(not k & kinds[0] for k in kinds[1:])
+        head_unit = {
+            f"Patient/{samples.HEAD}",
+            f"Patient/{samples.MEMBER}",
+            f"Group/{samples.FAMILY}",
+            f"Coverage/{samples.POLICY}",
+            f"Contract/{samples.POLICY}",
+            f"Claim/{samples.CLAIM}",
+            "ClaimResponse/9da194ce-73ed-4fec-9218-082197ebe4b1",
+        }
+        assert sum(head_unit <= s for s in slices) == 1
+        assert sum({f"Patient/{OTHER_HEAD}", f"Group/{OTHER_FAMILY}"} <= s for s in slices) == 1
+        everything = [label for s in slices for label in s]
+        assert len(everything) == len(set(everything)) == len(labels([e["resource"] for e in push_doc()["entry"]]))
+        assert decide(journal, 1) == "Successful"
+        assert decide(journal, 1) is None  # decided once
+    finally:
+        running.stop()
+
+
+def test_exactly_one_of_several_workers_decides_a_push(env, journal_url, tmp_path):
+    running = start("2.40.5")
+    try:
+        client, _ = mediator(env, running, tmp_path, "m", inline_limit="1", journal_url=journal_url)
+        two = samples.bundle(samples.patient(), samples.patient(samples.MEMBER, "104000002", is_head=False))
+        client.post("/channels/openimis", data=json.dumps(two), headers=AUTH)
+        journal = client.application.extensions["journal"]
+        taken = claim(journal, 1)
+        delivered = [{"record": f"Patient/{k}", "status": "delivered"} for k in (samples.HEAD, samples.MEMBER)]
+        finish(journal, taken, delivered, False, None)
+        barrier, decided = threading.Barrier(4), []
+
+        def decide_now():
+            barrier.wait()
+            decided.append(decide(journal, 1))
+
+        threads = [threading.Thread(target=decide_now) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(decided, key=str) == [None, None, None, "Successful"]
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("size", [1, 4])
+def test_a_slice_never_splits_a_family(env, tmp_path, size):
+    running = start("2.40.5")
+    try:
+        client, _ = mediator(env, running, tmp_path, f"s{size}", inline_limit="1")
+        client.post("/channels/openimis", data=json.dumps(samples.bundle(*families(3))), headers=AUTH)
+        journal = client.application.extensions["journal"]
+        while (taken := claim(journal, 1, size=size)) is not None:
+            got = labels(taken.resources)
+            assert len(got) % 3 == 0  # two members and their Group, always together
+            finish(journal, taken, [{"record": label, "status": "delivered"} for label in got], False, None)
+    finally:
+        running.stop()
