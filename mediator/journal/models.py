@@ -98,7 +98,7 @@ class Work(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    claimed_by: Mapped[str | None] = mapped_column(String(100))  # "host:pid" of the worker delivering it (or that decided it)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))  # "host:pid" delivering it, or that decided it
     last_error: Mapped[str | None] = mapped_column(Text)
     uids: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
