@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from mediator import __version__
@@ -85,9 +86,8 @@ def _check(settings: Settings, strict: bool) -> int:
 
 def _dead_letters(settings: Settings, do_replay: bool, ids: list[int] | None) -> None:
     from mediator.journal.queue import dead_letters, replay
-    from mediator.journal.store import Journal, default_url
 
-    journal = Journal.open(settings.journal_url or default_url(settings.state_dir))
+    journal = _journal(settings)
     if do_replay:
         count = replay(journal, ids)
         sys.stdout.write(f"{count} record(s) will be sent again by the delivery worker\n")
@@ -97,6 +97,12 @@ def _dead_letters(settings: Settings, do_replay: bool, ids: list[int] | None) ->
             continue
         reasons = "; ".join(f"{r.get('field')} {r.get('code') or ''}: {r.get('message')}" for r in row.reasons)
         sys.stdout.write(f"{row.id}\t{row.updated_at:%Y-%m-%d %H:%M}\t{row.kind}/{row.key}\t{reasons}\n")
+
+
+def _journal(settings: Settings) -> Any:
+    from mediator.journal.store import Journal, default_url
+
+    return Journal.open(settings.journal_url or default_url(settings.state_dir))
 
 
 def _bootstrap(settings: Settings, root_name: str) -> int:
@@ -124,6 +130,13 @@ def main(argv: list[str] | None = None) -> None:
     dead = sub.add_parser("dead-letters", help="list records DHIS2 refused for good; --replay sends them again")
     dead.add_argument("--replay", action="store_true", help="send them again (after fixing the mapping or DHIS2)")
     dead.add_argument("ids", nargs="*", type=int, help="only these (the first column of the list)")
+    push = sub.add_parser("push", help="take a push from a FHIR file as if it came on a channel, with progress")
+    push.add_argument("file", type=Path, help="a FHIR Bundle or resource (JSON), of any size")
+    push.add_argument("--channel", required=True, help="the channel whose resource types and DHIS2 user apply")
+    push.add_argument("--deliver", action="store_true", help="deliver it from this command (else the mediator does)")
+    push.add_argument("--wait", action="store_true", help="watch until the mediator has delivered it")
+    pushes = sub.add_parser("pushes", help="the latest pushes in the journal, with their records by state")
+    pushes.add_argument("--last", type=int, default=20, help="how many (default 20)")
     boot = sub.add_parser("bootstrap", help="install into DHIS2 everything the mapping needs (safe to run again)")
     boot.add_argument("--root-name", default="openIMIS", help="name of the root org unit, if it has to be created")
     args = parser.parse_args(argv)
@@ -148,6 +161,20 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(_bootstrap(settings, args.root_name))
     if args.command == "check":
         raise SystemExit(_check(settings, strict=True))
+    if args.command == "push":
+        from mediator.push_file import push_file
+
+        if not args.file.is_file():
+            sys.stderr.write(f"openimis-dhis2-mediator: no such file: {args.file}\n")
+            raise SystemExit(2)
+        raise SystemExit(
+            push_file(_journal(settings), settings, args.file, args.channel, deliver=args.deliver, wait=args.wait)
+        )
+    if args.command == "pushes":
+        from mediator.push_file import list_pushes
+
+        list_pushes(_journal(settings), args.last)
+        return
     if args.command == "dead-letters":
         _dead_letters(settings, args.replay, args.ids or None)
         return

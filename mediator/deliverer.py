@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,11 +80,18 @@ class Deliverer:
             retry=RetryPolicy(attempts=settings.dhis2_max_attempts),
         )
 
-    def run(self, transaction_id: int, settings: Settings, now: datetime | None = None, keep: bool = False) -> Run:
+    def run(
+        self,
+        transaction_id: int,
+        settings: Settings,
+        now: datetime | None = None,
+        keep: bool = False,
+        on_slice: Callable[[PushResult], None] | None = None,
+    ) -> Run:
         """Deliver the push's due records, a slice at a time, and record each slice's outcome as it ends.
 
         `keep` gathers every outcome and exchange (for answering a push inline); a worker keeps only counts, so
-        a push of any size is delivered in the memory of one slice.
+        a push of any size is delivered in the memory of one slice. `on_slice` hears each slice's result.
         """
         run = Run()
         with self.journal.sessions() as session:
@@ -106,6 +114,8 @@ class Deliverer:
             if keep:
                 run.result.outcomes += result.outcomes
                 run.exchanges += exchanges
+            if on_slice is not None:
+                on_slice(result)
             if result.failure is not None or all(o["status"] == "pending" for o in outcomes):
                 break  # DHIS2 will not take more now; what is left waits for its next attempt
         run.status = decide(self.journal, transaction_id)

@@ -1,0 +1,118 @@
+"""`push FILE`: a push taken from a file (an initial load, or what openIMIS exported) as if it came on a channel,
+with progress bars for reading, keeping and delivering it. `pushes`: the journal's latest pushes and their counts."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import select
+from tqdm import tqdm
+
+from mediator.deliverer import Deliverer
+from mediator.intake import Spooled, take_in
+from mediator.journal.models import Transaction
+from mediator.journal.queue import progress
+from mediator.journal.store import Journal
+from mediator.outcomes import PushResult
+from mediator.settings import Settings
+
+log = logging.getLogger(__name__)
+DECIDED = ("delivered", "duplicate", "rejected", "superseded")
+
+
+def _hashed(path: Path) -> Spooled:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return Spooled(path, digest.hexdigest(), path.stat().st_size)
+
+
+def push_file(
+    journal: Journal,
+    settings: Settings,
+    path: Path,
+    channel_name: str,
+    *,
+    deliver: bool = False,
+    wait: bool = False,
+    out: IO[str] | None = None,
+    bars: bool = True,
+) -> int:
+    """Keep the file's push in the journal, then deliver it here (`deliver`) or watch the mediator do it (`wait`).
+
+    Returns the exit status: 0 when everything was delivered, 1 when records were refused or still wait, 2 when
+    the push was refused whole.
+    """
+    out = out or sys.stdout
+    channel = settings.channel(channel_name)
+    if channel is None:
+        names = ", ".join(c.name for c in settings.channels) or "none"
+        out.write(f"no channel named {channel_name!r} (channels: {names})\n")
+        return 2
+    body = _hashed(path)
+    reading = tqdm(desc="read", unit=" resources", disable=not bars, file=sys.stderr)
+    keeping = tqdm(desc="kept", unit=" records", disable=not bars, file=sys.stderr)
+    with reading, keeping:
+        intake = take_in(
+            journal,
+            body,
+            channel,
+            settings,
+            received_at=datetime.now(UTC),
+            client_id="push-command",
+            on_read=lambda n: reading.update(n - reading.n),
+            on_kept=lambda n: keeping.update(n - keeping.n),
+        )
+    found, accepted = intake.survey, intake.accepted
+    for problem in found.problems[:20]:
+        out.write(f"refused: {problem.record}: {problem.field}: {problem.message}\n")
+    if len(found.problems) > 20:
+        out.write(f"... and {len(found.problems) - 20} more problems (see `pushes`)\n")
+    if accepted is None:
+        out.write("nothing in the file could be used: the push was not kept\n")
+        return 2
+    tid = accepted.transaction_id
+    total = len(found.records)
+    out.write(f"push {tid}: {total} records kept, {len(accepted.unchanged)} unchanged since an earlier push\n")
+    if deliver or wait:
+        with tqdm(total=total, desc="delivered", unit=" records", disable=not bars, file=sys.stderr) as bar:
+
+            def advance(_: PushResult | None = None) -> None:
+                counts = progress(journal, tid)
+                bar.update(sum(counts.get(s, 0) for s in DECIDED) - bar.n)
+
+            advance()
+            if deliver:
+                Deliverer(journal, settings.slice_size).run(tid, settings, on_slice=advance)
+                advance()
+            while wait and not deliver and _status(journal, tid) == "Processing":
+                time.sleep(1.0)
+                advance()
+    counts = progress(journal, tid)
+    out.write(
+        f"push {tid}: {_status(journal, tid)}; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + "\n"
+    )
+    return 0 if _status(journal, tid) == "Successful" else 1
+
+
+def _status(journal: Journal, transaction_id: int) -> str:
+    with journal.sessions() as session:
+        tx = session.get(Transaction, transaction_id)
+        return tx.status if tx is not None else "unknown"
+
+
+def list_pushes(journal: Journal, last: int, out: IO[str] | None = None) -> None:
+    """The latest pushes, newest first: id, time, channel, status and how many records are in each state."""
+    out = out or sys.stdout
+    with journal.sessions() as session:
+        rows = session.scalars(select(Transaction).order_by(Transaction.id.desc()).limit(last)).all()
+    for tx in rows:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(progress(journal, tx.id).items())) or "no records"
+        out.write(f"{tx.id}\t{tx.received_at:%Y-%m-%d %H:%M:%S}\t{tx.channel}\t{tx.status}\t{counts}\n")
