@@ -32,7 +32,6 @@ from mediator.settings import ChannelSettings, Settings
 from mediator.targets import dhis2_setup, insuree_target
 
 log = logging.getLogger(__name__)
-RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
 
 
@@ -104,7 +103,8 @@ class Deliverer:
                 for o in result.outcomes
             ]
             error = str(result.failure) if result.failure else None
-            finish(self.journal, taken, outcomes, result.failure is not None, error, RETRY_BASE, RETRY_CAP)
+            base = timedelta(seconds=settings.retry_seconds)
+            finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP)
             self._record(transaction_id, result, outcomes, exchanges)
             room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
             run.orchestrations += [_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges[:room])]

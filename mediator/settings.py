@@ -66,6 +66,7 @@ class Settings:
     journal_url: str = ""  # SQLAlchemy URL; empty: SQLite in the state directory
     inline_limit: int = 5000  # records of a push delivered before answering; a larger push is answered at once
     delivery_seconds: float = 5.0  # how often the delivery worker looks for pushes that are due
+    retry_seconds: float = 30.0  # first wait after DHIS2 could not take a push; it doubles, up to an hour
     slice_size: int = 1000  # records a worker delivers of a push at a time (whole units: a family, a claim...)
     max_body_mb: int = 1024  # largest push taken; it is spooled to the state directory, never held in memory
     # Console-editable settings (configDefs in mediator_config.json).
@@ -117,6 +118,7 @@ PROCESS_KEYS: dict[str, type] = {
     "journal_url": str,
     "inline_limit": int,
     "delivery_seconds": float,
+    "retry_seconds": float,
     "slice_size": int,
     "max_body_mb": int,
 }

@@ -36,3 +36,10 @@ def start_fake_dhis2(
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_port(port, 30, proc)
     return proc, f"http://127.0.0.1:{port}"
+
+
+def faults(dhis2: str, **switches: float) -> dict:
+    """Set fault switches of a fake DHIS2 process (fail_next, delay, ...); returns what it holds."""
+    import requests
+
+    return requests.post(f"{dhis2}/__fake__/faults", json=switches, timeout=10).json()

@@ -19,7 +19,7 @@ from mediator.mapping.uids import tracked_entity_uid
 from tests import samples
 from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, empty_postgres
 from tests.e2e.openhim_core import free_port, wait_for_port
-from tests.processes import start_fake_dhis2
+from tests.processes import faults, start_fake_dhis2
 
 pytestmark = pytest.mark.e2e
 CHANNEL_PASSWORD = "crash-test-pass"
@@ -34,10 +34,6 @@ def start_mediator(env: dict[str, str], log: Path) -> subprocess.Popen:
 def kill(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
-
-
-def faults(dhis2: str, **switches: int) -> dict:
-    return requests.post(f"{dhis2}/__fake__/faults", json=switches, timeout=10).json()
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])

@@ -27,7 +27,7 @@ from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import OpenHimError
 from tests import samples
 from tests.e2e.openhim_core import ADMIN, Core, free_port, wait_for_port
-from tests.processes import start_fake_dhis2
+from tests.processes import faults, start_fake_dhis2
 
 pytestmark = pytest.mark.e2e
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -112,6 +112,9 @@ def mediator(core: Core, dhis2: str, run_dir: Path) -> Iterator[dict[str, Any]]:
         "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
         "MEDIATOR_PSEUDONYM_KEY": "e2e-pseudonym-key",
         "MEDIATOR_CHANNEL_INSUREES_PASSWORD": CHANNEL_PASSWORD,
+        "MEDIATOR_DHIS2_MAX_ATTEMPTS": "1",
+        "MEDIATOR_DELIVERY_SECONDS": "0.5",
+        "MEDIATOR_RETRY_SECONDS": "1",
     }
     log = run_dir / "mediator.log"
     proc = spawn([sys.executable, "-m", "mediator.cli", "serve"], env, log)
@@ -196,6 +199,35 @@ def test_patient_through_the_router_reaches_dhis2_and_is_logged(core: Core, api:
     assert calls[-1]["response"]["status"] == 200
     assert tx["properties"]["records_delivered"] == "1"
     assert "Ageni" not in json.dumps(tx["response"]) + json.dumps(tx["orchestrations"])
+
+
+def openhim_transaction(api: CoreClient, path: str, status: str) -> dict[str, Any]:
+    listed = api._call("GET", "/transactions", params={"filterLimit": 20}).json()
+    mine = [t for t in listed if t["request"]["path"] == path and t["status"] == status]
+    assert mine
+    return api._call("GET", f"/transactions/{mine[0]['_id']}").json()
+
+
+def test_a_push_dhis2_cannot_take_is_delivered_later_and_its_openhim_transaction_updated(
+    core: Core, api: CoreClient, channel: str, dhis2: str
+):
+    faults(dhis2, fail_next=10**6)
+    member = samples.patient(samples.MEMBER, "104000002", is_head=False)
+    resp = send(core, channel, member)
+    assert resp.status_code == 202, resp.text
+    assert "will be delivered to DHIS2" in json.dumps(resp.json())
+    waiting = eventually(lambda: openhim_transaction(api, channel, "Processing"), 20)
+    assert waiting["properties"]["records_pending"] == "1"
+    time.sleep(1.5)  # the worker tries again meanwhile, and meets DHIS2 still down
+    faults(dhis2, fail_next=0)
+    eventually(lambda: dhis2_entity(dhis2, samples.MEMBER), 30)
+    done = eventually(lambda: api._call("GET", f"/transactions/{waiting['_id']}").json()["status"] == "Successful", 30)
+    assert done
+    tx = api._call("GET", f"/transactions/{waiting['_id']}").json()
+    calls = [o for o in tx["orchestrations"] if o["name"].startswith("DHIS2")]
+    assert calls[-1]["request"]["path"] == "/api/tracker" and calls[-1]["response"]["status"] == 200
+    assert any(o["response"]["status"] == 503 for o in calls)  # the attempts DHIS2 refused are shown too
+    assert "Ageni" not in json.dumps(tx["orchestrations"])
 
 
 def test_another_channels_credentials_are_refused(mediator: dict[str, Any]):
