@@ -105,9 +105,10 @@ class Deliverer:
             error = str(result.failure) if result.failure else None
             base = timedelta(seconds=settings.retry_seconds)
             finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP)
-            self._record(transaction_id, result, outcomes, exchanges)
+            orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
+            self._record(transaction_id, result, outcomes, orchestrations)
             room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
-            run.orchestrations += [_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges[:room])]
+            run.orchestrations += [json.loads(json.dumps(o.to_json())) for o in orchestrations[:room]]
             run.calls += len(exchanges)
             run.result.add_stats(result.stats)
             run.result.failure = result.failure
@@ -149,9 +150,12 @@ class Deliverer:
         return result, exchanges
 
     def _record(
-        self, transaction_id: int, result: PushResult, outcomes: list[dict[str, Any]], exchanges: list[Exchange]
+        self,
+        transaction_id: int,
+        result: PushResult,
+        outcomes: list[dict[str, Any]],
+        orchestrations: list[Orchestration],
     ) -> None:
-        orchestrations = [to_orchestration(i + 1, ex) for i, ex in enumerate(exchanges)]
         with self.journal.sessions.begin() as session:
             if outcomes:
                 session.execute(insert(Outcome), [{"transaction_id": transaction_id, **o} for o in outcomes])
@@ -194,10 +198,6 @@ def _exchange_row(transaction_id: int, orch: Orchestration) -> ExchangeRow:
         request_body=orch.request_body,
         response_body=orch.response_body,
     )
-
-
-def _orchestration(index: int, exchange: Exchange) -> dict[str, Any]:
-    return json.loads(json.dumps(to_orchestration(index, exchange).to_json()))
 
 
 def openhim_update(tx: Transaction, run: Run) -> dict[str, Any]:
