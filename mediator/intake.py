@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from mediator.journal.queue import Accepted, accept
+from mediator.journal.queue import Accepted, accept, decide
 from mediator.journal.store import Journal
 from mediator.openimis.stream import Survey, kept_resources, survey
 from mediator.outcomes import Reason, RecordOutcome
@@ -107,6 +107,8 @@ def take_in(
         mapping=mapping_fingerprint(settings, channel),
         on_progress=on_kept,
     )
+    if not accepted.pending:
+        decide(journal, accepted.transaction_id)  # nothing to send (all unchanged): decided now, not by a worker
     return Intake(found, rejected, accepted)
 
 
