@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from mediator.mapping.uids import tracked_entity_uid
+from mediator.mapping.defaults import INSUREE_ATTRIBUTES as A
+from mediator.mapping.uids import derive_uid, tracked_entity_uid
 from tests import samples
 from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, empty_postgres
 from tests.e2e.openhim_core import free_port, wait_for_port
@@ -61,7 +62,10 @@ def test_killed_mid_push_with_dhis2_down_ends_with_every_record_exactly_once(dat
         "MEDIATOR_DELIVERY_SECONDS": "0.3",
     }
     keys = [str(uuid.uuid4()) for _ in range(INSUREES)]
-    bundle = samples.bundle(*(samples.patient(k, f"9{i:08d}", family=None) for i, k in enumerate(keys)))
+    family_of = {k: keys[i - i % 3] for i, k in enumerate(keys)}  # families of three, named after their head
+    patients = [samples.patient(k, f"9{i:08d}", family=family_of[k]) for i, k in enumerate(keys)]
+    groups = [samples.group(head, tuple(keys[i : i + 3])) for i, head in enumerate(keys) if i % 3 == 0]
+    bundle = samples.bundle(*patients, *groups)  # Groups last: each family's slice must still hold its members
     mediator = start_mediator(env, tmp_path / "mediator.log")
     try:
         wait_for_port(port, 30, mediator)
@@ -96,6 +100,9 @@ def test_killed_mid_push_with_dhis2_down_ends_with_every_record_exactly_once(dat
                 f"{dhis2}/api/tracker/trackedEntities/{uid}", auth=(DHIS2_USER, DHIS2_PASSWORD), timeout=10
             )
             assert found.status_code == 200 and len(found.json()["enrollments"]) == 1
+            attributes = {a["attribute"]: a["value"] for a in found.json()["attributes"]}
+            assert attributes[A["family_id"]] == derive_uid("family", family_of[key])
+            assert attributes[A["poverty"]] == "true"
     finally:
         if mediator.poll() is None:
             kill(mediator)
