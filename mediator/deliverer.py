@@ -19,7 +19,7 @@ from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
 from mediator.journal.models import Exchange as ExchangeRow
 from mediator.journal.models import Outcome, Transaction
-from mediator.journal.queue import Slice, claim, decide, due, finish, release_dead_claims
+from mediator.journal.queue import Slice, claim, decide, due, finish, release, release_dead_claims
 from mediator.journal.store import Journal
 from mediator.openhim.envelope import Orchestration
 from mediator.openimis.reader import read_document
@@ -86,39 +86,47 @@ class Deliverer:
         now: datetime | None = None,
         keep: bool = False,
         on_slice: Callable[[PushResult], None] | None = None,
+        holder: str | None = None,
     ) -> Run:
         """Deliver the push's due records, a slice at a time, and record each slice's outcome as it ends.
 
         `keep` gathers every outcome and exchange (for answering a push inline); a worker keeps only counts, so
-        a push of any size is delivered in the memory of one slice. `on_slice` hears each slice's result.
+        a push of any size is delivered in the memory of one slice. `on_slice` hears each slice's result; `holder`
+        is the name the push's records were kept for at accept (a push delivered before answering).
         """
         run = Run()
         with self.journal.sessions() as session:
             tx = session.get(Transaction, transaction_id)
             channel = settings.channel(tx.channel if tx else "")
-        while (taken := claim(self.journal, transaction_id, now, self.slice_size)) is not None:
-            result, exchanges = self._deliver(taken, settings, channel)
-            outcomes = [
-                {"record": o.record, "status": o.status, "uids": o.uids, "reasons": [asdict(r) for r in o.reasons]}
-                for o in result.outcomes
-            ]
-            error = str(result.failure) if result.failure else None
-            base = timedelta(seconds=settings.retry_seconds)
-            finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP)
-            orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
-            self._record(transaction_id, result, outcomes, orchestrations)
-            room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
-            run.orchestrations += [json.loads(json.dumps(o.to_json())) for o in orchestrations[:room]]
-            run.calls += len(exchanges)
-            run.result.add_stats(result.stats)
-            run.result.failure = result.failure
-            if keep:
-                run.result.outcomes += result.outcomes
-                run.exchanges += exchanges
-            if on_slice is not None:
-                on_slice(result)
-            if result.failure is not None or all(o["status"] == "pending" for o in outcomes):
-                break  # DHIS2 will not take more now; what is left waits for its next attempt
+        try:
+            while (taken := claim(self.journal, transaction_id, now, self.slice_size, holder)) is not None:
+                result, exchanges = self._deliver(taken, settings, channel)
+                # Records of the slice's units delivered before go again as context: only the slice's own are recorded.
+                result.outcomes = [o for o in result.outcomes if o.record in taken.labels]
+                outcomes = [
+                    {"record": o.record, "status": o.status, "uids": o.uids, "reasons": [asdict(r) for r in o.reasons]}
+                    for o in result.outcomes
+                ]
+                error = str(result.failure) if result.failure else None
+                base = timedelta(seconds=settings.retry_seconds)
+                finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP)
+                orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
+                self._record(transaction_id, result, outcomes, orchestrations)
+                room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
+                run.orchestrations += [json.loads(json.dumps(o.to_json())) for o in orchestrations[:room]]
+                run.calls += len(exchanges)
+                run.result.add_stats(result.stats)
+                run.result.failure = result.failure
+                if keep:
+                    run.result.outcomes += result.outcomes
+                    run.exchanges += exchanges
+                if on_slice is not None:
+                    on_slice(result)
+                if result.failure is not None or all(o["status"] == "pending" for o in outcomes):
+                    break  # DHIS2 will not take more now; what is left waits for its next attempt
+        finally:
+            if holder:
+                release(self.journal, transaction_id, holder)  # what is left is the worker's
         run.status = decide(self.journal, transaction_id)
         return run
 

@@ -73,6 +73,7 @@ class Intake:
     survey: Survey
     rejected: list[RecordOutcome]  # invalid records of a push that has valid ones
     accepted: Accepted | None  # None when nothing in the push was usable: it is refused whole
+    held: str | None = None  # the holder its records are kept for, when the caller is to deliver them now
 
 
 def take_in(
@@ -84,13 +85,19 @@ def take_in(
     received_at: datetime,
     openhim_id: str | None = None,
     client_id: str | None = None,
+    holder: str | None = None,
     on_read: Callable[[int], None] | None = None,
     on_kept: Callable[[int], None] | None = None,
 ) -> Intake:
-    """Read the push and keep it in the journal; `on_read`/`on_kept` hear the resources read and records kept."""
+    """Read the push and keep it in the journal; `on_read`/`on_kept` hear the resources read and records kept.
+
+    `holder` keeps the records claimed for the caller when it will deliver them itself, if the push has at most
+    `inline_limit` records (`Intake.held` says whether it does)."""
     found = survey(body.path, channel.resources, on_read)
-    if not found.records:
+    records = found.records
+    if not records:
         return Intake(found, [], None)
+    held = holder if holder and len(records) <= settings.inline_limit else None
     rejected = _rejected(found)
     accepted = accept(
         journal,
@@ -105,11 +112,12 @@ def take_in(
         units=found.units,
         aliases=found.aliases,
         mapping=mapping_fingerprint(settings, channel),
+        holder=held,
         on_progress=on_kept,
     )
     if not accepted.pending:
         decide(journal, accepted.transaction_id)  # nothing to send (all unchanged): decided now, not by a worker
-    return Intake(found, rejected, accepted)
+    return Intake(found, rejected, accepted, held)
 
 
 def _rejected(found: Survey) -> list[RecordOutcome]:

@@ -3,7 +3,6 @@ with progress bars for reading, keeping and delivering it. `pushes`: the journal
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import time
@@ -15,23 +14,15 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from mediator.deliverer import Deliverer
-from mediator.intake import Spooled, take_in
+from mediator.intake import Spooled, incoming_dir, spooled, take_in
 from mediator.journal.models import Transaction
 from mediator.journal.queue import progress
 from mediator.journal.store import Journal
 from mediator.outcomes import PushResult
-from mediator.settings import Settings
+from mediator.settings import ChannelSettings, Settings
 
 log = logging.getLogger(__name__)
 DECIDED = ("delivered", "duplicate", "rejected", "superseded")
-
-
-def _hashed(path: Path) -> Spooled:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return Spooled(path, digest.hexdigest(), path.stat().st_size)
 
 
 def push_file(
@@ -56,7 +47,20 @@ def push_file(
         names = ", ".join(c.name for c in settings.channels) or "none"
         out.write(f"no channel named {channel_name!r} (channels: {names})\n")
         return 2
-    body = _hashed(path)
+    with path.open("rb") as source, spooled(source, incoming_dir(settings)) as body:
+        return _push(journal, settings, body, channel, deliver, wait, out, bars)
+
+
+def _push(
+    journal: Journal,
+    settings: Settings,
+    body: Spooled,
+    channel: ChannelSettings,
+    deliver: bool,
+    wait: bool,
+    out: IO[str],
+    bars: bool,
+) -> int:
     reading = tqdm(desc="read", unit=" resources", disable=not bars, file=sys.stderr)
     keeping = tqdm(desc="kept", unit=" records", disable=not bars, file=sys.stderr)
     with reading, keeping:

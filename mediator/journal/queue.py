@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, insert, select, tuple_, update
+from sqlalchemy import CursorResult, delete, func, insert, select, tuple_, update
+from sqlalchemy.orm import aliased
 
 from mediator.journal.models import Outcome, Transaction, Work
 from mediator.journal.store import Journal
@@ -26,8 +27,9 @@ from mediator.outcomes import final_status
 LEASE = timedelta(minutes=10)  # a claim left by a worker on another machine that died is taken over after this
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_id(role: str = "") -> str:
+    """ "host:pid", or "host:pid:role" for a holder other than the delivery worker of the process."""
+    return f"{socket.gethostname()}:{os.getpid()}" + (f":{role}" if role else "")
 
 
 def _count(result: Any) -> int:
@@ -77,26 +79,31 @@ def accept(
     units: Mapping[str, int] | None = None,
     aliases: Mapping[tuple[str, str], str] | None = None,
     mapping: str = "",
+    holder: str | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Accepted:
-    """Keep the push and each of its records in one database transaction, before anything is sent.
+    """Keep the push and each of its records before anything is sent.
 
-    `resources` ("Kind/key", resource) may be a stream: they are written a chunk at a time. A record whose content
-    was already delivered is not sent again; an older, still pending version of a record is superseded by this one.
-    `on_progress(n)` hears how many records are kept so far.
+    `resources` ("Kind/key", resource) may be a stream. They are written a chunk per database transaction, as
+    `incoming` rows no worker sees, so a large push never holds the database's write lock for long; one last
+    transaction makes them pending. A push that fails on the way leaves nothing behind.
+
+    A record whose content was already delivered is not sent again; an older, still pending version of a record is
+    superseded by this one (and a push left with nothing pending by that is decided). `holder` keeps the records
+    claimed for whoever delivers the push at once (see `claim`); `on_progress(n)` hears how many records are kept.
     """
     now = datetime.now(UTC)
     unchanged: list[str] = []
     pending = kept = 0
     units = units or {}
+    refused = list(rejected)
     with journal.sessions.begin() as session:
-        refused = list(rejected)
         tx = Transaction(
             openhim_id=openhim_id,
             client_id=client_id,
             channel=channel,
             received_at=received_at,
-            status="Processing",
+            status=RECEIVING,
             body_sha256=body_sha256,
             received=dict(received),
             stats={},
@@ -105,57 +112,97 @@ def accept(
         )
         session.add(tx)
         session.flush()
+        tid = tx.id
         for chunk in _chunks(refused):
-            session.execute(
-                insert(Outcome),
-                [
-                    {"transaction_id": tx.id, "record": record, "status": "rejected", "uids": {}, "reasons": reasons}
-                    for record, reasons in chunk
-                ],
-            )
+            rows = [
+                {"transaction_id": tid, "record": r, "status": "rejected", "uids": {}, "reasons": why}
+                for r, why in chunk
+            ]
+            session.execute(insert(Outcome), rows)
+    try:
         for chunk in _chunks(resources):
-            items = [(*label.split("/", 1), label, resource) for label, resource in chunk]
-            latest = _latest(session, [(kind, key) for kind, key, _, _ in items])
-            rows, supersede = [], []
-            for kind, key, label, resource in items:
-                digest = content_hash(resource, mapping)
-                last = latest.get((kind, key))
-                state = "pending"
-                if last is not None and last.state in ("delivered", "duplicate") and last.content_hash == digest:
-                    state = "duplicate"
-                    unchanged.append(label)
-                else:
-                    pending += 1
-                    if last is not None and last.state == "pending":
-                        supersede.append((kind, key))
-                rows.append(
-                    {
-                        "transaction_id": tx.id,
-                        "kind": kind,
-                        "key": key,
-                        "stage": stage(kind),
-                        "unit": units.get(label, 0),
-                        "content_hash": digest,
-                        "resource": json.dumps(resource) if state == "pending" else None,
-                        "state": state,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "uids": dict(last.uids) if state == "duplicate" and last is not None else {},
-                        "reasons": [],
-                        "updated_at": now,
-                    }
-                )
-            if supersede:
-                session.execute(
-                    update(Work)
-                    .where(Work.state == "pending", tuple_(Work.kind, Work.key).in_(supersede))
-                    .values(state="superseded", resource=None, claimed_until=None, updated_at=now)
-                )
-            session.execute(insert(Work), rows)
+            with journal.sessions.begin() as session:
+                items = [(*label.split("/", 1), label, resource) for label, resource in chunk]
+                latest = _latest(session, [(kind, key) for kind, key, _, _ in items])
+                rows = []
+                for kind, key, label, resource in items:
+                    digest = content_hash(resource, mapping)
+                    last = latest.get((kind, key))
+                    state = "incoming"
+                    if last is not None and last.state in ("delivered", "duplicate") and last.content_hash == digest:
+                        state = "duplicate"
+                        unchanged.append(label)
+                    else:
+                        pending += 1
+                    rows.append(
+                        {
+                            "transaction_id": tid,
+                            "kind": kind,
+                            "key": key,
+                            "stage": stage(kind),
+                            "unit": units.get(label, 0),
+                            "content_hash": digest,
+                            "resource": json.dumps(resource) if state == "incoming" else None,
+                            "state": state,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "claimed_until": now + LEASE if holder and state == "incoming" else None,
+                            "claimed_by": holder if state == "incoming" else None,
+                            "uids": dict(last.uids) if state == "duplicate" and last is not None else {},
+                            "reasons": [],
+                            "updated_at": now,
+                        }
+                    )
+                session.execute(insert(Work), rows)
             kept += len(rows)
             if on_progress is not None:
                 on_progress(kept)
-        return Accepted(tx.id, pending, unchanged)
+        superseded = _open(journal, tid, now)
+    except BaseException:
+        with journal.sessions.begin() as session:  # nothing of a push that could not be kept stays behind
+            session.execute(delete(Work).where(Work.transaction_id == tid))
+            session.execute(delete(Outcome).where(Outcome.transaction_id == tid))
+            session.execute(delete(Transaction).where(Transaction.id == tid))
+        raise
+    for other in superseded:
+        decide(journal, other)
+    return Accepted(tid, pending, unchanged)
+
+
+RECEIVING = "Receiving"  # a push still being written to the journal; no worker takes it
+
+
+def _open(journal: Journal, transaction_id: int, now: datetime) -> list[int]:
+    """Make a kept push's records pending, superseding older pending versions; returns the pushes superseded."""
+    mine = aliased(Work)
+    newer = select(mine.kind, mine.key).where(mine.transaction_id == transaction_id, mine.state == "incoming")
+    older = (Work.state == "pending") & tuple_(Work.kind, Work.key).in_(newer)
+    with journal.sessions.begin() as session:
+        superseded = list(session.scalars(select(Work.transaction_id).where(older).distinct()))
+        session.execute(
+            update(Work).where(older).values(state="superseded", resource=None, claimed_until=None, updated_at=now)
+        )
+        session.execute(
+            update(Work).where(Work.transaction_id == transaction_id, Work.state == "incoming").values(state="pending")
+        )
+        session.execute(update(Transaction).where(Transaction.id == transaction_id).values(status="Processing"))
+    return superseded
+
+
+def drop_unfinished(journal: Journal, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Remove pushes a process died while keeping (never answered, so never accepted)."""
+    cutoff = datetime.now(UTC) - older_than
+    with journal.sessions.begin() as session:
+        stale = list(
+            session.scalars(
+                select(Transaction.id).where(Transaction.status == RECEIVING, Transaction.received_at < cutoff)
+            )
+        )
+        for chunk in _chunks(stale):
+            session.execute(delete(Work).where(Work.transaction_id.in_(chunk)))
+            session.execute(delete(Outcome).where(Outcome.transaction_id.in_(chunk)))
+            session.execute(delete(Transaction).where(Transaction.id.in_(chunk)))
+        return len(stale)
 
 
 def _latest(session: Any, records: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
@@ -173,8 +220,9 @@ class Slice:
     """Records of one push taken for delivery together: whole units, metadata before the rest."""
 
     transaction_id: int
-    ids: list[int]
-    resources: list[dict[str, Any]]
+    ids: list[int]  # the pending records taken
+    labels: set[str]  # theirs, as "Kind/key"
+    resources: list[dict[str, Any]]  # theirs, and those of their units' records already delivered (context)
     context: list[dict[str, Any]]  # code list entries of the push already in DHIS2, for looking codes up
     aliases: dict[tuple[str, str], str]
 
@@ -183,54 +231,86 @@ class _Taken(Exception):
     """Another worker claimed part of the slice first."""
 
 
-def claim(journal: Journal, transaction_id: int, now: datetime | None = None, size: int = 1000) -> Slice | None:
+def claim(
+    journal: Journal, transaction_id: int, now: datetime | None = None, size: int = 1000, holder: str | None = None
+) -> Slice | None:
     """Take the next slice of the push's pending records (None if none is due or another worker has them).
 
-    The push's metadata goes as one slice, before any data; data goes in whole units of about `size` records.
+    The push's metadata goes as one slice, before any data; data goes in whole units of about `size` records, with
+    the records of those units already delivered (a family's members sent before DHIS2 failed) as context.
+    Records kept for `holder` (the request delivering its push at once) are taken only by it.
     """
     now = now or datetime.now(UTC)
     free = (Work.claimed_until.is_(None)) | (Work.claimed_until < now)
+    if holder:
+        free = free | (Work.claimed_by == holder)
     waiting = (Work.transaction_id == transaction_id) & (Work.state == "pending")
+    postgres = journal.engine.dialect.name == "postgresql"
     try:
         with journal.sessions.begin() as session:
             query = select(Work.id, Work.stage, Work.unit).where(waiting, free, Work.next_attempt_at <= now)
-            rows = session.execute(query.order_by(Work.stage, Work.unit, Work.id).limit(size)).all()
+            query = query.order_by(Work.stage, Work.unit, Work.id).limit(size)
+            if postgres:  # rows another instance is claiming are passed over, not waited for
+                query = query.with_for_update(skip_locked=True)
+            rows = session.execute(query).all()
             if not rows:
                 return None
             if rows[0].stage == 0:
                 ids = list(session.scalars(select(Work.id).where(waiting, free, Work.stage == 0).order_by(Work.id)))
+                units: list[int] = []
             else:
                 if session.scalar(select(Work.id).where(waiting, Work.stage == 0).limit(1)) is not None:
                     return None  # metadata still on its way: data waits for it
                 last = rows[-1].unit
                 ids = [r.id for r in rows if r.unit != last]
-                ids += session.scalars(select(Work.id).where(waiting, free, Work.unit == last).order_by(Work.id))
+                rest = list(session.scalars(select(Work.id).where(waiting, free, Work.unit == last).order_by(Work.id)))
+                whole = session.scalar(select(func.count()).where(waiting, Work.unit == last))
+                if len(rest) == whole:
+                    ids += rest  # else part of that unit is another worker's: it is left for later, whole
+                chosen = set(ids)
+                units = sorted({r.unit for r in rows if r.id in chosen})
             if not ids:
                 return None  # taken by another worker meanwhile
             taken = 0
             for chunk in _chunks(ids):
                 take = update(Work).where(Work.id.in_(chunk), Work.state == "pending", free)
-                taken += _count(session.execute(take.values(claimed_until=now + LEASE, claimed_by=worker_id())))
+                values = {"claimed_until": now + LEASE, "claimed_by": holder or worker_id()}
+                taken += _count(session.execute(take.values(**values)))
             if taken != len(ids):
                 raise _Taken
             resources: list[dict[str, Any]] = []
+            labels: set[str] = set()
             for chunk in _chunks(ids):
-                kept = session.scalars(select(Work.resource).where(Work.id.in_(chunk)))
+                for kind, key, text in session.execute(
+                    select(Work.kind, Work.key, Work.resource).where(Work.id.in_(chunk))
+                ):
+                    labels.add(f"{kind}/{key}")
+                    if text is not None:
+                        resources.append(json.loads(text))
+            delivered = (
+                (Work.transaction_id == transaction_id) & (Work.state == "delivered") & Work.resource.is_not(None)
+            )
+            for chunk in _chunks(units):
+                kept = session.scalars(select(Work.resource).where(delivered, Work.stage != 0, Work.unit.in_(chunk)))
                 resources += [json.loads(r) for r in kept if r is not None]
             context: list[dict[str, Any]] = []
             if rows[0].stage != 0 and any(r.get("resourceType") in ("Claim", "ClaimResponse") for r in resources):
-                entries = select(Work.resource).where(
-                    Work.transaction_id == transaction_id,
-                    Work.kind.in_(("Medication", "ActivityDefinition")),
-                    Work.state == "delivered",
-                    Work.resource.is_not(None),
-                )
+                entries = select(Work.resource).where(delivered, Work.kind.in_(("Medication", "ActivityDefinition")))
                 context = [json.loads(r) for r in session.scalars(entries) if r is not None]
             tx = session.get(Transaction, transaction_id)
             aliases = {(k, rid): key for k, rid, key in (tx.aliases or [])} if tx is not None else {}
-            return Slice(transaction_id, ids, resources, context, aliases)
+            return Slice(transaction_id, ids, labels, resources, context, aliases)
     except _Taken:
         return None
+
+
+def release(journal: Journal, transaction_id: int, holder: str) -> int:
+    """Free the records still kept for `holder` (the push is left to the delivery worker)."""
+    with journal.sessions.begin() as session:
+        query = update(Work).where(
+            Work.transaction_id == transaction_id, Work.state == "pending", Work.claimed_by == holder
+        )
+        return _count(session.execute(query.values(claimed_until=None, claimed_by=None)))
 
 
 def release_dead_claims(journal: Journal) -> int:
@@ -241,7 +321,7 @@ def release_dead_claims(journal: Journal) -> int:
         owners = session.scalars(
             select(Work.claimed_by).where(Work.state == "pending", Work.claimed_by.like(f"{host}:%")).distinct()
         ).all()
-        dead = [o for o in owners if o and not _alive(int(o.rsplit(":", 1)[1]))]
+        dead = [o for o in owners if o and not _alive(int(o.split(":")[1]))]
         if not dead:
             return 0
         query = update(Work).where(Work.state == "pending", Work.claimed_by.in_(dead))
@@ -259,8 +339,8 @@ def _alive(pid: int) -> bool:
 
 
 def due(journal: Journal, limit: int = 20, now: datetime | None = None) -> list[int]:
-    """Transactions with records whose next attempt has come, oldest first; on PostgreSQL rows another instance is
-    working on are skipped rather than waited for."""
+    """Pushes with records whose next attempt has come and that no worker holds, oldest first (each push once,
+    however many records it has, so a large push does not hide the others)."""
     now = now or datetime.now(UTC)
     query = (
         select(Work.transaction_id)
@@ -269,14 +349,12 @@ def due(journal: Journal, limit: int = 20, now: datetime | None = None) -> list[
             Work.next_attempt_at <= now,
             (Work.claimed_until.is_(None)) | (Work.claimed_until < now),
         )
+        .group_by(Work.transaction_id)
         .order_by(Work.transaction_id)
-        .limit(limit * 20)
+        .limit(limit)
     )
-    with journal.sessions.begin() as session:
-        if journal.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(dict.fromkeys(session.scalars(query).all()))
-    return ids[:limit]
+    with journal.sessions() as session:
+        return list(session.scalars(query))
 
 
 def finish(
@@ -314,8 +392,6 @@ def finish(
                 row.state = outcome["status"]
                 row.uids = dict(outcome.get("uids") or {})
                 row.reasons = list(outcome.get("reasons") or [])
-                if row.state == "delivered" and row.stage != 0:
-                    row.resource = None  # nothing more to send: no personal data kept longer than needed
         if retry:
             session.execute(
                 update(Work)

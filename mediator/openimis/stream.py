@@ -126,7 +126,8 @@ def survey(path: Path, accepted: Collection[str], on_read: Callable[[int], None]
     except _Unreadable as exc:
         return Survey(problems=[exc.problem])
     except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
-        return Survey(problems=[Problem("body", "body", f"not valid JSON: {exc}")])
+        # The parser's own message quotes the body around the fault: it may hold personal data, so it is not shown.
+        return Survey(problems=[Problem("body", "body", f"not valid JSON ({type(exc).__name__})")])
     except RecursionError:
         return Survey(problems=[Problem("body", "body", "JSON nested too deeply")])
     for (kind, rid), key in result.aliases.items():

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from mediator.deliverer import Deliverer
 from mediator.intake import incoming_dir, remove_stale
+from mediator.journal.queue import drop_unfinished
 from mediator.journal.store import Journal, default_url, open_engine
 from mediator.live_settings import LiveSettings
 from mediator.settings import load_registration
@@ -48,6 +49,7 @@ def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
     app.extensions["journal"] = journal
     app.extensions["deliverer"] = Deliverer(journal, live.base.slice_size)
     remove_stale(incoming_dir(live.base))
+    drop_unfinished(journal)
     app.register_blueprint(channels.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mediator.deliverer import Deliverer
 from mediator.dhis2.client import Exchange
 from mediator.intake import incoming_dir, spooled, take_in
+from mediator.journal.queue import worker_id
 from mediator.journal.store import Journal, PushRecord
 from mediator.outcomes import PushResult, RecordOutcome
 from mediator.settings import Settings
@@ -107,6 +109,7 @@ def receive(subpath: str) -> Response:
             received_at=received_at,
             openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
             client_id=request.headers.get("X-OpenHIM-ClientID"),
+            holder=worker_id(f"request-{uuid.uuid4().hex[:12]}"),  # no worker takes what this request delivers
         )
     found, accepted = intake.survey, intake.accepted
     if accepted is None:  # nothing usable: answered at once, kept in the journal as it is
@@ -116,8 +119,8 @@ def receive(subpath: str) -> Response:
         return _json(doc, status, OPENHIM_CONTENT_TYPE)
     deliverer: Deliverer = current_app.extensions["deliverer"]
     run = None
-    if accepted.pending and accepted.pending <= settings.inline_limit:
-        run = deliverer.run(accepted.transaction_id, settings, keep=True)
+    if accepted.pending and intake.held:
+        run = deliverer.run(accepted.transaction_id, settings, keep=True, holder=intake.held)
     result = run.result if run else PushResult()
     result.received = dict(found.resource_counts)
     decided = {o.record for o in result.outcomes}

@@ -115,3 +115,39 @@ def test_a_settings_change_sends_unchanged_records_again(env, fake, journal_url)
     assert [o["request"]["path"] for o in third["orchestrations"]][-1] == "/api/tracker"
     _, fourth = post(named, samples.patient())
     assert fourth["orchestrations"] == []
+
+
+def test_a_push_whose_records_were_all_superseded_is_decided(client, fake, env):
+    from mediator.journal.models import Transaction
+
+    fake.fake.fail_next = 100
+    post(client, samples.patient(), "tx-1")
+    post(client, samples.patient(gender="male"), "tx-2")
+    with client.application.extensions["journal"].session() as session:
+        first = session.get(Transaction, 1)
+        assert first.status == "Successful"  # nothing of it is left to send: the newer version carries it on
+
+
+def test_a_push_that_cannot_be_kept_leaves_nothing_behind(client):
+    from mediator.journal.models import Outcome, Transaction
+    from mediator.journal.queue import accept
+
+    journal = client.application.extensions["journal"]
+
+    def resources():
+        yield "Patient/a", samples.patient()
+        raise OSError("the spool file went away")
+
+    with pytest.raises(OSError):
+        accept(
+            journal,
+            channel="insurees",
+            openhim_id=None,
+            client_id=None,
+            received_at=datetime.now(UTC),
+            body_sha256="0" * 64,
+            received={"Patient": 2},
+            resources=resources(),
+            rejected=[("Patient/b", [{"field": "birthDate", "code": "", "message": "bad"}])],
+        )
+    assert [journal.count(m) for m in (Transaction, Work, Outcome)] == [0, 0, 0]

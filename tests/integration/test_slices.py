@@ -3,6 +3,7 @@ content as the same push delivered in one go; exactly one worker decides it."""
 
 import json
 import threading
+from datetime import UTC, datetime
 
 import pytest
 
@@ -151,5 +152,72 @@ def test_a_slice_never_splits_a_family(env, tmp_path, size):
             got = labels(taken.resources)
             assert len(got) % 3 == 0  # two members and their Group, always together
             finish(journal, taken, [{"record": label, "status": "delivered"} for label in got], False, None)
+    finally:
+        running.stop()
+
+
+def test_a_unit_cut_by_a_failure_is_completed_with_what_it_already_delivered(env, tmp_path, monkeypatch):
+    """DHIS2 fails after a family's Patient went and before its Coverage: the retry still finds the beneficiary."""
+    import mediator.push as pushing
+    from mediator.dhis2.errors import Dhis2Unavailable
+    from mediator.journal.models import Work
+    from tests.integration.test_delivery_queue import LATER
+
+    running = start("2.40.5")
+    try:
+        client, settings = mediator(env, running, tmp_path, "m", inline_limit="1")
+        doc = samples.bundle(
+            *samples.locations(),
+            samples.code_list_entry("InsurancePlan", "p-1", samples.PRODUCT_CODE, "Basic"),
+            samples.patient(),
+            samples.group(samples.FAMILY, (samples.HEAD,)),
+            samples.coverage(),
+        )
+        assert client.post("/channels/openimis", data=json.dumps(doc), headers=AUTH).status_code == 202
+        real, failed = pushing.deliver_policies, []
+
+        def down_once(*args, **kwargs):
+            if not failed:
+                failed.append(True)
+                raise Dhis2Unavailable("DHIS2 went down")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(pushing, "deliver_policies", down_once)
+        deliverer = client.application.extensions["deliverer"]
+        deliverer.work_once(settings)
+        journal = client.application.extensions["journal"]
+        with journal.session() as session:
+            assert {w.kind: w.state for w in session.query(Work)}["Coverage"] == "pending"
+        assert deliverer.work_once(settings, now=LATER) == 1
+        with journal.session() as session:
+            assert {w.state for w in session.query(Work)} == {"delivered"}
+            assert all(w.resource is None for w in session.query(Work))  # cleared once the push is decided
+        assert len([e for e in running.fake.store.events.values() if e["programStage"]]) == 1
+    finally:
+        running.stop()
+
+
+def test_records_kept_for_the_request_delivering_them_are_not_taken_by_the_worker(env, tmp_path):
+    from mediator.intake import Spooled, take_in
+    from mediator.journal.queue import due, release
+
+    running = start("2.40.5")
+    try:
+        client, settings = mediator(env, running, tmp_path, "m")
+        journal = client.application.extensions["journal"]
+        path = tmp_path / "push.json"
+        path.write_text(json.dumps(samples.bundle(samples.patient(), samples.group())))
+        intake = take_in(
+            journal,
+            Spooled(path, "0" * 64, 0),
+            settings.channel("openimis"),
+            settings,
+            received_at=datetime.now(UTC),
+            holder="vm:1:request-x",
+        )
+        assert intake.held == "vm:1:request-x"
+        assert due(journal) == [] and claim(journal, 1) is None
+        assert release(journal, 1, "vm:1:request-x") == 2
+        assert due(journal) == [1] and claim(journal, 1) is not None
     finally:
         running.stop()

@@ -85,3 +85,11 @@ def test_a_family_its_members_their_policy_and_claims_share_a_unit(tmp_path):
     assert len(family) == 1 and len(other) == 1 and family != other
     metadata = {units[f"Location/{samples.VILLAGE}"], units[f"Location/{samples.REGION}"]}
     assert len(metadata) == 2  # metadata goes as a whole, before data: it needs no unit
+
+
+def test_a_broken_body_is_refused_without_quoting_it(tmp_path):
+    patient = b'{"resourceType": "Patient", "name": [{"family": "Nakamura" "given": ["Aiko"]}]}'
+    raw = b'{"resourceType": "Bundle", "entry": [{"resource": ' + patient + b"}]}"
+    (problem,) = survey(write(tmp_path, None, raw), ALL).problems
+    assert problem.message.startswith("not valid JSON")
+    assert "Nakamura" not in problem.message and "Aiko" not in problem.message
