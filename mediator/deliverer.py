@@ -100,35 +100,42 @@ class Deliverer:
             channel = settings.channel(tx.channel if tx else "")
         try:
             while (taken := claim(self.journal, transaction_id, now, self.slice_size, holder)) is not None:
-                result, exchanges = self._deliver(taken, settings, channel)
-                # Records of the slice's units delivered before go again as context: only the slice's own are recorded.
-                result.outcomes = [o for o in result.outcomes if o.record in taken.labels]
-                outcomes = [
-                    {"record": o.record, "status": o.status, "uids": o.uids, "reasons": [asdict(r) for r in o.reasons]}
-                    for o in result.outcomes
-                ]
-                error = str(result.failure) if result.failure else None
-                base = timedelta(seconds=settings.retry_seconds)
-                finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP)
-                orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
-                self._record(transaction_id, result, outcomes, orchestrations)
-                room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
-                run.orchestrations += [json.loads(json.dumps(o.to_json())) for o in orchestrations[:room]]
-                run.calls += len(exchanges)
-                run.result.add_stats(result.stats)
-                run.result.failure = result.failure
-                if keep:
-                    run.result.outcomes += result.outcomes
-                    run.exchanges += exchanges
+                result = self._slice(taken, settings, channel, run, keep)
                 if on_slice is not None:
                     on_slice(result)
-                if result.failure is not None or all(o["status"] == "pending" for o in outcomes):
+                if result.failure is not None or all(o.status == "pending" for o in result.outcomes):
                     break  # DHIS2 will not take more now; what is left waits for its next attempt
         finally:
             if holder:
                 release(self.journal, transaction_id, holder)  # what is left is the worker's
         run.status = decide(self.journal, transaction_id)
         return run
+
+    def _slice(
+        self, taken: Slice, settings: Settings, channel: ChannelSettings | None, run: Run, keep: bool
+    ) -> PushResult:
+        """Deliver one slice, record what became of it, and add it to the run."""
+        result, exchanges = self._deliver(taken, settings, channel)
+        # Records of the slice's units delivered before go again as context: only the slice's own are recorded.
+        result.outcomes = [o for o in result.outcomes if o.record in taken.labels]
+        outcomes = [
+            {"record": o.record, "status": o.status, "uids": o.uids, "reasons": [asdict(r) for r in o.reasons]}
+            for o in result.outcomes
+        ]
+        error = str(result.failure) if result.failure else None
+        base = timedelta(seconds=settings.retry_seconds)
+        finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP)
+        orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
+        self._record(taken.transaction_id, result, outcomes, orchestrations)
+        room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
+        run.orchestrations += [json.loads(json.dumps(o.to_json())) for o in orchestrations[:room]]
+        run.calls += len(exchanges)
+        run.result.add_stats(result.stats)
+        run.result.failure = result.failure
+        if keep:
+            run.result.outcomes += result.outcomes
+            run.exchanges += exchanges
+        return result
 
     def _deliver(
         self, taken: Slice, settings: Settings, channel: ChannelSettings | None
