@@ -206,12 +206,18 @@ def drop_unfinished(journal: Journal, older_than: timedelta = timedelta(hours=1)
 
 
 def _latest(session: Any, records: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-    """The newest journal row of each record (its state, hash and UIDs only), in one query per chunk."""
+    """The newest journal row of each record (its state, hash and UIDs only), in one query per kind of record.
+
+    Asked by kind and a list of keys, so both databases look them up in the (kind, key) index."""
+    keys: dict[str, list[str]] = {}
+    for kind, key in records:
+        keys.setdefault(kind, []).append(key)
     latest: dict[tuple[str, str], Any] = {}
     columns = (Work.kind, Work.key, Work.state, Work.content_hash, Work.uids)
-    query = select(*columns).where(tuple_(Work.kind, Work.key).in_(records)).order_by(Work.id)
-    for row in session.execute(query):
-        latest[(row.kind, row.key)] = row
+    for kind, wanted in keys.items():
+        query = select(*columns).where(Work.kind == kind, Work.key.in_(wanted)).order_by(Work.id)
+        for row in session.execute(query):
+            latest[(row.kind, row.key)] = row
     return latest
 
 
@@ -250,6 +256,9 @@ def claim(
         with journal.sessions.begin() as session:
             query = select(Work.id, Work.stage, Work.unit).where(waiting, free, Work.next_attempt_at <= now)
             query = query.order_by(Work.stage, Work.unit, Work.id).limit(size)
+            # The push's own index gives the order too; without the hint SQLite scans every pending row of the
+            # journal by due time and sorts them, once per slice.
+            query = query.with_hint(Work, "INDEXED BY ix_work_slice", "sqlite")
             if postgres:  # rows another instance is claiming are passed over, not waited for
                 query = query.with_for_update(skip_locked=True)
             rows = session.execute(query).all()
@@ -263,8 +272,9 @@ def claim(
                     return None  # metadata still on its way: data waits for it
                 last = rows[-1].unit
                 ids = [r.id for r in rows if r.unit != last]
-                rest = list(session.scalars(select(Work.id).where(waiting, free, Work.unit == last).order_by(Work.id)))
-                whole = session.scalar(select(func.count()).where(waiting, Work.unit == last))
+                unit = waiting & (Work.stage == 1) & (Work.unit == last)
+                rest = list(session.scalars(select(Work.id).where(unit, free).order_by(Work.id)))
+                whole = session.scalar(select(func.count()).where(unit))
                 if len(rest) == whole:
                     ids += rest  # else part of that unit is another worker's: it is left for later, whole
                 chosen = set(ids)
@@ -291,7 +301,7 @@ def claim(
                 (Work.transaction_id == transaction_id) & (Work.state == "delivered") & Work.resource.is_not(None)
             )
             for chunk in _chunks(units):
-                kept = session.scalars(select(Work.resource).where(delivered, Work.stage != 0, Work.unit.in_(chunk)))
+                kept = session.scalars(select(Work.resource).where(delivered, Work.stage == 1, Work.unit.in_(chunk)))
                 resources += [json.loads(r) for r in kept if r is not None]
             context: list[dict[str, Any]] = []
             if rows[0].stage != 0 and any(r.get("resourceType") in ("Claim", "ClaimResponse") for r in resources):
