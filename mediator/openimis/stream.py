@@ -53,14 +53,14 @@ def _header(file: IO[bytes]) -> tuple[dict[str, Any], str | None]:
     if first is None or first[1] != "start_map":
         raise _Unreadable(Problem("body", "resourceType", "expected a FHIR resource or Bundle"))
     for prefix, event, value in events:
-        if prefix == "" and event == "map_key" and value == "resourceType":
-            header.setdefault("resourceType", None)  # present, whatever its shape
-        elif prefix in BUNDLE_FIELDS and event in ("string", "number", "boolean", "null"):
+        if prefix in BUNDLE_FIELDS and event in ("string", "number", "boolean", "null"):
             header[prefix] = value
         elif prefix == "resourceType":
             header["resourceType"] = {}  # not a string: read as a resource, and refused as one
         elif prefix == "entry" and entry_kind is None:
             entry_kind = event
+        if entry_kind is not None and all(name in header for name in BUNDLE_FIELDS):
+            break  # the usual order (resourceType and type before the entries): no need to read on
     return header, entry_kind
 
 
