@@ -83,7 +83,7 @@ class Work(Base):
     __table_args__ = (
         Index("ix_work_due", "state", "next_attempt_at"),
         Index("ix_work_record", "kind", "key"),
-        Index("ix_work_slice", "transaction_id", "state", "stage", "unit"),
+        Index("ix_work_slice", "transaction_id", "state", "stage", "unit", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

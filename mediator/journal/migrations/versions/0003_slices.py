@@ -12,7 +12,7 @@ def upgrade() -> None:
     with op.batch_alter_table("work") as batch:
         batch.add_column(sa.Column("stage", sa.Integer, nullable=False, server_default="1"))
         batch.add_column(sa.Column("unit", sa.Integer, nullable=False, server_default="0"))
-    op.create_index("ix_work_slice", "work", ["transaction_id", "state", "stage", "unit"])
+    op.create_index("ix_work_slice", "work", ["transaction_id", "state", "stage", "unit", "id"])
     with op.batch_alter_table("transactions") as batch:
         batch.add_column(sa.Column("aliases", sa.JSON))
         batch.add_column(sa.Column("input_rejected", sa.Integer, nullable=False, server_default="0"))
