@@ -19,7 +19,17 @@ from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
 from mediator.journal.models import Exchange as ExchangeRow
 from mediator.journal.models import Outcome, Transaction
-from mediator.journal.queue import Slice, claim, decide, due, finish, release, release_dead_claims
+from mediator.journal.queue import (
+    Slice,
+    claim,
+    decide,
+    drop_unfinished,
+    due,
+    finish,
+    release,
+    release_dead_claims,
+    undecided,
+)
 from mediator.journal.store import Journal
 from mediator.openhim.envelope import Orchestration
 from mediator.openimis.reader import read_document
@@ -189,15 +199,24 @@ class Deliverer:
 
         `notify(tx, run)` hears of every push this round sent something for, or decided."""
         done = 0
-        release_dead_claims(self.journal)
-        for transaction_id in due(self.journal, now=now):
-            run = self.run(transaction_id, settings, now)
-            done += run.decided
+
+        def tell(transaction_id: int, run: Run) -> None:
             if notify is not None and (run.decided or run.calls):
                 with self.journal.sessions() as session:
                     tx = session.get(Transaction, transaction_id)
                 if tx is not None:
                     notify(tx, run)
+
+        release_dead_claims(self.journal)
+        drop_unfinished(self.journal)
+        for transaction_id in undecided(self.journal):  # left with nothing pending by a process that died
+            run = Run(status=decide(self.journal, transaction_id))
+            done += run.decided
+            tell(transaction_id, run)
+        for transaction_id in due(self.journal, now=now):
+            run = self.run(transaction_id, settings, now)
+            done += run.decided
+            tell(transaction_id, run)
         return done
 
 

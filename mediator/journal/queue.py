@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, insert, literal_column, select, tuple_, update
+from sqlalchemy import CursorResult, delete, func, insert, literal_column, select, text, tuple_, update
 from sqlalchemy.orm import aliased
 
 from mediator.journal.models import Outcome, Transaction, Work
@@ -186,19 +186,41 @@ RECEIVING = "Receiving"  # a push still being written to the journal; no worker 
 
 
 def _open(journal: Journal, transaction_id: int, now: datetime) -> list[int]:
-    """Make a kept push's records pending, superseding older pending versions; returns the pushes superseded."""
-    mine = aliased(Work)
-    newer = select(mine.kind, mine.key).where(mine.transaction_id == transaction_id, mine.state == "incoming")
-    older = (Work.state == "pending") & tuple_(Work.kind, Work.key).in_(newer)
+    """Make a kept push's records pending; returns the pushes it superseded records of.
+
+    Pushes are ranked by arrival (their id), not by which finished keeping first: a record of this push supersedes
+    a pending version from an earlier push, and is itself superseded where a later push already holds the record.
+    """
+    mine, other = aliased(Work), aliased(Work)
+    incoming = (mine.transaction_id == transaction_id) & (mine.state == "incoming")
+    older = (Work.state == "pending") & (Work.transaction_id < transaction_id)
+    older = older & tuple_(Work.kind, Work.key).in_(select(mine.kind, mine.key).where(incoming))
+    later = (
+        select(other.id)
+        .where(
+            other.kind == Work.kind,
+            other.key == Work.key,
+            other.transaction_id > transaction_id,
+            other.state.in_(("pending", "delivered", "duplicate")),
+        )
+        .exists()
+    )
+    gone = {"state": "superseded", "resource": None, "claimed_until": None, "claimed_by": None, "updated_at": now}
     with journal.sessions.begin() as session:
+        if journal.engine.dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(7302047)"))  # one push opened at a time
         superseded = list(session.scalars(select(Work.transaction_id).where(older).distinct()))
-        session.execute(
-            update(Work).where(older).values(state="superseded", resource=None, claimed_until=None, updated_at=now)
+        session.execute(update(Work).where(older).values(**gone))
+        mine_now = (Work.transaction_id == transaction_id) & (Work.state == "incoming")
+        session.execute(update(Work).where(mine_now, later).values(**gone))
+        session.execute(update(Work).where(mine_now).values(state="pending"))
+        opened = session.execute(
+            update(Transaction)
+            .where(Transaction.id == transaction_id, Transaction.status == RECEIVING)
+            .values(status="Processing")
         )
-        session.execute(
-            update(Work).where(Work.transaction_id == transaction_id, Work.state == "incoming").values(state="pending")
-        )
-        session.execute(update(Transaction).where(Transaction.id == transaction_id).values(status="Processing"))
+        if _count(opened) != 1:
+            raise RuntimeError(f"push {transaction_id} was removed while it was being kept")
     return superseded
 
 
@@ -286,15 +308,26 @@ def claim(
             else:
                 if session.scalar(select(Work.id).where(waiting, Work.stage == 0).limit(1)) is not None:
                     return None  # metadata still on its way: data waits for it
-                last = rows[-1].unit
-                ids = [r.id for r in rows if r.unit != last]
-                unit = waiting & (Work.stage == 1) & (Work.unit == last)
-                rest = list(session.scalars(select(Work.id).where(unit, free).order_by(Work.id)))
-                whole = session.scalar(select(func.count()).where(unit))
-                if len(rest) == whole:
-                    ids += rest  # else part of that unit is another worker's: it is left for later, whole
-                chosen = set(ids)
-                units = sorted({r.unit for r in rows if r.id in chosen})
+                # Only whole units go: a unit part of which another worker holds (its claim still being written,
+                # or cut by this limit) is left for later, whole.
+                wanted = sorted({r.unit for r in rows})
+                unit = waiting & (Work.stage == 1)
+                ids, units = [], []
+                for chunk in _chunks(wanted):
+                    pending_of = dict(
+                        session.execute(
+                            select(Work.unit, func.count()).where(unit, Work.unit.in_(chunk)).group_by(Work.unit)
+                        ).all()
+                    )
+                    free_of: dict[int, list[int]] = {}
+                    for wid, wunit in session.execute(
+                        select(Work.id, Work.unit).where(unit, free, Work.unit.in_(chunk)).order_by(Work.id)
+                    ):
+                        free_of.setdefault(wunit, []).append(wid)
+                    for u in chunk:
+                        if len(free_of.get(u, [])) == pending_of.get(u, 0) > 0:
+                            ids += free_of[u]
+                            units.append(u)
             if not ids:
                 return None  # taken by another worker meanwhile
             taken = 0
@@ -316,8 +349,20 @@ def claim(
             delivered = (
                 (Work.transaction_id == transaction_id) & (Work.state == "delivered") & Work.resource.is_not(None)
             )
+            later = aliased(Work)
+            superseded_since = (
+                select(later.id)
+                .where(
+                    later.kind == Work.kind,
+                    later.key == Work.key,
+                    later.id > Work.id,
+                    later.state.in_(("pending", "delivered", "duplicate")),
+                )
+                .exists()
+            )
             for chunk in _chunks(units):
-                kept = session.scalars(select(Work.resource).where(delivered, Work.stage == 1, Work.unit.in_(chunk)))
+                context_of_units = (delivered, Work.stage == 1, Work.unit.in_(chunk), ~superseded_since)
+                kept = session.scalars(select(Work.resource).where(*context_of_units))
                 resources += [json.loads(r) for r in kept if r is not None]
             context: list[dict[str, Any]] = []
             if rows[0].stage != 0 and any(r.get("resourceType") in ("Claim", "ClaimResponse") for r in resources):
@@ -331,12 +376,23 @@ def claim(
 
 
 def release(journal: Journal, transaction_id: int, holder: str) -> int:
-    """Free the records still kept for `holder` (the push is left to the delivery worker)."""
+    """Free the records still kept for `holder`: the push is left to the delivery worker, which tries them no sooner
+    than the rest of the push (after a failure, they wait as long as the records that met it)."""
     with journal.sessions.begin() as session:
-        query = update(Work).where(
-            Work.transaction_id == transaction_id, Work.state == "pending", Work.claimed_by == holder
-        )
-        return _count(session.execute(query.values(claimed_until=None, claimed_by=None)))
+        waiting = (Work.transaction_id == transaction_id) & (Work.state == "pending")
+        latest = session.scalar(select(func.max(Work.next_attempt_at)).where(waiting))
+        values: dict[str, Any] = {"claimed_until": None, "claimed_by": None}
+        if latest is not None:
+            values["next_attempt_at"] = latest
+        return _count(session.execute(update(Work).where(waiting, Work.claimed_by == holder).values(**values)))
+
+
+def undecided(journal: Journal) -> list[int]:
+    """Pushes still Processing with nothing left pending (their decider died before deciding them)."""
+    waiting = select(Work.id).where(Work.transaction_id == Transaction.id, Work.state == "pending").exists()
+    with journal.sessions() as session:
+        query = select(Transaction.id).where(Transaction.status == "Processing", ~waiting).limit(100)
+        return list(session.scalars(query))
 
 
 def release_dead_claims(journal: Journal) -> int:

@@ -221,3 +221,64 @@ def test_records_kept_for_the_request_delivering_them_are_not_taken_by_the_worke
         assert due(journal) == [1] and claim(journal, 1) is not None
     finally:
         running.stop()
+
+
+def test_a_newer_push_kept_first_is_not_superseded_by_an_older_one_still_being_kept(env, journal_url, tmp_path):
+    from mediator.journal.models import Work
+    from mediator.journal.queue import accept
+
+    running = start("2.40.5")
+    try:
+        client, _ = mediator(env, running, tmp_path, "m", journal_url=journal_url)
+        journal = client.application.extensions["journal"]
+        label = f"Patient/{samples.HEAD}"
+
+        def kept(resources):
+            return accept(
+                journal,
+                channel="openimis",
+                openhim_id=None,
+                client_id=None,
+                received_at=datetime.now(UTC),
+                body_sha256="0" * 64,
+                received={"Patient": 1},
+                resources=resources,
+                rejected=[],
+            )
+
+        def older():
+            yield label, samples.patient(gender="female")
+            kept([(label, samples.patient(gender="male"))])  # a later push arrives and is kept meanwhile
+            yield f"Patient/{samples.MEMBER}", samples.patient(samples.MEMBER, "104000002", is_head=False)
+
+        kept(older())
+        with journal.session() as session:
+            rows = {(w.transaction_id, w.key): w.state for w in session.query(Work)}
+        assert rows[(1, samples.HEAD)] == "superseded" and rows[(2, samples.HEAD)] == "pending"
+        assert rows[(1, samples.MEMBER)] == "pending"
+    finally:
+        running.stop()
+
+
+def test_a_unit_another_worker_holds_part_of_is_left_whole(env, journal_url, tmp_path):
+    from datetime import timedelta
+
+    from mediator.journal.models import Work
+
+    running = start("2.40.5")
+    try:
+        client, _ = mediator(env, running, tmp_path, "m", inline_limit="1", journal_url=journal_url)
+        client.post("/channels/openimis", data=json.dumps(samples.bundle(*families(2))), headers=AUTH)
+        journal = client.application.extensions["journal"]
+        with journal.sessions.begin() as session:
+            first = session.query(Work).order_by(Work.id).first()
+            first.claimed_until, first.claimed_by = datetime.now(UTC) + timedelta(minutes=5), "elsewhere:1"
+            held_unit = first.unit
+        taken = claim(journal, 1, size=10)
+        with journal.session() as session:
+            units = {w.id: w.unit for w in session.query(Work)}
+        assert taken is not None and len(taken.ids) == 3
+        assert {units[i] for i in taken.ids} != {held_unit}
+        assert all(units[i] != held_unit for i in taken.ids)
+    finally:
+        running.stop()
