@@ -128,9 +128,25 @@ def test_a_push_whose_records_were_all_superseded_is_decided(client, fake, env):
         assert first.status == "Successful"  # nothing of it is left to send: the newer version carries it on
 
 
+def keep(journal, resources, rejected=()):
+    """Accept records straight into the journal, as a channel would after reading them."""
+    from mediator.journal.queue import accept
+
+    return accept(
+        journal,
+        channel="insurees",
+        openhim_id=None,
+        client_id=None,
+        received_at=datetime.now(UTC),
+        body_sha256="0" * 64,
+        received={"Patient": 2},
+        resources=resources,
+        rejected=list(rejected),
+    )
+
+
 def test_a_push_that_cannot_be_kept_leaves_nothing_behind(client):
     from mediator.journal.models import Outcome, Transaction
-    from mediator.journal.queue import accept
 
     journal = client.application.extensions["journal"]
 
@@ -139,15 +155,5 @@ def test_a_push_that_cannot_be_kept_leaves_nothing_behind(client):
         raise OSError("the spool file went away")
 
     with pytest.raises(OSError):
-        accept(
-            journal,
-            channel="insurees",
-            openhim_id=None,
-            client_id=None,
-            received_at=datetime.now(UTC),
-            body_sha256="0" * 64,
-            received={"Patient": 2},
-            resources=resources(),
-            rejected=[("Patient/b", [{"field": "birthDate", "code": "", "message": "bad"}])],
-        )
+        keep(journal, resources(), [("Patient/b", [{"field": "birthDate", "code": "", "message": "bad"}])])
     assert [journal.count(m) for m in (Transaction, Work, Outcome)] == [0, 0, 0]

@@ -225,7 +225,7 @@ def test_records_kept_for_the_request_delivering_them_are_not_taken_by_the_worke
 
 def test_a_newer_push_kept_first_is_not_superseded_by_an_older_one_still_being_kept(env, journal_url, tmp_path):
     from mediator.journal.models import Work
-    from mediator.journal.queue import accept
+    from tests.integration.test_delivery_queue import keep
 
     running = start("2.40.5")
     try:
@@ -233,25 +233,12 @@ def test_a_newer_push_kept_first_is_not_superseded_by_an_older_one_still_being_k
         journal = client.application.extensions["journal"]
         label = f"Patient/{samples.HEAD}"
 
-        def kept(resources):
-            return accept(
-                journal,
-                channel="openimis",
-                openhim_id=None,
-                client_id=None,
-                received_at=datetime.now(UTC),
-                body_sha256="0" * 64,
-                received={"Patient": 1},
-                resources=resources,
-                rejected=[],
-            )
-
         def older():
             yield label, samples.patient(gender="female")
-            kept([(label, samples.patient(gender="male"))])  # a later push arrives and is kept meanwhile
+            keep(journal, [(label, samples.patient(gender="male"))])  # a later push arrives and is kept meanwhile
             yield f"Patient/{samples.MEMBER}", samples.patient(samples.MEMBER, "104000002", is_head=False)
 
-        kept(older())
+        keep(journal, older())
         with journal.session() as session:
             rows = {(w.transaction_id, w.key): w.state for w in session.query(Work)}
         assert rows[(1, samples.HEAD)] == "superseded" and rows[(2, samples.HEAD)] == "pending"
