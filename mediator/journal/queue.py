@@ -320,8 +320,9 @@ def claim(
                         ).all()
                     )
                     free_of: dict[int, list[int]] = {}
-                    for wid, wunit in session.execute(
-                        select(Work.id, Work.unit).where(unit, free, Work.unit.in_(chunk)).order_by(Work.id)
+                    # Sorted here: ORDER BY id would make SQLite walk every row of the push in id order instead.
+                    for wid, wunit in sorted(
+                        session.execute(select(Work.id, Work.unit).where(unit, free, Work.unit.in_(chunk)))
                     ):
                         free_of.setdefault(wunit, []).append(wid)
                     for u in chunk:
