@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from fake_dhis2.legacy import run_legacy
+from fake_dhis2.legacy import legacy_enrollment_doc, legacy_event_doc, run_legacy
 from fake_dhis2.store import METADATA_TYPES, Store, change_collection, import_metadata
 from fake_dhis2.tracker import MalformedRequest, flatten, malformed_uids, run_import
 
@@ -141,14 +141,17 @@ def create_app(fake: FakeDhis2) -> Flask:
                 return _web_message(503, "Service Unavailable")
         if not fake.authorised(request.headers.get("Authorization")):
             return _web_message(401, "Unauthorized")
+        if request.path.startswith("/api/tracker") and fake.v < (2, 36):
+            return _web_message(404, "Not Found")  # the tracker API (imports and reads) arrived in 2.36
         return None
 
     def legacy(kind: str) -> Any:
         if fake.v >= (2, 42):
             return _web_message(404, "Not Found")  # the legacy tracker API was removed in 2.42
         strategy = request.args.get("strategy") or request.args.get("importStrategy") or "CREATE_AND_UPDATE"
+        merge = request.args.get("mergeDataValues", "false").lower() == "true"
         try:
-            summaries = run_legacy(fake.store, kind, request.get_json(silent=True), strategy)
+            summaries = run_legacy(fake.store, kind, request.get_json(silent=True), strategy, merge)
         except MalformedRequest as exc:
             return _web_message(400 if fake.v >= (2, 40) else 409, str(exc))
         if summaries["status"] == "ERROR":
@@ -166,6 +169,26 @@ def create_app(fake: FakeDhis2) -> Flask:
 
     for kind in ("trackedEntityInstances", "enrollments", "events"):
         app.add_url_rule(f"/api/{kind}", f"legacy_{kind}", lambda kind=kind: legacy(kind), methods=["POST"])
+
+    @app.get("/api/enrollments/<uid>")
+    def legacy_enrollment(uid: str) -> Any:
+        if fake.v >= (2, 42):
+            return _web_message(404, "Not Found")
+        with fake.store.lock:
+            found = legacy_enrollment_doc(fake.store, uid)
+        if found is None:
+            return _web_message(404, f"Enrollment not found for uid: {uid}")
+        return jsonify(found)
+
+    @app.get("/api/events/<uid>")
+    def legacy_event(uid: str) -> Any:
+        if fake.v >= (2, 42):
+            return _web_message(404, "Not Found")
+        with fake.store.lock:
+            found = legacy_event_doc(fake.store, uid)
+        if found is None:
+            return _web_message(404, f"Event not found for ID {uid}")
+        return jsonify(found)
 
     @app.get("/api/system/info")
     def system_info() -> Any:
@@ -188,8 +211,6 @@ def create_app(fake: FakeDhis2) -> Flask:
 
     @app.post("/api/tracker")
     def tracker() -> Any:
-        if fake.v < (2, 36):
-            return _web_message(404, "Not Found")  # the tracker importer arrived in 2.36
         params = {k: v for k, v in request.args.items()}
         payload = request.get_json(silent=True)
         try:

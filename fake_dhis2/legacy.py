@@ -1,5 +1,6 @@
 """The fake's legacy tracker API (2.33-2.41): the same checks as the tracker importer, legacy field names, objects
-committed one by one, and ImportSummaries (409 when any object is refused)."""
+committed one by one, and ImportSummaries (409 when any object is refused); enrollments and events read back in
+legacy names."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def _enrollment(e: dict[str, Any], tei: str | None = None) -> dict[str, Any]:
         "enrolledAt": e.get("enrollmentDate"),
         "occurredAt": e.get("incidentDate"),
         "status": e.get("status", "ACTIVE"),
+        # Program attributes only (others are refused); they are written on the instance.
+        "attributes": e.get("attributes") or [],
     }
 
 
@@ -82,12 +85,26 @@ def _drop_values_not_in_stage(store: Store, objects: Objects) -> dict[str, list[
     return warnings
 
 
-def run_legacy(store: Store, kind: str, payload: Any, strategy: str) -> dict[str, Any]:
+def _replace_values(store: Store, objects: Objects) -> None:
+    """The legacy importer replaces an updated event's data values with those sent (unless mergeDataValues=true):
+    values it has that the payload lacks are deleted."""
+    for ev in objects.events:
+        current = store.events.get(str(ev.get("event")))
+        if current is None:
+            continue
+        sent = {dv.get("dataElement") for dv in ev.get("dataValues") or []}
+        gone = [{"dataElement": de, "value": None} for de in current["dataValues"] if de not in sent]
+        ev["dataValues"] = [*(ev.get("dataValues") or []), *gone]
+
+
+def run_legacy(store: Store, kind: str, payload: Any, strategy: str, merge_values: bool = False) -> dict[str, Any]:
     objects = to_objects(kind, payload)
     check_enums(objects)
     with store.lock:
         dropped = _drop_values_not_in_stage(store, objects)
         errors = validate(store, objects, strategy.upper())
+        if not merge_values:
+            _replace_values(store, objects)
         stats = commit(store, objects, set(errors))
     summaries = []
     if kind == "trackedEntityInstances":
@@ -122,4 +139,52 @@ def run_legacy(store: Store, kind: str, payload: Any, strategy: str) -> dict[str
         "ignored": main["ignored"],
         "deleted": 0,
         "importSummaries": summaries,
+    }
+
+
+# --- reads (GET /api/enrollments/{uid}, GET /api/events/{uid}) -------------------------------------------------
+
+
+def legacy_enrollment_doc(store: Store, uid: str) -> dict[str, Any] | None:
+    """An enrollment as the legacy API shows it: legacy names, the instance's program attributes."""
+    found = store.enrollments.get(uid)
+    if found is None:
+        return None
+    te = store.tracked_entities.get(found["trackedEntity"]) or {"attributes": {}}
+    program_attributes = store.program_attributes(found["program"])
+    return {
+        "enrollment": uid,
+        "trackedEntityType": te.get("trackedEntityType"),
+        "trackedEntityInstance": found["trackedEntity"],
+        "program": found["program"],
+        "orgUnit": found["orgUnit"],
+        "enrollmentDate": found["enrolledAt"],
+        "incidentDate": found["occurredAt"],
+        "status": found["status"],
+        "followup": False,
+        "deleted": False,
+        "attributes": [{"attribute": a, "value": v} for a, v in te["attributes"].items() if a in program_attributes],
+        "notes": [],
+    }
+
+
+def legacy_event_doc(store: Store, uid: str) -> dict[str, Any] | None:
+    """An event as the legacy API shows it: legacy names, data values as a list."""
+    found = store.events.get(uid)
+    if found is None:
+        return None
+    enrollment = store.enrollments.get(found["enrollment"]) or {}
+    return {
+        "event": uid,
+        "program": found["program"],
+        "programStage": found["programStage"],
+        "enrollment": found["enrollment"],
+        "enrollmentStatus": enrollment.get("status"),
+        "trackedEntityInstance": enrollment.get("trackedEntity"),
+        "orgUnit": found["orgUnit"],
+        "eventDate": found["occurredAt"],
+        "status": found["status"],
+        "deleted": False,
+        "dataValues": [{"dataElement": d, "value": v} for d, v in found["dataValues"].items()],
+        "notes": [],
     }

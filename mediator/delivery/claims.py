@@ -12,7 +12,6 @@ from typing import Any
 from mediator.delivery.atomic import Deliverable, deliver_in_batches
 from mediator.delivery.insurees import FIELD_OF_CODE, field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
-from mediator.dhis2.metadata import get_object
 from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.claim import map_claim, review_event_uids, review_updates
 from mediator.mapping.model import Setup
@@ -35,14 +34,27 @@ def _uids(objects: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
     }
 
 
-def _existing_events(client: Dhis2Client, review: ClaimReview) -> dict[str, dict[str, Any]] | None:
+def _existing_events(
+    client: Dhis2Client, writer: TrackerWriter, review: ClaimReview
+) -> dict[str, dict[str, Any]] | None:
     found = {}
     for uid in review_event_uids(review):
-        event = get_object(client, "tracker/events", uid, "*")
+        event = writer.read_event(client, uid)
         if event is None:
             return None
         found[uid] = event
     return found
+
+
+def _with_current_values(update: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The update with the event's other data values: the legacy API replaces an event's values with those sent."""
+    sent = {dv["dataElement"] for dv in update["dataValues"]}
+    kept = [
+        {"dataElement": dv["dataElement"], "value": dv.get("value")}
+        for dv in current.get("dataValues") or []
+        if dv.get("dataElement") not in sent
+    ]
+    return {**update, "dataValues": [*kept, *update["dataValues"]]}
 
 
 def deliver_claims(
@@ -70,7 +82,7 @@ def deliver_claims(
     for review in reviews:
         if review.claim_key in in_push:
             continue
-        existing = _existing_events(client, review)
+        existing = _existing_events(client, writer, review)
         if existing is None:
             why = (
                 f"Claim/{review.claim_key} is not in DHIS2 (or lacks a line reviewed): send the Claim first or with it"
@@ -79,7 +91,9 @@ def deliver_claims(
                 RecordOutcome(f"ClaimResponse/{review.key}", "rejected", {}, [Reason("request", "", why)])
             )
             continue
-        updates = [("events", u) for u in review_updates(review, existing, setup)]
+        updates = [
+            ("events", _with_current_values(u, existing[u["event"]])) for u in review_updates(review, existing, setup)
+        ]
         items.append(Deliverable(f"ClaimResponse/{review.key}", _uids(updates), tuple(updates)))
     names = {uid: f"data element {key}" for key, uid in setup.data_elements.items()}
     field_of = field_namer(names, CLAIM_FIELDS)

@@ -11,7 +11,6 @@ from typing import Any
 from mediator.delivery.atomic import Deliverable, deliver
 from mediator.delivery.insurees import field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
-from mediator.dhis2.metadata import get_object
 from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.insuree import InsureeTarget, enrollment_uid, family_values
 from mediator.openimis.records import Family
@@ -35,7 +34,7 @@ def deliver_families(
         ]
         found = []
         for member in family.member_keys:
-            enrollment = get_object(client, "tracker/enrollments", enrollment_uid(member, target.program), "*")
+            enrollment = writer.read_enrollment(client, enrollment_uid(member, target.program))
             if enrollment is not None:
                 found.append(_update(enrollment, attributes))
         record = f"Group/{family.key}"

@@ -3,6 +3,8 @@
 Payloads are written in the tracker importer's dialect and translated here, so the mapping has one dialect. The
 legacy API has no all-or-nothing mode: it commits every valid object and reports the others in ImportSummaries
 (409 when any is refused), so a refused record may be partly written; sending it again once fixed completes it.
+Enrollments and events are read back through the same API (`/api/enrollments/{uid}`, `/api/events/{uid}`) and
+translated to the tracker importer's names.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.errors import Dhis2ApiMissing, Dhis2Rejected
-from mediator.dhis2.tracker import ImportReport, ObjectError
+from mediator.dhis2.metadata import get_object
+from mediator.dhis2.tracker import FIELDS, ImportReport, ObjectError, fields_param
 
 PARAMS = {"strategy": "CREATE_AND_UPDATE"}
 ENDPOINTS = (
@@ -22,31 +25,40 @@ ENDPOINTS = (
 )
 
 
+# What the legacy API calls the fields the tracker importer renamed.
+RENAMED = {
+    "enrollments": {
+        "trackedEntity": "trackedEntityInstance",
+        "enrolledAt": "enrollmentDate",
+        "occurredAt": "incidentDate",
+    },
+    "events": {"occurredAt": "eventDate"},
+}
+# (tracker importer name, legacy name) of each field the mediator writes and reads back, by kind.
+NAMES = {kind: tuple((name, RENAMED[kind].get(name, name)) for name in names) for kind, names in FIELDS.items()}
+
+
+def _legacy_names(doc: dict[str, Any], fields: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    return {legacy: doc[name] for name, legacy in fields if doc.get(name) is not None}
+
+
+def _tracker_names(doc: dict[str, Any], fields: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    return {name: doc[legacy] for name, legacy in fields if doc.get(legacy) is not None}
+
+
 def _enrollment(e: dict[str, Any], tracked_entity: str | None = None) -> dict[str, Any]:
-    doc = {
-        "enrollment": e.get("enrollment"),
-        "trackedEntityInstance": e.get("trackedEntity") or tracked_entity,
-        "program": e.get("program"),
-        "orgUnit": e.get("orgUnit"),
-        "enrollmentDate": e.get("enrolledAt"),
-        "incidentDate": e.get("occurredAt") or e.get("enrolledAt"),
+    filled = {
+        **e,
+        "trackedEntity": e.get("trackedEntity") or tracked_entity,
+        "occurredAt": e.get("occurredAt") or e.get("enrolledAt"),
         "status": e.get("status", "ACTIVE"),
     }
-    return {k: v for k, v in doc.items() if v is not None}
+    return _legacy_names(filled, NAMES["enrollments"])
 
 
 def _event(e: dict[str, Any]) -> dict[str, Any]:
-    doc = {
-        "event": e.get("event"),
-        "program": e.get("program"),
-        "programStage": e.get("programStage"),
-        "orgUnit": e.get("orgUnit"),
-        "enrollment": e.get("enrollment"),
-        "eventDate": e.get("occurredAt"),
-        "status": e.get("status", "ACTIVE"),
-        "dataValues": e.get("dataValues") or [],
-    }
-    return {k: v for k, v in doc.items() if v is not None}
+    filled = {**e, "status": e.get("status", "ACTIVE"), "dataValues": e.get("dataValues") or []}
+    return _legacy_names(filled, NAMES["events"])
 
 
 def _merge_attributes(*lists: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -74,12 +86,14 @@ def to_legacy(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 "enrollments": [_enrollment(e, te["trackedEntity"]) for e in enrollments],
             }
         )
-    flat = payload.get("enrollments") or []
-    if any(e.get("attributes") for e in flat):
-        raise Dhis2Rejected("the legacy API cannot change attributes through an enrollment alone: use DHIS2 2.36+")
+    # An enrollment sent alone carries its program attributes; the legacy API writes them on its instance.
+    flat = [
+        {**_enrollment(e), **({"attributes": e["attributes"]} if e.get("attributes") else {})}
+        for e in payload.get("enrollments") or []
+    ]
     return {
         "trackedEntityInstances": teis,
-        "enrollments": [_enrollment(e) for e in flat],
+        "enrollments": flat,
         "events": [_event(e) for e in payload.get("events") or []],
     }
 
@@ -146,3 +160,10 @@ def import_legacy(client: Dhis2Client, payload: dict[str, Any]) -> ImportReport:
         }
     overall = "ERROR" if errors else "WARNING" if warnings else "OK"
     return ImportReport(status=overall, type_stats=type_stats, errors=errors, warnings=warnings)
+
+
+def read_legacy(client: Dhis2Client, kind: str, uid: str) -> dict[str, Any] | None:
+    """One enrollment or event (`kind`: enrollments, events) in the tracker importer's names; None when DHIS2 has
+    no such object."""
+    found = get_object(client, kind, uid, fields_param(legacy for _, legacy in NAMES[kind]))
+    return None if found is None else _tracker_names(found, NAMES[kind])

@@ -53,7 +53,7 @@ def import_metadata(client: Dhis2Client, payload: dict[str, Any], atomic_mode: s
 
 
 def get_object(client: Dhis2Client, collection: str, uid: str, fields: str) -> dict[str, Any] | None:
-    """One metadata object, or None when DHIS2 has no such object."""
+    """One object of `/api/{collection}/{uid}`, or None when DHIS2 has no such object."""
     status, body = client.request("GET", f"/api/{collection}/{uid}", params={"fields": fields})
     if status == 404:
         return None

@@ -1,13 +1,16 @@
-"""The tracker importer (`POST /api/tracker`, DHIS2 2.36+) and its ImportReport, read per object."""
+"""The tracker importer (`POST /api/tracker`, DHIS2 2.36+) and its ImportReport, read per object; enrollments and
+events read back from `/api/tracker/...`."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.errors import Dhis2ApiMissing, Dhis2Rejected, Dhis2Unavailable
+from mediator.dhis2.metadata import get_object
 
 TRACKER_TYPES = ("TRACKED_ENTITY", "ENROLLMENT", "EVENT", "RELATIONSHIP")
 
@@ -137,3 +140,20 @@ def _run_job(client: Dhis2Client, payload: dict[str, Any], atomic_mode: str, dea
                 return None
             return _report(status, report)
     raise Dhis2Unavailable(f"the tracker import job {job} did not finish in time")
+
+
+# The fields of an enrollment or event the mediator writes and reads back: enough to send it again with a change.
+FIELDS = {
+    "enrollments": ("enrollment", "trackedEntity", "program", "orgUnit", "enrolledAt", "occurredAt", "status"),
+    "events": ("event", "program", "programStage", "orgUnit", "enrollment", "occurredAt", "status", "dataValues"),
+}
+
+
+def fields_param(names: Iterable[str]) -> str:
+    """The `fields` a read asks for (data values with only what the mediator uses of them)."""
+    return ",".join("dataValues[dataElement,value]" if name == "dataValues" else name for name in names)
+
+
+def read_tracker(client: Dhis2Client, kind: str, uid: str) -> dict[str, Any] | None:
+    """One enrollment or event (`kind`: enrollments, events); None when DHIS2 has no such object."""
+    return get_object(client, f"tracker/{kind}", uid, fields_param(FIELDS[kind]))

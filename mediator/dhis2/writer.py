@@ -1,5 +1,6 @@
 """Which API writes tracker data, by DHIS2 version and choice: the tracker importer (2.36+) or the legacy API
-(2.33-2.41). Both take the same payload, in the tracker importer's dialect, and give the same report."""
+(2.33-2.41). Both take the same payload, in the tracker importer's dialect, and give the same report; what was
+written is read back through the same API, in the same dialect."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.errors import Dhis2Rejected
-from mediator.dhis2.legacy import import_legacy
-from mediator.dhis2.tracker import ImportReport, import_tracker
+from mediator.dhis2.legacy import import_legacy, read_legacy
+from mediator.dhis2.tracker import ImportReport, import_tracker, read_tracker
 from mediator.dhis2.version import Version
 
 APIS = ("auto", "tracker", "legacy")
@@ -32,6 +33,20 @@ class TrackerWriter:
         if self.api == "legacy":
             return import_legacy(client, payload)
         return import_tracker(client, payload, asynchronous=count_objects(payload) > self.async_threshold)
+
+    def read_enrollment(self, client: Dhis2Client, uid: str) -> dict[str, Any] | None:
+        """The enrollment with this UID in the tracker importer's names, or None when DHIS2 has none."""
+        return self._read(client, "enrollments", uid)
+
+    def read_event(self, client: Dhis2Client, uid: str) -> dict[str, Any] | None:
+        """The event with this UID in the tracker importer's names (data values as a list), or None."""
+        return self._read(client, "events", uid)
+
+    def _read(self, client: Dhis2Client, kind: str, uid: str) -> dict[str, Any] | None:
+        # 2.33-2.35 have no /api/tracker; on 2.36-2.41 the legacy reads see what the legacy writes wrote.
+        if self.api == "legacy":
+            return read_legacy(client, kind, uid)
+        return read_tracker(client, kind, uid)
 
 
 def choose_writer(

@@ -163,3 +163,60 @@ def test_a_removed_api_is_api_missing_so_the_records_wait_and_the_version_is_ask
         import_legacy(legacy_client(), TEI)
     with pytest.raises(Dhis2ApiMissing):
         import_tracker(legacy_client(), TEI)
+
+
+@responses.activate
+def test_the_legacy_writer_reads_an_event_from_the_legacy_api_in_tracker_names():
+    from mediator.dhis2.version import Version
+    from mediator.dhis2.writer import choose_writer
+
+    legacy = {
+        "event": "Vaaaaaaaaa1",
+        "program": "Pppppppppp1",
+        "programStage": "Ssssssssss1",
+        "enrollment": "Eaaaaaaaaa1",
+        "trackedEntityInstance": "Aaaaaaaaaa1",
+        "orgUnit": "Oooooooooo1",
+        "eventDate": "2020-01-01T00:00:00.000",
+        "status": "ACTIVE",
+        "dataValues": [{"dataElement": "Dddddddddd1", "value": "5"}],
+    }
+    responses.get(f"{URL}/api/events/Vaaaaaaaaa1", json=legacy)
+    responses.get(f"{URL}/api/events/Vnoneeeeee1", status=404, json={"httpStatusCode": 404})
+    writer = choose_writer(Version(2, 35))
+    event = writer.read_event(legacy_client(), "Vaaaaaaaaa1")
+    assert event == {
+        "event": "Vaaaaaaaaa1",
+        "program": "Pppppppppp1",
+        "programStage": "Ssssssssss1",
+        "orgUnit": "Oooooooooo1",
+        "enrollment": "Eaaaaaaaaa1",
+        "occurredAt": "2020-01-01T00:00:00.000",
+        "status": "ACTIVE",
+        "dataValues": [{"dataElement": "Dddddddddd1", "value": "5"}],
+    }
+    assert writer.read_event(legacy_client(), "Vnoneeeeee1") is None
+
+
+@responses.activate
+def test_each_writer_reads_an_enrollment_through_the_api_it_writes_with():
+    from mediator.dhis2.version import Version
+    from mediator.dhis2.writer import choose_writer
+
+    responses.get(
+        f"{URL}/api/enrollments/Eaaaaaaaaa1",
+        json={"enrollment": "Eaaaaaaaaa1", "trackedEntityInstance": "Aaaaaaaaaa1", "enrollmentDate": "2020-01-01"},
+    )
+    responses.get(
+        f"{URL}/api/tracker/enrollments/Eaaaaaaaaa1",
+        json={"enrollment": "Eaaaaaaaaa1", "trackedEntity": "Aaaaaaaaaa1", "enrolledAt": "2020-01-01"},
+    )
+    expected = {"enrollment": "Eaaaaaaaaa1", "trackedEntity": "Aaaaaaaaaa1", "enrolledAt": "2020-01-01"}
+    for version, preference, path in [
+        (Version(2, 35), "auto", "/api/enrollments/"),
+        (Version(2, 41), "legacy", "/api/enrollments/"),
+        (Version(2, 40), "auto", "/api/tracker/enrollments/"),
+    ]:
+        responses.calls.reset()
+        assert choose_writer(version, preference).read_enrollment(legacy_client(), "Eaaaaaaaaa1") == expected
+        assert [c.request.path_url.split("?")[0] for c in responses.calls] == [path + "Eaaaaaaaaa1"]

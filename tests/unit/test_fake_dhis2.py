@@ -305,3 +305,129 @@ def test_org_unit_codes_are_unique(dhis2):
     )
     assert resp.status_code == 409
     assert "E5003" in json.dumps(resp.json())
+
+
+def get(running, path, **params):
+    return requests.get(f"{running.url}{path}", params=params, auth=(DHIS2_USER, DHIS2_PASSWORD), timeout=10)
+
+
+def post_legacy(running, kind, *objects, **params):
+    return requests.post(
+        f"{running.url}/api/{kind}",
+        params={"strategy": "CREATE_AND_UPDATE", **params},
+        json={kind: list(objects)},
+        auth=(DHIS2_USER, DHIS2_PASSWORD),
+        timeout=10,
+    )
+
+
+def legacy_tei(uid="Aaaaaaaaaa1", enrollment="Eaaaaaaaaa1"):
+    return {
+        "trackedEntityInstance": uid,
+        "trackedEntityType": defaults.PERSON_TRACKED_ENTITY_TYPE,
+        "orgUnit": VILLAGE_OU,
+        "attributes": [],
+        "enrollments": [
+            {
+                "enrollment": enrollment,
+                "program": defaults.INSUREE_PROGRAM,
+                "orgUnit": VILLAGE_OU,
+                "enrollmentDate": "2020-01-01",
+                "incidentDate": "2020-01-01",
+            }
+        ],
+    }
+
+
+def legacy_event(values, uid="Vaaaaaaaaa1"):
+    from mediator.mapping.model import Setup
+
+    return {
+        "event": uid,
+        "programStage": Setup().stages["policy"],
+        "enrollment": "Eaaaaaaaaa1",
+        "orgUnit": VILLAGE_OU,
+        "eventDate": "2020-01-01",
+        "status": "ACTIVE",
+        "dataValues": [{"dataElement": d, "value": v} for d, v in values],
+    }
+
+
+@pytest.mark.parametrize("version", ["2.33.9", "2.35.4"])
+def test_no_tracker_api_reads_before_236(version):
+    running = server(version)
+    try:
+        assert send(running, te()).status_code == 404
+        running.fake.store.enrollments["Eaaaaaaaaa1"] = {"enrollment": "Eaaaaaaaaa1"}  # present, but not there
+        assert get(running, "/api/tracker/enrollments/Eaaaaaaaaa1").status_code == 404
+        assert get(running, "/api/tracker/events/Vaaaaaaaaa1").status_code == 404
+        assert get(running, "/api/tracker/trackedEntities/Aaaaaaaaaa1").status_code == 404
+    finally:
+        running.stop()
+
+
+def test_legacy_reads_answer_in_legacy_names_and_404_when_absent():
+    from mediator.mapping.model import Setup
+
+    de = Setup().data_elements["policy.value"]
+    running = server("2.35.4")
+    try:
+        assert post_legacy(running, "trackedEntityInstances", legacy_tei()).status_code == 200
+        assert post_legacy(running, "events", legacy_event([(de, "5")])).status_code == 200
+        enrollment = get(running, "/api/enrollments/Eaaaaaaaaa1").json()
+        assert enrollment["trackedEntityInstance"] == "Aaaaaaaaaa1" and enrollment["enrollmentDate"] == "2020-01-01"
+        assert "trackedEntity" not in enrollment and "enrolledAt" not in enrollment
+        event = get(running, "/api/events/Vaaaaaaaaa1").json()
+        assert event["eventDate"] == "2020-01-01" and "occurredAt" not in event
+        assert event["dataValues"] == [{"dataElement": de, "value": "5"}]
+        assert get(running, "/api/enrollments/Enoneeeeee1").status_code == 404
+        assert get(running, "/api/events/Vnoneeeeee1").status_code == 404
+    finally:
+        running.stop()
+
+
+def test_no_legacy_reads_from_242():
+    running = server("2.42.1")
+    try:
+        assert send(running, te()).status_code == 200
+        assert get(running, "/api/tracker/enrollments/Eaaaaaaaaa1").status_code == 200
+        assert get(running, "/api/enrollments/Eaaaaaaaaa1").status_code == 404
+    finally:
+        running.stop()
+
+
+def test_a_legacy_event_update_replaces_its_data_values_unless_asked_to_merge():
+    from mediator.mapping.model import Setup
+
+    s = Setup().data_elements
+    status, value = s["policy.status"], s["policy.value"]
+    running = server("2.35.4")
+    try:
+        post_legacy(running, "trackedEntityInstances", legacy_tei())
+        post_legacy(running, "events", legacy_event([(status, "2"), (value, "5")]))
+        post_legacy(running, "events", legacy_event([(value, "6")]), mergeDataValues="true")
+        assert running.fake.store.events["Vaaaaaaaaa1"]["dataValues"] == {status: "2", value: "6"}
+        post_legacy(running, "events", legacy_event([(value, "7")]))
+        assert running.fake.store.events["Vaaaaaaaaa1"]["dataValues"] == {value: "7"}
+    finally:
+        running.stop()
+
+
+def test_a_legacy_enrollment_writes_its_program_attributes_on_the_instance():
+    running = server("2.35.4")
+    try:
+        post_legacy(running, "trackedEntityInstances", legacy_tei())
+        update = {
+            "enrollment": "Eaaaaaaaaa1",
+            "trackedEntityInstance": "Aaaaaaaaaa1",
+            "program": defaults.INSUREE_PROGRAM,
+            "orgUnit": VILLAGE_OU,
+            "enrollmentDate": "2020-01-01",
+            "attributes": [{"attribute": A["family_type"], "value": "H"}],
+        }
+        assert post_legacy(running, "enrollments", update).status_code == 200
+        assert running.fake.store.tracked_entities["Aaaaaaaaaa1"]["attributes"][A["family_type"]] == "H"
+        shown = get(running, "/api/enrollments/Eaaaaaaaaa1").json()["attributes"]
+        assert shown == [{"attribute": A["family_type"], "value": "H"}]
+    finally:
+        running.stop()
