@@ -18,7 +18,7 @@ class Reason:
 @dataclass
 class RecordOutcome:
     record: str  # "Patient/<key>"
-    status: str  # delivered | rejected | pending
+    status: str  # delivered | rejected | pending | unchanged (DHIS2 already has this content: nothing was sent)
     uids: dict[str, str] = field(default_factory=dict)
     reasons: list[Reason] = field(default_factory=list)
 
@@ -55,8 +55,9 @@ def mirror_twins(records: list[tuple[str, str]], result: PushResult) -> None:
             decided.add(record)
 
 
-def final_status(delivered: int, rejected: int) -> str:
-    """The OpenHIM transaction status of a decided push, from how many of its records went and were refused."""
+def final_status(in_dhis2: int, rejected: int) -> str:
+    """The OpenHIM transaction status of a decided push, from how many of its records DHIS2 holds (delivered now or
+    unchanged since an earlier push) and how many were refused."""
     if rejected == 0:
         return "Successful"
-    return "Completed with error(s)" if delivered else "Completed"
+    return "Completed with error(s)" if in_dhis2 else "Completed"

@@ -99,11 +99,14 @@ def _push(
             while wait and not deliver and _status(journal, tid) == "Processing":
                 time.sleep(1.0)
                 advance()
-    counts = progress(journal, tid)
-    out.write(
-        f"push {tid}: {_status(journal, tid)}; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + "\n"
-    )
+    out.write(f"push {tid}: {_status(journal, tid)}; {_counts(progress(journal, tid))}\n")
     return 0 if _status(journal, tid) == "Successful" else 1
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """Records by state, in the answer's words: a record DHIS2 already had (`duplicate`) is unchanged."""
+    named = {("unchanged" if state == "duplicate" else state): n for state, n in counts.items()}
+    return ", ".join(f"{state} {n}" for state, n in sorted(named.items()))
 
 
 def _status(journal: Journal, transaction_id: int) -> str:
@@ -118,5 +121,5 @@ def list_pushes(journal: Journal, last: int, out: IO[str] | None = None) -> None
     with journal.sessions() as session:
         rows = session.scalars(select(Transaction).order_by(Transaction.id.desc()).limit(last)).all()
     for tx in rows:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(progress(journal, tx.id).items())) or "no records"
+        counts = _counts(progress(journal, tx.id)) or "no records"
         out.write(f"{tx.id}\t{tx.received_at:%Y-%m-%d %H:%M:%S}\t{tx.channel}\t{tx.status}\t{counts}\n")

@@ -13,9 +13,10 @@ from mediator.dhis2.errors import Dhis2NotConfigured
 from mediator.openhim.envelope import mediator_response
 from mediator.openimis.reader import Problem
 from mediator.orchestrations import to_orchestration
-from mediator.outcomes import PushResult
+from mediator.outcomes import PushResult, final_status
 
 MAX_ISSUES = 5000
+UNCHANGED = "unchanged: DHIS2 already has this version of the record"
 
 
 def operation_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
@@ -47,7 +48,11 @@ def _record_issues(result: PushResult) -> list[dict[str, Any]]:
             issues.append({"severity": "information", "code": "informational", "diagnostics": text})
         elif o.status == "pending":
             issues.append({"severity": "information", "code": "informational", "diagnostics": f"{o.record}: waiting"})
-        severity = "warning" if o.status == "delivered" else "error"  # a delivered record's reasons are warnings
+        elif o.status == "unchanged":
+            text = f"{o.record}: {UNCHANGED}"
+            issues.append({"severity": "information", "code": "informational", "diagnostics": text})
+        # A delivered record's reasons are warnings; a waiting record's say what it waits for.
+        severity = {"delivered": "warning", "pending": "information"}.get(o.status, "error")
         for r in o.reasons:
             code = f" [{r.code}]" if r.code else ""
             issues.append(
@@ -58,9 +63,13 @@ def _record_issues(result: PushResult) -> list[dict[str, Any]]:
 
 def envelope(urn: str, result: PushResult, exchanges: list[Exchange], channel: str) -> tuple[dict[str, Any], int]:
     """The application/json+openhim document and the HTTP status the mediator answers the core with."""
-    delivered, rejected, pending = (result.count(s) for s in ("delivered", "rejected", "pending"))
+    delivered, unchanged, rejected, pending = (
+        result.count(s) for s in ("delivered", "unchanged", "rejected", "pending")
+    )
     properties: dict[str, Any] = {"channel": channel, **{f"received_{k}": v for k, v in result.received.items()}}
-    properties.update(records_delivered=delivered, records_rejected=rejected, records_pending=pending)
+    properties.update(
+        records_delivered=delivered, records_unchanged=unchanged, records_rejected=rejected, records_pending=pending
+    )
     properties.update({f"dhis2_{k}": v for k, v in result.stats.items()})
     orchestrations = [to_orchestration(i + 1, ex) for i, ex in enumerate(exchanges)]
     error = None
@@ -82,9 +91,7 @@ def envelope(urn: str, result: PushResult, exchanges: list[Exchange], channel: s
         status, http = "Processing", 202
     else:
         body = operation_outcome(_record_issues(result))
-        if rejected == 0:
-            status, http = "Successful", 200
-        else:
-            status, http = ("Completed with error(s)" if delivered else "Completed"), 422
+        status = final_status(delivered + unchanged, rejected)
+        http = 200 if status == "Successful" else 422
     doc = mediator_response(urn, status, http, body, orchestrations, properties, error)
     return doc, http

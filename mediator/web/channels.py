@@ -130,7 +130,7 @@ def receive(subpath: str) -> Response:
         *intake.rejected,
         *result.outcomes,
         *waiting,
-        *[RecordOutcome(label, "delivered", {}, []) for label in accepted.unchanged],
+        *[RecordOutcome(label, "unchanged") for label in accepted.unchanged],
     ]
     exchanges = run.exchanges if run else []
     doc, status = envelope(current_app.config["MEDIATOR_URN"], result, exchanges, channel.name)
@@ -142,7 +142,7 @@ def receive(subpath: str) -> Response:
         result.count("delivered"),
         result.count("rejected"),
         result.count("pending"),
-        len(accepted.unchanged),
+        result.count("unchanged"),
         len(exchanges),
     )
     return _json(doc, status, OPENHIM_CONTENT_TYPE)

@@ -173,6 +173,37 @@ def test_the_same_content_again_is_recognised_and_not_sent_twice(client, fake):
     assert len(tracker_calls(fake)) == 1
 
 
+def test_a_resend_of_the_same_patient_answers_unchanged_and_successful(client, fake):
+    post(client, samples.patient())
+    resp, env = post(client, samples.patient())
+    assert resp.status_code == 200 and env["status"] == "Successful"
+    props = env["properties"]
+    assert props["records_unchanged"] == "1" and props["records_delivered"] == "0"
+    (issue,) = inner(env)["issue"]
+    assert issue["severity"] == "information"
+    assert issue["diagnostics"] == f"Patient/{samples.HEAD}: unchanged: DHIS2 already has this version of the record"
+
+
+def test_a_push_of_new_and_unchanged_records_counts_each_and_is_successful(client, fake):
+    post(client, samples.patient())
+    resp, env = post(client, samples.bundle(samples.patient(), samples.patient(samples.MEMBER, "104000002")))
+    assert resp.status_code == 200 and env["status"] == "Successful"
+    props = env["properties"]
+    assert props["records_delivered"] == "1" and props["records_unchanged"] == "1"
+    texts = [i["diagnostics"] for i in inner(env)["issue"]]
+    assert any(t.startswith(f"Patient/{samples.MEMBER}: delivered to DHIS2") for t in texts)
+    assert any(t.startswith(f"Patient/{samples.HEAD}: unchanged") for t in texts)
+
+
+def test_an_unchanged_record_beside_a_rejected_one_completes_with_errors(client, fake):
+    post(client, samples.patient())
+    elsewhere = samples.patient(samples.MEMBER, "104000002", village=samples.OTHER_VILLAGE, family=None)
+    resp, env = post(client, samples.bundle(samples.patient(), elsewhere))
+    assert resp.status_code == 422 and env["status"] == "Completed with error(s)"
+    props = env["properties"]
+    assert props["records_unchanged"] == "1" and props["records_rejected"] == "1" and props["records_delivered"] == "0"
+
+
 def test_unknown_channel_path_is_404(client):
     resp = client.post("/channels/nope", data="{}", headers=INSUREES_AUTH)
     assert resp.status_code == 404

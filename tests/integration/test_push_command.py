@@ -35,7 +35,9 @@ def test_a_file_is_kept_and_delivered_with_its_counts(run, fake, tmp_path):
     code, out = run("pushes")
     assert out.split("\t")[0] == "1" and "Successful\tdelivered 9" in out
     code, out = run("push", str(path), "--channel", "openimis", "--deliver")  # the same file again: nothing sent
-    assert code == 0 and "9 unchanged" in out and "push 2: Successful; duplicate 9" in out
+    assert code == 0 and "9 unchanged" in out and "push 2: Successful; unchanged 9" in out
+    code, out = run("pushes")
+    assert "Successful\tunchanged 9" in out.splitlines()[0]
 
 
 def test_a_file_that_is_not_a_push_is_not_kept(run, tmp_path):
