@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
 from mediator.journal.models import Exchange as ExchangeRow
 from mediator.journal.models import Outcome, Transaction
+from mediator.journal.numbers import insurees_by_number
 from mediator.journal.queue import (
     Slice,
     claim,
@@ -26,6 +27,7 @@ from mediator.journal.queue import (
     drop_unfinished,
     due,
     finish,
+    on_their_way,
     release,
     release_dead_claims,
     undecided,
@@ -33,11 +35,12 @@ from mediator.journal.queue import (
 from mediator.journal.store import Journal
 from mediator.openhim.envelope import Orchestration
 from mediator.openimis.reader import read_document
-from mediator.openimis.records import CodeEntry
+from mediator.openimis.records import CodeEntry, Insuree, Policy, Record
 from mediator.openimis.schemas import SCHEMAS
+from mediator.openimis.units import referents
 from mediator.orchestrations import to_orchestration
-from mediator.outcomes import PushResult
-from mediator.push import push
+from mediator.outcomes import PushResult, Reason, RecordOutcome
+from mediator.push import label, push
 from mediator.settings import ChannelSettings, Settings
 from mediator.targets import dhis2_setup, insuree_target
 
@@ -125,11 +128,17 @@ class Deliverer:
         self, taken: Slice, settings: Settings, channel: ChannelSettings | None, run: Run, keep: bool
     ) -> PushResult:
         """Deliver one slice, record what became of it, and add it to the run."""
-        result, exchanges = self._deliver(taken, settings, channel)
+        result, exchanges, waiting = self._deliver(taken, settings, channel)
         # Records of the slice's units delivered before go again as context: only the slice's own are recorded.
         result.outcomes = [o for o in result.outcomes if o.record in taken.labels]
         outcomes = [
-            {"record": o.record, "status": o.status, "uids": o.uids, "reasons": [asdict(r) for r in o.reasons]}
+            {
+                "record": o.record,
+                "status": o.status,
+                "uids": o.uids,
+                "reasons": [asdict(r) for r in o.reasons],
+                "waits_for": waiting.get(o.record),
+            }
             for o in result.outcomes
         ]
         error = str(result.failure) if result.failure else None
@@ -149,10 +158,15 @@ class Deliverer:
 
     def _deliver(
         self, taken: Slice, settings: Settings, channel: ChannelSettings | None
-    ) -> tuple[PushResult, list[Exchange]]:
+    ) -> tuple[PushResult, list[Exchange], dict[str, str]]:
+        """Deliver a slice; also returns the records that wait for one still on its way in another push."""
         exchanges: list[Exchange] = []
         bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in taken.resources]}
         reading = read_document(bundle, SCHEMAS.keys(), aliases=taken.aliases)
+        numbers = _numbers_from_elsewhere(reading.records)
+        known = insurees_by_number(self.journal, numbers) if numbers else {}
+        waiting = self._waiting(taken, reading.records, known)
+        reading.records = [r for r in reading.records if label(r) not in waiting]
         context = read_document({"resourceType": "Bundle", "entry": [{"resource": r} for r in taken.context]}, SCHEMAS)
         entries = [r for r in context.records if isinstance(r, CodeEntry)]
 
@@ -169,10 +183,38 @@ class Deliverer:
             settings.batch_size,
             writer_for,
             entries,
+            known,
         )
         if result.failure is not None:
             self.versions.forget(settings.dhis2_url.rstrip("/"))
-        return result, exchanges
+        for record, (referent, push_id) in waiting.items():
+            why = f"waits for {referent}, still on its way to DHIS2 (push {push_id}); it goes once that is delivered"
+            result.outcomes.append(RecordOutcome(record, "pending", {}, [Reason("reference", "", why)]))
+        return result, exchanges, {record: referent for record, (referent, _) in waiting.items()}
+
+    def _waiting(self, taken: Slice, records: list[Record], known: Mapping[str, str]) -> dict[str, tuple[str, int]]:
+        """The slice's records that refer to a record still pending in another push: record -> (that record, push).
+
+        They wait for it instead of being refused for a reference DHIS2 does not have yet."""
+        present = {label(r) for r in records}
+        needs: dict[str, list[str]] = {}
+        for record in records:
+            if label(record) not in taken.labels:
+                continue  # context, already delivered
+            labels, numbers = referents(record)
+            wanted = [*labels, *(f"Patient/{known[n]}" for n in numbers if n in known)]
+            outside = [w for w in dict.fromkeys(wanted) if w not in present]
+            if outside:
+                needs[label(record)] = outside
+        if not needs:
+            return {}
+        travelling = on_their_way(self.journal, {w for ws in needs.values() for w in ws}, set(taken.ids))
+        waiting = {}
+        for name, wanted in needs.items():
+            referent = next((w for w in wanted if w in travelling), None)
+            if referent is not None:
+                waiting[name] = (referent, travelling[referent])
+        return waiting
 
     def _record(
         self,
@@ -218,6 +260,12 @@ class Deliverer:
             done += run.decided
             tell(transaction_id, run)
         return done
+
+
+def _numbers_from_elsewhere(records: list[Record]) -> set[str]:
+    """Insurance numbers that Coverages of a slice name and that no insuree of the slice carries."""
+    carried = {r.insurance_number for r in records if isinstance(r, Insuree)}
+    return {n for r in records if isinstance(r, Policy) for n in r.insurance_numbers} - carried
 
 
 def _exchange_row(transaction_id: int, orch: Orchestration) -> ExchangeRow:

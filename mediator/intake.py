@@ -7,15 +7,17 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from mediator.journal.numbers import pseudonyms
 from mediator.journal.queue import Accepted, accept, decide
 from mediator.journal.store import Journal
+from mediator.openimis.reader import Problem
 from mediator.openimis.stream import Survey, kept_resources, survey
 from mediator.outcomes import Reason, RecordOutcome
 from mediator.settings import ChannelSettings, Settings
@@ -86,19 +88,24 @@ def take_in(
     openhim_id: str | None = None,
     client_id: str | None = None,
     holder: str | None = None,
+    origin: str = "channel",
+    problems: Sequence[Problem] = (),
     on_read: Callable[[int], None] | None = None,
     on_kept: Callable[[int], None] | None = None,
 ) -> Intake:
     """Read the push and keep it in the journal; `on_read`/`on_kept` hear the resources read and records kept.
 
     `holder` keeps the records claimed for the caller when it will deliver them itself, if the push has at most
-    `inline_limit` records (`Intake.held` says whether it does)."""
+    `inline_limit` records (`Intake.held` says whether it does). `problems` are records the sender could not give
+    (a pull's unreadable rows): rejected with the push's own. `origin` says where the push came from."""
     found = survey(body.path, channel.resources, on_read)
+    found.problems.extend(problems)
     records = found.records
     if not records:
         return Intake(found, [], None)
     held = holder if holder and len(records) <= settings.inline_limit else None
     rejected = _rejected(found)
+    digests = pseudonyms(journal, found.numbers.values())
     accepted = accept(
         journal,
         channel=channel.name,
@@ -112,6 +119,8 @@ def take_in(
         units=found.units,
         aliases=found.aliases,
         mapping=mapping_fingerprint(settings, channel),
+        numbers={digests[n]: label.split("/", 1)[1] for label, n in found.numbers.items()},
+        origin=origin,
         holder=held,
         on_progress=on_kept,
     )

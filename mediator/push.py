@@ -36,9 +36,11 @@ def push(
     batch_size: int,
     writer_for: Callable[[Dhis2Client], TrackerWriter],
     known_entries: Sequence[CodeEntry] = (),
+    known_numbers: Mapping[str, str] | None = None,
 ) -> PushResult:
     """`writer_for` picks the API that writes tracker data for the DHIS2 a client talks to (by its version);
-    `known_entries` are code list entries of the same push delivered earlier, whose codes claim lines may name."""
+    `known_entries` are code list entries of the same push delivered earlier, whose codes claim lines may name;
+    `known_numbers` (insurance number -> insuree key) name the insurees of earlier pushes that Coverages cover."""
     result = PushResult(received=dict(reading.resource_counts))
     if reading.problems and not reading.records:
         result.problems = list(reading.problems)  # nothing usable: the whole push is refused
@@ -77,7 +79,9 @@ def push(
                 deliver_insurees(client, writer, mapped, target, batch_size, result)
             if policies:
                 status = {o.record: o.status for o in result.outcomes}
-                deliver_policies(client, writer, policies, insurees, status, setup, batch_size, result)
+                deliver_policies(
+                    client, writer, policies, insurees, status, setup, batch_size, result, known_numbers or {}
+                )
             if claims or reviews:
                 deliver_claims(
                     client, writer, claims, reviews, [*known_entries, *entries], setup, batch_size, result, unavailable

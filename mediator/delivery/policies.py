@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from mediator.delivery.atomic import Deliverable, deliver_in_batches
 from mediator.delivery.insurees import field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
-from mediator.dhis2.metadata import get_object
 from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.insuree import enrollment_uid
 from mediator.mapping.model import Setup
@@ -22,15 +21,15 @@ from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
 class _Villages:
     """The org unit of each insuree's enrollment: from the push, else from DHIS2 (asked once per insuree)."""
 
-    def __init__(self, client: Dhis2Client, insurees: list[Insuree], setup: Setup) -> None:
+    def __init__(self, client: Dhis2Client, writer: TrackerWriter, insurees: list[Insuree], setup: Setup) -> None:
         self.client = client
+        self.writer = writer
         self.program = setup.programs["insuree"]
         self.known: dict[str, str | None] = {i.key: setup.org_unit(i.village_key) for i in insurees}
 
     def of(self, insuree_key: str) -> str | None:
         if insuree_key not in self.known:
-            uid = enrollment_uid(insuree_key, self.program)
-            found = get_object(self.client, "tracker/enrollments", uid, "orgUnit")
+            found = self.writer.read_enrollment(self.client, enrollment_uid(insuree_key, self.program))
             self.known[insuree_key] = (found or {}).get("orgUnit")
         return self.known[insuree_key]
 
@@ -48,9 +47,11 @@ def deliver_policies(
     setup: Setup,
     batch_size: int,
     result: PushResult,
+    known_numbers: Mapping[str, str],
 ) -> None:
-    by_number = {i.insurance_number: i.key for i in insurees if i.insurance_number}
-    villages = _Villages(client, insurees, setup)
+    """`known_numbers` (insurance number -> insuree key) are the insurees of earlier pushes, from the journal."""
+    by_number = {**known_numbers, **{i.insurance_number: i.key for i in insurees if i.insurance_number}}
+    villages = _Villages(client, writer, insurees, setup)
     items: list[Deliverable] = []
     for policy in merge_policies(policies):
         record = f"{policy.kind}/{policy.key}"

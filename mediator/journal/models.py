@@ -32,6 +32,7 @@ class Transaction(Base):
     failure: Mapped[str | None] = mapped_column(Text)
     aliases: Mapped[list[Any] | None] = mapped_column(JSON)  # [[type, id, key]]: references by id, for slices
     input_rejected: Mapped[int] = mapped_column(Integer, default=0)  # records refused before delivery
+    origin: Mapped[str] = mapped_column(String(16), default="channel")  # channel | pull | file
 
     outcomes: Mapped[list[Outcome]] = relationship(back_populates="transaction", cascade="all, delete-orphan")
     exchanges: Mapped[list[Exchange]] = relationship(back_populates="transaction", cascade="all, delete-orphan")
@@ -103,3 +104,47 @@ class Work(Base):
     uids: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    waits_for: Mapped[str | None] = mapped_column(String(200), index=True)  # a record pending in another push
+
+
+class PullCursor(Base):
+    """How far pulls have read one openIMIS feed (a resource type, with its search parameters), and the filters
+    asked lately: openIMIS caches a search's count for an hour, so a filter is never asked twice within that time."""
+
+    __tablename__ = "pull_cursors"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)  # the openIMIS FHIR base URL
+    feed: Mapped[str] = mapped_column(String(32), primary_key=True)  # e.g. "Patient", "Location?physicalType=si"
+    last_updated: Mapped[str | None] = mapped_column(String(32))  # openIMIS's clock when the last kept read began
+    queries: Mapped[list[Any] | None] = mapped_column(JSON)  # [[filter, epoch seconds]] asked within the last hour
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PullLease(Base):
+    """One pull at a time per openIMIS, across the processes and instances sharing the journal."""
+
+    __tablename__ = "pull_leases"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InsureeNumber(Base):
+    """Which insuree an insurance number belongs to, by a keyed pseudonym of the number (never the number): a
+    Coverage names its beneficiary by number, and the beneficiary may have come in an earlier push."""
+
+    __tablename__ = "insuree_numbers"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_key: Mapped[str] = mapped_column(String(160))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class JournalKey(Base):
+    """Secrets the journal's own indexes are keyed with, shared by every instance on the journal."""
+
+    __tablename__ = "journal_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))

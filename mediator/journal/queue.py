@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -20,11 +20,14 @@ from sqlalchemy import CursorResult, delete, func, insert, literal_column, selec
 from sqlalchemy.orm import aliased
 
 from mediator.journal.models import Outcome, Transaction, Work
+from mediator.journal.numbers import remember
 from mediator.journal.store import Journal
 from mediator.openimis.units import stage
 from mediator.outcomes import final_status
 
 LEASE = timedelta(minutes=10)  # a claim left by a worker on another machine that died is taken over after this
+# A record waiting for one still on its way in another push looks again after this, if not woken before.
+WAIT_RECHECK = timedelta(minutes=2)
 
 
 def worker_id(role: str = "") -> str:
@@ -79,6 +82,8 @@ def accept(
     units: Mapping[str, int] | None = None,
     aliases: Mapping[tuple[str, str], str] | None = None,
     mapping: str = "",
+    numbers: Mapping[str, str] | None = None,
+    origin: str = "channel",
     holder: str | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Accepted:
@@ -91,6 +96,7 @@ def accept(
     A record whose content was already delivered is not sent again; an older, still pending version of a record is
     superseded by this one (and a push left with nothing pending by that is decided). `holder` keeps the records
     claimed for whoever delivers the push at once (see `claim`); `on_progress(n)` hears how many records are kept.
+    `numbers` (pseudonym of an insurance number -> insuree key) join the journal's index once the push is kept.
     """
     now = datetime.now(UTC)
     unchanged: list[str] = []
@@ -110,6 +116,7 @@ def accept(
             stats={},
             aliases=[[kind, rid, key] for (kind, rid), key in (aliases or {}).items()] or None,
             input_rejected=len(refused),
+            origin=origin,
         )
         session.add(tx)
         session.flush()
@@ -161,7 +168,7 @@ def accept(
                 next_analyze *= 4
             if on_progress is not None:
                 on_progress(kept)
-        superseded = _open(journal, tid, now)
+        superseded = _open(journal, tid, now, numbers or {})
     except BaseException:
         with journal.sessions.begin() as session:  # nothing of a push that could not be kept stays behind
             session.execute(delete(Work).where(Work.transaction_id == tid))
@@ -185,7 +192,7 @@ def _refresh_statistics(journal: Journal) -> None:
 RECEIVING = "Receiving"  # a push still being written to the journal; no worker takes it
 
 
-def _open(journal: Journal, transaction_id: int, now: datetime) -> list[int]:
+def _open(journal: Journal, transaction_id: int, now: datetime, numbers: Mapping[str, str]) -> list[int]:
     """Make a kept push's records pending; returns the pushes it superseded records of.
 
     Pushes are ranked by arrival (their id), not by which finished keeping first: a record of this push supersedes
@@ -221,6 +228,7 @@ def _open(journal: Journal, transaction_id: int, now: datetime) -> list[int]:
         )
         if _count(opened) != 1:
             raise RuntimeError(f"push {transaction_id} was removed while it was being kept")
+        remember(session, numbers)
     return superseded
 
 
@@ -376,6 +384,26 @@ def claim(
         return None
 
 
+def on_their_way(journal: Journal, labels: Iterable[str], besides: Collection[int]) -> dict[str, int]:
+    """Of these records ("Kind/key"), those still pending or being kept in the journal in rows other than
+    `besides`: label -> the push they came in. A record that refers to one of them waits for it."""
+    by_kind: dict[str, set[str]] = {}
+    for label in labels:
+        kind, _, key = label.partition("/")
+        by_kind.setdefault(kind, set()).add(key)
+    found: dict[str, int] = {}
+    with journal.sessions() as session:
+        for kind, keys in by_kind.items():
+            for chunk in _chunks(sorted(keys)):
+                query = select(Work.id, Work.key, Work.transaction_id).where(
+                    Work.kind == kind, Work.key.in_(chunk), Work.state.in_(("pending", "incoming"))
+                )
+                for wid, key, tid in session.execute(query):
+                    if wid not in besides:
+                        found.setdefault(f"{kind}/{key}", tid)
+    return found
+
+
 def release(journal: Journal, transaction_id: int, holder: str) -> int:
     """Free the records still kept for `holder`: the push is left to the delivery worker, which tries them no sooner
     than the rest of the push (after a failure, they wait as long as the records that met it)."""
@@ -404,11 +432,20 @@ def release_dead_claims(journal: Journal) -> int:
         owners = session.scalars(
             select(Work.claimed_by).where(Work.state == "pending", Work.claimed_by.like(f"{host}:%")).distinct()
         ).all()
-        dead = [o for o in owners if o and not _alive(int(o.split(":")[1]))]
+        dead = [o for o in owners if o and not holder_alive(o)]
         if not dead:
             return 0
         query = update(Work).where(Work.state == "pending", Work.claimed_by.in_(dead))
         return _count(session.execute(query.values(claimed_until=None, claimed_by=None)))
+
+
+def holder_alive(holder: str) -> bool:
+    """Whether a "host:pid[:role]" holder may still be at work: on another machine it may; here, if the process is."""
+    host, _, rest = holder.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    return _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:
@@ -457,6 +494,7 @@ def finish(
     now = datetime.now(UTC)
     by_label = {o["record"]: o for o in outcomes}
     latest_retry = now
+    decided: list[str] = []
     with journal.sessions.begin() as session:
         for chunk in _chunks(taken.ids):
             for row in session.scalars(select(Work).where(Work.id.in_(chunk))):
@@ -465,7 +503,15 @@ def finish(
                 outcome = by_label.get(f"{row.kind}/{row.key}") or {"status": "pending"}
                 row.claimed_until = None
                 row.updated_at = now
+                if outcome.get("waits_for"):
+                    # Not an attempt: what it refers to is still on its way; woken when that is decided.
+                    row.claimed_by = None
+                    row.waits_for = outcome["waits_for"]
+                    row.next_attempt_at = now + WAIT_RECHECK
+                    row.last_error = "; ".join(r["message"] for r in outcome.get("reasons") or [])
+                    continue
                 row.attempts += 1
+                row.waits_for = None
                 if outcome["status"] == "pending":
                     row.claimed_by = None
                     row.next_attempt_at = now + min(cap, base * 2 ** (row.attempts - 1)) if retry else now
@@ -475,6 +521,11 @@ def finish(
                 row.state = outcome["status"]
                 row.uids = dict(outcome.get("uids") or {})
                 row.reasons = list(outcome.get("reasons") or [])
+                decided.append(f"{row.kind}/{row.key}")
+        for chunk in _chunks(decided):
+            # Records waiting for these go now: DHIS2 has them, or they will never come and the waiting is over.
+            waiting = (Work.state == "pending") & Work.waits_for.in_(chunk)
+            session.execute(update(Work).where(waiting).values(next_attempt_at=now))
         if retry:
             session.execute(
                 update(Work)

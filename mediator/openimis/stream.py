@@ -17,6 +17,7 @@ from typing import IO, Any
 import ijson
 
 from mediator.openimis.reader import Problem, read_resource
+from mediator.openimis.records import Insuree
 from mediator.openimis.schemas import BUNDLE_SCHEMA
 from mediator.openimis.units import Units
 
@@ -32,6 +33,7 @@ class Survey:
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)
     labels: list[str | None] = field(default_factory=list)  # per resource: the record it is kept as, or None
     units: dict[str, int] = field(default_factory=dict)  # record -> delivery unit
+    numbers: dict[str, str] = field(default_factory=dict)  # insuree record -> its insurance number
     bundle: bool = True
 
     @property
@@ -123,6 +125,8 @@ def survey(path: Path, accepted: Collection[str], on_read: Callable[[int], None]
                 label = f"{read.record.kind}/{read.record.key}"
                 result.labels.append(label)
                 units.add(label, position, read.record)
+                if isinstance(read.record, Insuree) and read.record.insurance_number:
+                    result.numbers[label] = read.record.insurance_number
     except _Unreadable as exc:
         return Survey(problems=[exc.problem])
     except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
@@ -147,6 +151,7 @@ def _drop_duplicates(result: Survey) -> None:
     if twice:
         refused = set(twice)
         result.labels = [None if label in refused else label for label in result.labels]
+        result.numbers = {label: n for label, n in result.numbers.items() if label not in refused}
 
 
 def kept_resources(path: Path, found: Survey) -> Iterator[tuple[str, Any]]:

@@ -38,6 +38,21 @@ def ties(record: Record) -> list[str]:
     return []
 
 
+def referents(record: Record) -> tuple[list[str], list[str]]:
+    """What a record needs in DHIS2 before it can go: (records by label, insurees by insurance number).
+
+    When one of them is still on its way in another push, the record waits for it instead of being refused."""
+    if isinstance(record, Family):
+        return [f"Patient/{k}" for k in record.member_keys], []
+    if isinstance(record, Policy):
+        return [f"Patient/{k}" for k in record.insuree_keys], list(record.insurance_numbers)
+    if isinstance(record, Claim):
+        return [f"Patient/{record.patient_key}"], []
+    if isinstance(record, ClaimReview):
+        return [f"Claim/{record.claim_key}"], []
+    return [], []
+
+
 class Units:
     """Union-find over the records of one push; a unit is named by the position of its first record."""
 
