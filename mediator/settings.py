@@ -24,7 +24,7 @@ ENV_PREFIX = "MEDIATOR_"
 UID = re.compile(r"^[a-zA-Z][a-zA-Z0-9]{10}$")
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "mediator_config.json"
 # Passwords that ship with OpenHIM and DHIS2 demos; using them needs an explicit opt-in.
-WELL_KNOWN_PASSWORDS = frozenset({"openhim-password", "district", "admin", "password"})
+WELL_KNOWN_PASSWORDS = frozenset({"openhim-password", "district", "admin", "password", "admin123"})
 
 
 class SettingsError(ValueError):
@@ -41,6 +41,7 @@ class ChannelSettings:
     dhis2_username: str = ""
     dhis2_password: str = field(default="", repr=False)
     personal_data: tuple[str, ...] = ()  # what this channel may send beyond the global privacy settings
+    pulls: bool = False  # the endpoint an OpenHIM polling channel calls: each call pulls from openIMIS
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class Settings:
     retry_seconds: float = 30.0  # first wait after DHIS2 could not take a push; it doubles, up to an hour
     slice_size: int = 1000  # records a worker delivers of a push at a time (whole units: a family, a claim...)
     max_body_mb: int = 1024  # largest push taken; it is spooled to the state directory, never held in memory
+    openimis_url: str = ""  # openIMIS's FHIR R4 base, e.g. https://openimis.example.org/api/api_fhir_r4/
+    openimis_username: str = ""
+    openimis_password: str = field(default="", repr=False)
+    openimis_verify_tls: bool | str = True
     # Console-editable settings (configDefs in mediator_config.json).
     dhis2_url: str = ""
     dhis2_auth: str = "basic"
@@ -92,6 +97,9 @@ class Settings:
     birth_date_precision: str = "year"
     pseudonym_key: str = field(default="", repr=False)
     uid_scheme: str = "mediator"
+    pull_page_size: int = 1000
+    pull_resource_types: str = ""  # empty: every type the mapping takes
+    pull_overlap_seconds: float = 300.0
     channels: tuple[ChannelSettings, ...] = ()
 
     def channel(self, name: str) -> ChannelSettings | None:
@@ -121,6 +129,10 @@ PROCESS_KEYS: dict[str, type] = {
     "retry_seconds": float,
     "slice_size": int,
     "max_body_mb": int,
+    "openimis_url": str,
+    "openimis_username": str,
+    "openimis_password": str,
+    "openimis_verify_tls": bool | str,  # type: ignore[dict-item]
 }
 CONSOLE_KEYS: dict[str, type] = {
     "dhis2_url": str,
@@ -145,6 +157,9 @@ CONSOLE_KEYS: dict[str, type] = {
     "birth_date_precision": str,
     "pseudonym_key": str,
     "uid_scheme": str,
+    "pull_page_size": int,
+    "pull_resource_types": str,
+    "pull_overlap_seconds": float,
 }
 CHANNEL_FIELDS = (
     "name",
@@ -157,6 +172,25 @@ CHANNEL_FIELDS = (
     "dhis2_password",
 )
 PERSONAL_DATA = ("names", "phone", "identification_number")
+PULLED_TYPES = (
+    "Location",
+    "Organization",
+    "InsurancePlan",
+    "Medication",
+    "ActivityDefinition",
+    "Patient",
+    "Group",
+    "Coverage",
+    "Contract",
+    "Claim",
+    "ClaimResponse",
+)
+
+
+def pull_types(s: Settings) -> tuple[str, ...]:
+    """The openIMIS resource types a pull reads."""
+    chosen = tuple(t.strip() for t in s.pull_resource_types.split(",") if t.strip())
+    return chosen or PULLED_TYPES
 
 
 def load_registration(path: Path) -> dict[str, Any]:
@@ -214,6 +248,7 @@ def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("path"):
             raise SettingsError(f"channels[{i}]: each channel needs a name and a path")
         values = {f: str(entry.get(f) or "") for f in CHANNEL_FIELDS}
+        pulls = _coerce(f"channels[{i}].pulls", bool, entry.get("pulls") or False)
         prefix = f"{ENV_PREFIX}CHANNEL_{values['name'].upper().replace('-', '_')}_"
         for f in CHANNEL_FIELDS[4:]:
             if prefix + f.upper() in env:
@@ -225,7 +260,7 @@ def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
         unknown = sorted(set(personal) - set(PERSONAL_DATA))
         if unknown:
             raise SettingsError(f"channels[{i}].personal_data: unknown {unknown}; known: {', '.join(PERSONAL_DATA)}")
-        channels.append(ChannelSettings(resources=resources, personal_data=personal, **values))
+        channels.append(ChannelSettings(resources=resources, personal_data=personal, pulls=pulls, **values))
     names = [c.name for c in channels]
     if len(set(names)) != len(names):
         raise SettingsError("channels: channel names must be unique")
@@ -268,6 +303,11 @@ def _check(s: Settings) -> None:
         problems.append("dhis2_auth: must be basic or token")
     if s.tracker_api not in {"auto", "tracker", "legacy"}:
         problems.append("tracker_api: must be auto, tracker or legacy")
+    if s.openimis_url and not s.openimis_url.startswith(("http://", "https://")):
+        problems.append("openimis_url: must be an http(s) URL (openIMIS's FHIR R4 base)")
+    unknown_types = sorted(set(pull_types(s)) - set(PULLED_TYPES))
+    if unknown_types:
+        problems.append(f"pull_resource_types: unknown {unknown_types}; known: {', '.join(PULLED_TYPES)}")
     if s.uid_scheme not in {"mediator", "openimis-etl"}:
         problems.append("uid_scheme: must be mediator or openimis-etl")
     if s.birth_date_precision not in {"year", "full"}:
@@ -305,6 +345,8 @@ def insecure_warnings(s: Settings) -> list[str]:
     warnings = []
     if s.openhim_verify_tls is False:
         warnings.append("TLS verification towards the OpenHIM core is OFF (MEDIATOR_OPENHIM_VERIFY_TLS=false)")
+    if s.openimis_url and s.openimis_verify_tls is False:
+        warnings.append("TLS verification towards openIMIS is OFF (MEDIATOR_OPENIMIS_VERIFY_TLS=false)")
     if s.dhis2_verify_tls is False:
         warnings.append("TLS verification towards DHIS2 is OFF (dhis2_verify_tls=false)")
     if s.allow_default_passwords:

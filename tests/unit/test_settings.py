@@ -9,7 +9,7 @@ def test_defaults_come_from_mediator_config_json():
     assert s.batch_size == 200
     assert s.birth_date_precision == "year"
     assert s.send_names is False
-    assert [c.name for c in s.channels] == ["insurees", "metadata", "policies", "claims", "openimis"]
+    assert [c.name for c in s.channels] == ["insurees", "metadata", "policies", "claims", "openimis", "pull"]
     assert s.channels[0].resources == ("Patient", "Group")
 
 
