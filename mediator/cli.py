@@ -137,6 +137,19 @@ def main(argv: list[str] | None = None) -> None:
     push.add_argument("--wait", action="store_true", help="watch until the mediator has delivered it")
     pushes = sub.add_parser("pushes", help="the latest pushes in the journal, with their records by state")
     pushes.add_argument("--last", type=int, default=20, help="how many (default 20)")
+    pulling = sub.add_parser(
+        "pull", help="read what changed in openIMIS's FHIR API (all of it the first time) into DHIS2"
+    )
+    pulling.add_argument("--full", action="store_true", help="read everything again (unchanged records are not sent)")
+    pulling.add_argument(
+        "--no-deliver", action="store_true", help="only keep what was read; the running mediator delivers it"
+    )
+    subscribing = sub.add_parser(
+        "subscribe", help="create (or check) the openIMIS Subscriptions that push insurees and facilities to OpenHIM"
+    )
+    subscribing.add_argument("--check", action="store_true", help="only say whether they are in place")
+    subscribing.add_argument("--insurees-path", default="/openimis/insurees", help="OpenHIM channel for Patients")
+    subscribing.add_argument("--facilities-path", default="/openimis/metadata", help="OpenHIM channel for facilities")
     boot = sub.add_parser("bootstrap", help="install into DHIS2 everything the mapping needs (safe to run again)")
     boot.add_argument("--root-name", default="openIMIS", help="name of the root org unit, if it has to be created")
     args = parser.parse_args(argv)
@@ -169,6 +182,18 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(2)
         raise SystemExit(
             push_file(_journal(settings), settings, args.file, args.channel, deliver=args.deliver, wait=args.wait)
+        )
+    if args.command == "pull":
+        from mediator.pull_command import pull_command
+
+        raise SystemExit(pull_command(_journal(settings), settings, full=args.full, deliver=not args.no_deliver))
+    if args.command == "subscribe":
+        from mediator.pull_command import subscribe_command
+
+        raise SystemExit(
+            subscribe_command(
+                settings, insurees_path=args.insurees_path, facilities_path=args.facilities_path, check=args.check
+            )
         )
     if args.command == "pushes":
         from mediator.push_file import list_pushes

@@ -85,6 +85,21 @@ def _push(
     tid = accepted.transaction_id
     total = len(found.records)
     out.write(f"push {tid}: {total} records kept, {len(accepted.unchanged)} unchanged since an earlier push\n")
+    return follow(journal, settings, tid, total, deliver, wait, out, bars)
+
+
+def follow(
+    journal: Journal,
+    settings: Settings,
+    tid: int,
+    total: int,
+    deliver: bool,
+    wait: bool,
+    out: IO[str],
+    bars: bool,
+) -> int:
+    """Deliver a kept push from here (`deliver`) or watch the mediator deliver it (`wait`), then say how it ended;
+    0 when every record is in DHIS2, 1 otherwise."""
     if deliver or wait:
         with tqdm(total=total, desc="delivered", unit=" records", disable=not bars, file=sys.stderr) as bar:
 

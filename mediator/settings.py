@@ -74,6 +74,9 @@ class Settings:
     openimis_username: str = ""
     openimis_password: str = field(default="", repr=False)
     openimis_verify_tls: bool | str = True
+    openhim_router_url: str = ""  # how openIMIS reaches the OpenHIM router, for its subscriptions
+    subscription_client_id: str = ""  # the OpenHIM client openIMIS's subscriptions authenticate as
+    subscription_client_password: str = field(default="", repr=False)
     # Console-editable settings (configDefs in mediator_config.json).
     dhis2_url: str = ""
     dhis2_auth: str = "basic"
@@ -133,6 +136,9 @@ PROCESS_KEYS: dict[str, type] = {
     "openimis_username": str,
     "openimis_password": str,
     "openimis_verify_tls": bool | str,  # type: ignore[dict-item]
+    "openhim_router_url": str,
+    "subscription_client_id": str,
+    "subscription_client_password": str,
 }
 CONSOLE_KEYS: dict[str, type] = {
     "dhis2_url": str,

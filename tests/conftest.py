@@ -164,3 +164,15 @@ def empty_postgres(url: str) -> str:
         connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def openimis() -> Iterator[Any]:
+    """A real openIMIS 24.04 backend (../shared/openimis-local) for the whole test run, on the demo database."""
+    from tests.openimis_local import available, openimis_server
+
+    why = available()
+    if why:
+        pytest.skip(why)
+    with openimis_server() as server:
+        yield server

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ RECIPE = Path(__file__).resolve().parents[1].parent / "shared" / "openimis-local
 # Outside the checkout and /root: the recipe's PostgreSQL runs as user postgres; kept between runs for its venv.
 BASE = Path(tempfile.gettempdir()) / "mediator-tests-openimis"
 USER, PASSWORD = "Admin", "admin123"
+_asked = 0
 
 
 def available() -> str | None:
@@ -74,8 +76,16 @@ def served(openimis: OpenImis) -> dict[str, list[dict[str, Any]]]:
     """Every resource openIMIS's API serves, by feed, read the plain way (one large page; Claims one by one where a
     page fails, and by the ids their ClaimResponses give)."""
     session = openimis.session()
+    global _asked
+    _asked += 1
+    # openIMIS caches a search's count for an hour and cuts answers to it: a filter of this call's own is fresh.
+    fresh = {
+        "_lastUpdated": "lt" + (datetime.now(UTC) + timedelta(days=1, seconds=_asked)).strftime("%Y-%m-%dT%H:%M:%S")
+    }
 
     def search(path: str, **params: str) -> list[dict[str, Any]]:
+        if path != "Organization/":  # which takes no _lastUpdated
+            params = {**fresh, **params}
         answer = session.get(openimis.url + path, params={"_count": "100000", **params}, timeout=300)
         answer.raise_for_status()
         return [e["resource"] for e in answer.json().get("entry") or []]
@@ -100,7 +110,8 @@ def served(openimis: OpenImis) -> dict[str, list[dict[str, Any]]]:
         if answer.ok:
             claims[claim_id] = answer.json()
     for number in range(1, 10000):
-        answer = session.get(openimis.url + "Claim/", params={"_count": "1", "page-offset": str(number)}, timeout=60)
+        page = {**fresh, "_count": "1", "page-offset": str(number)}
+        answer = session.get(openimis.url + "Claim/", params=page, timeout=60)
         if answer.status_code == 404:
             break
         if answer.ok:

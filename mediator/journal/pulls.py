@@ -82,9 +82,8 @@ def take_lease(journal: Journal, source: str, holder: str, now: datetime | None 
         free = (PullLease.until < now) | (PullLease.holder == holder)
         if current is not None and not holder_alive(current.holder):
             free = free | (PullLease.holder == current.holder)  # its process on this machine is gone
-        taken = session.execute(
-            update(PullLease).where(PullLease.source == source, free).values(holder=holder, until=now + LEASE)
-        )
+        take = update(PullLease).where(PullLease.source == source, free).values(holder=holder, until=now + LEASE)
+        taken = session.execute(take.execution_options(synchronize_session=False))
         if taken.rowcount == 1:  # type: ignore[attr-defined]
             return
     try:

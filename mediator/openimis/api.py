@@ -188,6 +188,8 @@ class FhirApi:
             )
         if status in (502, 503, 504):
             raise OpenImisUnavailable(f"openIMIS answered HTTP {status} at {_origin(url)}")
+        if status == 204:
+            return {}
         try:
             doc = response.json()
         except ValueError:
@@ -214,6 +216,9 @@ class FhirApi:
 
     def post(self, resource_type: str, resource: Mapping[str, Any]) -> dict[str, Any]:
         return dict(self._send("POST", urljoin(self.base_url, f"{resource_type}/"), json=dict(resource)))
+
+    def delete(self, resource_type: str, resource_id: str) -> None:
+        self._send("DELETE", urljoin(self.base_url, f"{resource_type}/{resource_id}/"))
 
     def server_now(self) -> float:
         """openIMIS's clock, as its last answer told it (seconds since the epoch)."""

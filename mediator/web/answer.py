@@ -6,6 +6,7 @@ auditors read the same words.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mediator.dhis2.client import Exchange
@@ -61,8 +62,17 @@ def _record_issues(result: PushResult) -> list[dict[str, Any]]:
     return issues
 
 
-def envelope(urn: str, result: PushResult, exchanges: list[Exchange], channel: str) -> tuple[dict[str, Any], int]:
-    """The application/json+openhim document and the HTTP status the mediator answers the core with."""
+def envelope(
+    urn: str,
+    result: PushResult,
+    exchanges: list[Exchange],
+    channel: str,
+    notes: Sequence[dict[str, Any]] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], int]:
+    """The application/json+openhim document and the HTTP status the mediator answers the core with.
+
+    `notes` are issues said before the records' own (what a pull read, say); `extra` joins the properties."""
     delivered, unchanged, rejected, pending = (
         result.count(s) for s in ("delivered", "unchanged", "rejected", "pending")
     )
@@ -71,12 +81,13 @@ def envelope(urn: str, result: PushResult, exchanges: list[Exchange], channel: s
         records_delivered=delivered, records_unchanged=unchanged, records_rejected=rejected, records_pending=pending
     )
     properties.update({f"dhis2_{k}": v for k, v in result.stats.items()})
+    properties.update(extra or {})
     orchestrations = [to_orchestration(i + 1, ex) for i, ex in enumerate(exchanges)]
     error = None
     if result.problems:
         properties["input_problems"] = len(result.problems)
         status, http = "Completed", 400
-        body = operation_outcome([problem_issue(p) for p in result.problems])
+        body = operation_outcome([*notes, *(problem_issue(p) for p in result.problems)])
     elif pending:
         # Accepted and kept in the journal: the mediator delivers the rest itself and then updates this transaction.
         issues = []
@@ -87,10 +98,10 @@ def envelope(urn: str, result: PushResult, exchanges: list[Exchange], channel: s
             issues.append({"severity": "warning", "code": "transient", "diagnostics": f"DHIS2 {what}: {failure}"})
         note = f"{pending} record(s) accepted and kept; they will be delivered to DHIS2 as soon as it takes them"
         issues.append({"severity": "information", "code": "informational", "diagnostics": note})
-        body = operation_outcome([*issues, *_record_issues(result)])
+        body = operation_outcome([*notes, *issues, *_record_issues(result)])
         status, http = "Processing", 202
     else:
-        body = operation_outcome(_record_issues(result))
+        body = operation_outcome([*notes, *_record_issues(result)])
         status = final_status(delivered + unchanged, rejected)
         http = 200 if status == "Successful" else 422
     doc = mediator_response(urn, status, http, body, orchestrations, properties, error)

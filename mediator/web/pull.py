@@ -1,0 +1,50 @@
+"""The endpoint an OpenHIM polling channel calls on its schedule: each call is one pull from openIMIS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Response, current_app, request
+
+from mediator.journal.pulls import PullRunning
+from mediator.journal.store import Journal
+from mediator.openhim.envelope import mediator_response
+from mediator.pull import notes, properties, pull
+from mediator.settings import ChannelSettings, Settings
+from mediator.web.answer import operation_outcome
+from mediator.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
+
+
+def _plain(channel: ChannelSettings, status: str, http: int, issues: list[dict], extra: dict) -> Response:
+    body = operation_outcome(issues)
+    doc = mediator_response(
+        current_app.config["MEDIATOR_URN"], status, http, body, [], {"channel": channel.name, **extra}
+    )
+    return json_response(doc, http, OPENHIM_CONTENT_TYPE)
+
+
+def pull_now(channel: ChannelSettings, settings: Settings) -> Response:
+    if not settings.openimis_url:
+        why = "openIMIS is not configured: set MEDIATOR_OPENIMIS_URL, _USERNAME and _PASSWORD"
+        return _plain(channel, "Failed", 503, [{"severity": "error", "code": "exception", "diagnostics": why}], {})
+    journal: Journal = current_app.extensions["journal"]
+    received_at = datetime.now(UTC)
+    try:
+        result = pull(
+            journal,
+            settings,
+            channel,
+            holder=request_holder(),
+            openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
+            client_id=request.headers.get("X-OpenHIM-ClientID"),
+        )
+    except PullRunning as exc:
+        issue = {"severity": "information", "code": "conflict", "diagnostics": f"{exc}: this call pulls nothing"}
+        return _plain(channel, "Completed", 409, [issue], {})
+    said, extra = notes(result), properties(result)
+    if result.intake is not None:
+        return answer_intake(result.intake, channel, settings, received_at, result.body_sha256, said, extra)
+    if result.failure is not None:
+        return _plain(channel, "Failed", 502, said, extra)
+    nothing = {"severity": "information", "code": "informational", "diagnostics": "nothing changed in openIMIS"}
+    return _plain(channel, "Successful", 200, [*said, nothing], extra)
