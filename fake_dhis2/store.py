@@ -126,6 +126,9 @@ REFERENCES: dict[str, list[tuple[Any, str]]] = {
 }
 
 
+OPTION_TEXT_LENGTH = 230
+
+
 def _metadata_errors(store: Store, key: str, obj: dict[str, Any], payload: dict[str, Any]) -> list[dict[str, str]]:
     errors = []
     uid = obj.get("id")
@@ -162,6 +165,11 @@ def _metadata_errors(store: Store, key: str, obj: dict[str, Any], payload: dict[
                     {"errorCode": "E5002", "message": f"Invalid reference [{ref}] ({collection}) on object {uid}"}
                 )
     if key == "options":
+        for prop in ("code", "name"):  # DHIS2 keeps both in 230 characters (its Option mapping)
+            if isinstance(obj.get(prop), str) and len(obj[prop]) > OPTION_TEXT_LENGTH:
+                errors.append(
+                    {"errorCode": "E4001", "message": f"Maximum length of property `{prop}` is {OPTION_TEXT_LENGTH}"}
+                )
         set_uid = (obj.get("optionSet") or {}).get("id")
         sets = {o.get("id") for o in payload.get("optionSets") or []} | set(store.option_sets)
         if set_uid not in sets:

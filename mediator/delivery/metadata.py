@@ -14,7 +14,7 @@ from mediator.delivery.atomic import Attempt, Deliverable, Refusal, deliver
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.errors import Dhis2Rejected
 from mediator.dhis2.metadata import get_object, import_metadata
-from mediator.mapping.metadata import option, option_uid
+from mediator.mapping.metadata import distinct_names, option, option_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.org_units import (
     area_memberships,
@@ -69,7 +69,7 @@ def add_options(client: Dhis2Client, set_uid: str, codes: Mapping[str, str]) -> 
     """
     found = get_object(client, "optionSets", set_uid, "options[id,code]") or {}
     present = {o.get("code") for o in found.get("options") or [] if isinstance(o, dict)}
-    missing = {code: name for code, name in codes.items() if code not in present}
+    missing = {code: name for code, name in distinct_names(codes).items() if code not in present}
     if not missing:
         return set()
     options = [
@@ -114,10 +114,14 @@ def deliver_metadata(
             )
         )
         memberships[record] = facility_memberships(facility, setup)
+    names: dict[str, dict[str, str]] = {}
+    for entry in entries:
+        names.setdefault(entry.option_set, {})[entry.code] = entry.name
+    names = {option_set: distinct_names(by_code) for option_set, by_code in names.items()}
     for entry in entries:
         record = f"{entry.kind}/{entry.key}"
         set_uid = setup.option_sets[entry.option_set]
-        doc = option(set_uid, entry.code, entry.name, 0)
+        doc = option(set_uid, entry.code, names[entry.option_set][entry.code], 0)
         doc.pop("sortOrder")
         items.append(Deliverable(record, {"option": option_uid(set_uid, entry.code)}, (("options", doc),)))
         memberships[record] = [("optionSets", set_uid, doc["id"])]

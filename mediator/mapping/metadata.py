@@ -7,6 +7,7 @@ every insuree (E1018) if they were. DHIS2 replaces a whole object on update, so 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,14 +30,30 @@ def option_uid(option_set_uid: str, code: str) -> str:
     return derive_uid("option", f"{option_set_uid}:{code}")
 
 
+NAME_LENGTH = 230  # DHIS2's longest option name
+
+
 def option(option_set_uid: str, code: str, name: str, sort_order: int) -> dict[str, Any]:
     return {
         "id": option_uid(option_set_uid, code),
         "code": code,
-        "name": name[:230],
+        "name": name[:NAME_LENGTH],
         "optionSet": {"id": option_set_uid},
         "sortOrder": sort_order,
     }
+
+
+def distinct_names(names: Mapping[str, str]) -> dict[str, str]:
+    """Option names by code, where a name several codes share is followed by the code: DHIS2 shows an option set's
+    options by name, and openIMIS has items alike in name (two packs of one drug), which nobody could tell apart."""
+    counts = Counter(name.strip() for name in names.values())
+    out = {}
+    for code, name in names.items():
+        if counts[name.strip()] > 1:
+            suffix = f" ({code})"
+            name = name.strip()[: NAME_LENGTH - len(suffix)] + suffix
+        out[code] = name
+    return out
 
 
 def _value_fields(d: ValueDef, setup: Setup, short: str) -> dict[str, Any]:

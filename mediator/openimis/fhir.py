@@ -14,10 +14,14 @@ UUID_TYPE = "UUID"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
+def is_uuid(value: str) -> bool:
+    return bool(_UUID.match(value))
+
+
 def normalize_key(value: str) -> str:
     """UUIDs are compared lower-case (openIMIS on SQL Server writes them upper-case); other ids as given."""
     value = value.strip()
-    return value.lower() if _UUID.match(value) else value
+    return value.lower() if is_uuid(value) else value
 
 
 def _mappings(value: Any) -> list[Mapping[str, Any]]:
@@ -65,19 +69,51 @@ def record_key(resource: Mapping[str, Any]) -> str | None:
     return uuid_identifier(resource.get("identifier")) or (normalize_key(rid) if isinstance(rid, str) and rid else None)
 
 
+def _reference_id(reference: Mapping[str, Any]) -> str | None:
+    """The id in `Type/id` (any type: openIMIS names claims `ClaimV2/<uuid>`), or in `urn:uuid:<id>`."""
+    ref = reference.get("reference")
+    ref = ref.strip() if isinstance(ref, str) else ""
+    if ref.startswith("urn:uuid:"):
+        return normalize_key(ref.removeprefix("urn:uuid:")) or None
+    parts = [p for p in ref.split("/_history/", 1)[0].split("/") if p]
+    return normalize_key(parts[-1]) if len(parts) >= 2 else None
+
+
+def _reference_identifier(reference: Mapping[str, Any]) -> tuple[str | None, str] | None:
+    """(type code, value) of the identifier a reference carries, if it carries one with a value."""
+    ident = reference.get("identifier")
+    if not isinstance(ident, Mapping) or not isinstance(ident.get("value"), str) or not ident["value"].strip():
+        return None
+    return identifier_type(ident), ident["value"].strip()
+
+
 def reference_key(reference: Any) -> str | None:
-    """The key of the record a reference points to: its UUID identifier, else the id in `Type/id`."""
+    """The key of the record a reference points to: its UUID identifier, else the id in `Type/id`, else an
+    identifier whose value is a UUID whatever its type says. An identifier alone that holds a business code (an
+    insurance number, a claim code) names no key: see `reference_code`."""
     if not isinstance(reference, Mapping):
         return None
-    ident = reference.get("identifier")
-    if isinstance(ident, Mapping) and identifier_type(ident) == UUID_TYPE and ident.get("value"):
-        return normalize_key(str(ident["value"]))
-    ref = str(reference.get("reference") or "")
-    if ref.startswith("urn:uuid:"):
-        return normalize_key(ref.removeprefix("urn:uuid:"))
-    ref = ref.split("/_history/", 1)[0]
-    parts = [p for p in ref.split("/") if p]
-    return normalize_key(parts[-1]) if len(parts) >= 2 else None
+    ident = _reference_identifier(reference)
+    if ident is not None and ident[0] == UUID_TYPE:
+        return normalize_key(ident[1])
+    found = _reference_id(reference)
+    if found is not None:
+        return found
+    if ident is not None and is_uuid(ident[1]):
+        return normalize_key(ident[1])
+    return None
+
+
+def reference_code(reference: Any) -> str | None:
+    """The business code a reference names the record by (Coverage names its beneficiary `Patient/<CHF id>`):
+    an identifier that is not a UUID, else the id in `Type/id`."""
+    if not isinstance(reference, Mapping):
+        return None
+    ident = _reference_identifier(reference)
+    if ident is not None and ident[0] != UUID_TYPE and not is_uuid(ident[1]):
+        return ident[1]
+    found = _reference_id(reference)
+    return None if found is None or is_uuid(found) else found
 
 
 def extension(extensions: Any, name: str) -> Mapping[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Turns the body openIMIS sent (one resource or a Bundle of any type) into domain records and problems.
+"""Turns the body openIMIS sent (one resource or a Bundle of any type) into domain records, problems, and the
+resources it holds that DHIS2 has no use for (skipped, which is no error).
 
 Every problem names the record (resource type and key, or its place in the Bundle) and the field.
 """
@@ -26,10 +27,20 @@ class Problem:
     message: str
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A resource of a type the channel takes that is deliberately not carried to DHIS2 (openIMIS's insurer, served
+    as an Organization like the health facilities): neither a record nor a problem."""
+
+    record: str  # e.g. "Organization/openIMIS-Implementation", or "Bundle.entry[3] (Organization)"
+    reason: str
+
+
 @dataclass
 class Reading:
     records: list[Record] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # counted in resource_counts under their resource type
     resource_counts: dict[str, int] = field(default_factory=dict)
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)  # (type, id) -> key, where they differ
     resources: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # "Kind/key" -> the FHIR resource read
@@ -63,11 +74,13 @@ def _label(resource: Mapping[str, Any], where: str) -> str:
 
 @dataclass(frozen=True)
 class ResourceRead:
-    """What one resource of a push gave: its count bucket, and a record or the problems that stop it."""
+    """What one resource of a push gave: its count bucket, and a record, the problems that stop it, or why it is
+    skipped."""
 
     counted: str  # the resource type it is counted under ("other" for one the channel does not take)
     record: Record | None = None
     problems: tuple[Problem, ...] = ()
+    skipped: Skipped | None = None
     alias: tuple[tuple[str, str], str] | None = None  # ((type, id), key) when the id is not the record's key
 
 
@@ -81,6 +94,9 @@ def read_resource(resource: Any, where: str, accepted: Collection[str]) -> Resou
         shown = kind if isinstance(kind, str) and kind.isalnum() and len(kind) < 64 else "this resource type"
         problem = Problem(_label(resource, where), "resourceType", f"{shown} is not taken on this channel ({allowed})")
         return ResourceRead("other", problems=(problem,))
+    reason = SCHEMAS[kind].not_carried(resource)
+    if reason is not None:
+        return ResourceRead(kind, skipped=Skipped(_label(resource, where), reason))
     try:
         record = SCHEMAS[kind].load(resource)
     except RecursionError:
@@ -100,6 +116,8 @@ def _read_resource(resource: Any, where: str, accepted: Collection[str], reading
     read = read_resource(resource, where, accepted)
     reading.resource_counts[read.counted] = reading.resource_counts.get(read.counted, 0) + 1
     reading.problems.extend(read.problems)
+    if read.skipped is not None:
+        reading.skipped.append(read.skipped)
     if read.record is not None:
         reading.records.append(read.record)
         reading.resources[f"{read.record.kind}/{read.record.key}"] = resource

@@ -6,6 +6,9 @@ uses is checked for type, and what it cannot do without (a key, a village) is re
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +46,29 @@ def _finite(value: Decimal) -> None:
 
 def Amount(**kwargs: Any) -> fields.Decimal:  # noqa: N802 (a field factory, used like a field class)
     return fields.Decimal(validate=_finite, **kwargs)
+
+
+class Day(fields.Date):
+    """A FHIR date. openIMIS writes some dates as dateTimes (`2017-01-01T00:00:00`, without a zone): the day is the
+    one written, whatever the zone says, since openIMIS itself stores days."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> date:
+        if isinstance(value, str) and len(value) > 10 and value[10] == "T":
+            try:
+                return datetime.fromisoformat(value).date()
+            except ValueError as exc:
+                raise self.make_error("invalid") from exc
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class WholeNumber(fields.Integer):
+    """An integer, also written as a float (`1.0`) as JSON serialisers of Python floats do; `1.5` is refused, not
+    cut down to 1."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class CodingSchema(_Base):
@@ -85,7 +111,7 @@ class ExtensionSchema(_Base):
     valueBoolean = fields.Bool(truthy={True}, falsy={False})
     valueString = fields.Str()
     valueCode = fields.Str()
-    valueDate = fields.Date()
+    valueDate = Day()
     valueDecimal = Amount(as_string=True)
     valueCodeableConcept = fields.Nested(CodeableConceptSchema)
     valueReference = fields.Nested(ReferenceSchema)
@@ -122,6 +148,11 @@ class _Resource(_Base):
 
     expected_type = ""
 
+    @classmethod
+    def not_carried(cls, resource: Mapping[str, Any]) -> str | None:
+        """Why a resource of this type, valid or not, is no business of DHIS2's (None when it is)."""
+        return None
+
     @validates_schema
     def _check_type_and_key(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("resourceType") != self.expected_type:
@@ -138,7 +169,7 @@ class PatientSchema(_Resource):
 
     name = fields.List(fields.Nested(HumanNameSchema))
     gender = fields.Str(validate=validate.OneOf(["male", "female", "other", "unknown"]))
-    birthDate = fields.Date()
+    birthDate = Day()
     address = fields.List(fields.Nested(AddressSchema))
     telecom = fields.List(fields.Nested(ContactPointSchema))
     maritalStatus = fields.Nested(CodeableConceptSchema)
@@ -251,11 +282,28 @@ class LocationSchema(_Resource):
         return Area(key, data["name"], level, code, parent if level != "R" else None)
 
 
+FACILITY_ORGANIZATION = "prov"
+OTHER_ORGANIZATIONS = {"ins": "the insurer", "bus": "a policy holder"}
+
+
 class OrganizationSchema(_Resource):
+    """Health facilities (type `prov`, or no type). openIMIS also serves its insurer (`ins`, from its module
+    configuration) and policy holders (`bus`) as Organizations: they are no org units."""
+
     expected_type = "Organization"
 
     name = fields.Str(required=True, validate=validate.Length(min=1))
     address = fields.List(fields.Nested(AddressSchema))
+
+    @classmethod
+    def not_carried(cls, resource: Mapping[str, Any]) -> str | None:
+        types = resource.get("type")
+        codes = [c for c in (fhir.first_code(t) for t in types) if c] if isinstance(types, list) else []
+        if not codes or FACILITY_ORGANIZATION in codes:
+            return None
+        what = next((OTHER_ORGANIZATIONS[c] for c in codes if c in OTHER_ORGANIZATIONS), None)
+        kind = f"type {codes[0]}" + (f", {what}" if what else "")
+        return f"not a health facility ({kind}): only Organizations of type prov become org units"
 
     @post_load
     def _to_facility(self, data: dict[str, Any], **_: Any) -> Facility:
@@ -312,8 +360,8 @@ class ActivityDefinitionSchema(_CodeListSchema):
 
 
 class PeriodSchema(_Base):
-    start = fields.Date()
-    end = fields.Date()
+    start = Day()
+    end = Day()
 
 
 class CoverageClassSchema(_Base):
@@ -346,11 +394,14 @@ class CoverageSchema(_Resource):
             (c.get("value") for c in data.get("class_") or [] if fhir.first_code(c.get("type")) == "plan"), None
         )
         period = data.get("period") or {}
-        # The beneficiary is named by insurance number (`Patient/<number>`), not by the insuree's UUID.
-        number = fhir.reference_key(data.get("beneficiary"))
+        # openIMIS names the beneficiary by insurance number (`Patient/<number>`); a UUID names the insuree itself.
+        beneficiary = data.get("beneficiary")
+        number = fhir.reference_code(beneficiary)
+        key = fhir.reference_key(beneficiary)
         return Policy(
             "Coverage",
             str(fhir.record_key(data)),
+            insuree_keys=(key,) if key and fhir.is_uuid(key) else (),
             insurance_numbers=(number,) if number else (),
             product_code=plan,
             status=COVERAGE_STATUS.get(data.get("status") or ""),
@@ -388,8 +439,8 @@ class ContractSchema(_Resource):
             problems["term.asset.valuedItem.net"] = ["not a number DHIS2 can store"]
         start = end = None
         try:
-            start = fields.Date().deserialize(period.get("start")) if period.get("start") else None
-            end = fields.Date().deserialize(period.get("end")) if period.get("end") else None
+            start = Day().deserialize(period.get("start")) if period.get("start") else None
+            end = Day().deserialize(period.get("end")) if period.get("end") else None
         except ValidationError:
             problems["term.asset.period"] = ["not a valid date"]
         if problems:
@@ -420,7 +471,7 @@ class MoneySchema(_Base):
 
 class ClaimItemSchema(_Base):
     extension = fields.List(fields.Nested(ExtensionSchema))
-    sequence = fields.Int(required=True)
+    sequence = WholeNumber(required=True)
     category = fields.Nested(CodeableConceptSchema)
     productOrService = fields.Nested(CodeableConceptSchema)
     quantity = fields.Nested(QuantitySchema)
@@ -428,7 +479,7 @@ class ClaimItemSchema(_Base):
 
 
 class DiagnosisSchema(_Base):
-    sequence = fields.Int()
+    sequence = WholeNumber()
     diagnosisCodeableConcept = fields.Nested(CodeableConceptSchema)
 
 
@@ -447,12 +498,24 @@ def _line_kind(item: dict[str, Any]) -> tuple[str | None, str | None]:
     return kind, fhir.reference_key(ref) if ref else None
 
 
+# An ICD-10 code: a letter, two characters, and up to four more after an optional dot (A00, A0105, U07.1).
+ICD_CODE = re.compile(r"[A-Za-z][0-9][0-9A-Za-z](?:\.?[0-9A-Za-z]{1,4})?")
+
+
 def _diagnosis(concept: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(ICD code, its name). openIMIS writes the code as its ICD table has it, which may be the code followed by
+    its description (`A009 Cholera, unspecified`, with `Cholera, unspecified` as display): the code is the first
+    word then, and the rest its name. A code without a description is kept as it is."""
     code = fhir.first_code(concept)
     if code is None:
         return None
     display = next((c.get("display") for c in (concept or {}).get("coding") or [] if c.get("code") == code), None)
-    return code, str(display or (concept or {}).get("text") or code)
+    name = str(display or (concept or {}).get("text") or "").strip()
+    parts = code.split(None, 1)
+    if len(parts) == 2 and (ICD_CODE.fullmatch(parts[0]) or parts[1].strip() == name):
+        head, described = parts[0], parts[1].strip()
+        return head, name.removeprefix(f"{head} ").strip() or described
+    return code, name or code
 
 
 class ClaimSchema(_Resource):
@@ -463,7 +526,7 @@ class ClaimSchema(_Resource):
     facility = fields.Nested(ReferenceSchema)
     type = fields.Nested(CodeableConceptSchema)
     billablePeriod = fields.Nested(PeriodSchema)
-    created = fields.Date()
+    created = Day()
     diagnosis = fields.List(fields.Nested(DiagnosisSchema))
     item = fields.List(fields.Nested(ClaimItemSchema))
     total = fields.Nested(MoneySchema)
@@ -524,7 +587,7 @@ class AdjudicationSchema(_Base):
 
 class ReviewItemSchema(_Base):
     extension = fields.List(fields.Nested(ExtensionSchema))
-    itemSequence = fields.Int(required=True)
+    itemSequence = WholeNumber(required=True)
     category = fields.Nested(CodeableConceptSchema)
     adjudication = fields.List(fields.Nested(AdjudicationSchema))
 
@@ -541,7 +604,7 @@ class ClaimResponseSchema(_Resource):
     expected_type = "ClaimResponse"
 
     request = fields.Nested(ReferenceSchema, required=True)
-    created = fields.Date()
+    created = Day()
     item = fields.List(fields.Nested(ReviewItemSchema))
     total = fields.List(fields.Nested(TotalSchema))
 

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import ijson
 
-from mediator.openimis.reader import Problem, read_resource
+from mediator.openimis.reader import Problem, Skipped, read_resource
 from mediator.openimis.records import Insuree
 from mediator.openimis.schemas import BUNDLE_SCHEMA
 from mediator.openimis.units import Units
@@ -29,6 +29,7 @@ class Survey:
     """What the first pass learnt of a push."""
 
     problems: list[Problem] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # not for DHIS2, and no error; counted by resource type
     resource_counts: dict[str, int] = field(default_factory=dict)
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)
     labels: list[str | None] = field(default_factory=list)  # per resource: the record it is kept as, or None
@@ -117,6 +118,8 @@ def survey(path: Path, accepted: Collection[str], on_read: Callable[[int], None]
                 read = read_resource(resource, where, accepted)
                 result.resource_counts[read.counted] = result.resource_counts.get(read.counted, 0) + 1
                 result.problems.extend(read.problems)
+                if read.skipped is not None:
+                    result.skipped.append(read.skipped)
                 if read.alias is not None:
                     result.aliases[read.alias[0]] = read.alias[1]
                 if read.record is None:

@@ -96,6 +96,10 @@ def answer_intake(
     """Deliver a kept push at once when it is small enough, and answer OpenHIM with what became of each record."""
     urn = current_app.config["MEDIATOR_URN"]
     found, accepted = intake.survey, intake.accepted
+    if found.skipped:  # what DHIS2 has no use for (the insurer Organization...): said, and no error
+        said = [f"{s.record}: skipped: {s.reason}" for s in found.skipped]
+        notes = [*notes, *({"severity": "information", "code": "informational", "diagnostics": t} for t in said)]
+        extra = {**(extra or {}), "records_skipped": len(found.skipped)}
     if accepted is None:  # nothing usable: answered at once, kept in the journal as it is
         result = PushResult(received=found.resource_counts, problems=list(found.problems))
         doc, status = envelope(urn, result, [], channel.name, notes, extra)
