@@ -5,13 +5,11 @@ openIMIS's side is played by plain HTTP to the core's router, as openIMIS's FHIR
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,8 @@ from mediator.mapping.uids import org_unit_uid
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import OpenHimError
 from tests import samples
-from tests.e2e.openhim_core import ADMIN, Core, free_port, wait_for_port
+from tests.e2e.conftest import install_channels_and_client, registered_mediator
+from tests.e2e.openhim_core import Core, free_port, wait_for_port
 from tests.processes import faults, start_fake_dhis2
 
 pytestmark = pytest.mark.e2e
@@ -68,23 +67,6 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("e2e")
-
-
-@pytest.fixture(scope="module")
-def core(run_dir: Path) -> Iterator[Core]:
-    instance = Core().start(run_dir / "openhim")
-    yield instance
-    instance.stop()
-
-
-@pytest.fixture(scope="module")
-def api(core: Core) -> CoreClient:
-    return CoreClient(core.api_url, *ADMIN, auth_mode="token", verify=False)
-
-
-@pytest.fixture(scope="module")
 def dhis2(run_dir: Path) -> Iterator[str]:
     proc, url = start_fake_dhis2(run_dir, [samples.VILLAGE], DHIS2_USER, DHIS2_PASSWORD, run_dir / "fake-dhis2.log")
     yield url
@@ -95,24 +77,11 @@ def dhis2(run_dir: Path) -> Iterator[str]:
 def mediator(core: Core, dhis2: str, run_dir: Path) -> Iterator[dict[str, Any]]:
     port = free_port()
     env = {
-        **os.environ,
-        "MEDIATOR_LISTEN_PORT": str(port),
-        "MEDIATOR_PUBLIC_PORT": str(port),
-        "MEDIATOR_WORKERS": "2",
-        "MEDIATOR_STATE_DIR": str(run_dir / "mediator-state"),
-        "MEDIATOR_OPENHIM_URL": core.api_url,
-        "MEDIATOR_OPENHIM_USERNAME": ADMIN[0],
-        "MEDIATOR_OPENHIM_PASSWORD": ADMIN[1],
-        "MEDIATOR_OPENHIM_AUTH_MODE": "token",
-        "MEDIATOR_OPENHIM_VERIFY_TLS": "false",
-        "MEDIATOR_ALLOW_DEFAULT_PASSWORDS": "true",
-        "MEDIATOR_HEARTBEAT_SECONDS": "1",
+        **registered_mediator(core, port, run_dir / "mediator-state"),
         "MEDIATOR_DHIS2_URL": dhis2,
         "MEDIATOR_DHIS2_USERNAME": DHIS2_USER,
         "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
-        "MEDIATOR_PSEUDONYM_KEY": "e2e-pseudonym-key",
         "MEDIATOR_CHANNEL_INSUREES_PASSWORD": CHANNEL_PASSWORD,
-        "MEDIATOR_DHIS2_MAX_ATTEMPTS": "1",
         "MEDIATOR_DELIVERY_SECONDS": "0.5",
         "MEDIATOR_RETRY_SECONDS": "1",
     }
@@ -126,18 +95,7 @@ def mediator(core: Core, dhis2: str, run_dir: Path) -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def channel(api: CoreClient, mediator: dict[str, Any]) -> str:
     eventually(lambda: api.get_mediator(URN)["urn"] == URN, 60)
-    api.install_channels(URN)
-    salt = uuid.uuid4().hex
-    client = {
-        "clientID": CLIENT_ID,
-        "name": "openIMIS",
-        "roles": ["openimis"],
-        "passwordAlgorithm": "sha512",
-        "passwordSalt": salt,
-        "passwordHash": hashlib.sha512((CLIENT_PASSWORD + salt).encode()).hexdigest(),
-    }
-    api._call("POST", "/clients", json=client)
-    time.sleep(2)  # the core refreshes its channel cache about once a second
+    install_channels_and_client(api, URN, CLIENT_ID, CLIENT_PASSWORD)
     return "/openimis/insurees"
 
 

@@ -1,0 +1,70 @@
+"""Shared end-to-end fixtures: a real OpenHIM core per test module, its API client, and how a mediator process that
+registers with it is configured."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediator.openhim.core import CoreClient
+from tests.e2e.openhim_core import ADMIN, Core
+
+
+def registered_mediator(core: Core, port: int, state_dir: Path) -> dict[str, str]:
+    """The environment of a mediator on `port` that registers with the core and heartbeats every second."""
+    return {
+        **os.environ,
+        "MEDIATOR_LISTEN_PORT": str(port),
+        "MEDIATOR_PUBLIC_PORT": str(port),
+        "MEDIATOR_WORKERS": "2",
+        "MEDIATOR_STATE_DIR": str(state_dir),
+        "MEDIATOR_OPENHIM_URL": core.api_url,
+        "MEDIATOR_OPENHIM_USERNAME": ADMIN[0],
+        "MEDIATOR_OPENHIM_PASSWORD": ADMIN[1],
+        "MEDIATOR_OPENHIM_AUTH_MODE": "token",
+        "MEDIATOR_OPENHIM_VERIFY_TLS": "false",
+        "MEDIATOR_ALLOW_DEFAULT_PASSWORDS": "true",
+        "MEDIATOR_HEARTBEAT_SECONDS": "1",
+        "MEDIATOR_PSEUDONYM_KEY": "e2e-pseudonym-key",
+        "MEDIATOR_DHIS2_MAX_ATTEMPTS": "1",
+        "MEDIATOR_DELIVERY_SECONDS": "0.5",
+    }
+
+
+def install_channels_and_client(api: CoreClient, urn: str, client_id: str, password: str) -> None:
+    """What an implementer does in the console: install the mediator's channels, add openIMIS as a client."""
+    api.install_channels(urn)
+    salt = uuid.uuid4().hex
+    client = {
+        "clientID": client_id,
+        "name": "openIMIS",
+        "roles": ["openimis"],
+        "passwordAlgorithm": "sha512",
+        "passwordSalt": salt,
+        "passwordHash": hashlib.sha512((password + salt).encode()).hexdigest(),
+    }
+    api._call("POST", "/clients", json=client)
+    time.sleep(2)  # the core refreshes its channel cache about once a second
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def core(run_dir: Path) -> Iterator[Core]:
+    instance = Core().start(run_dir / "openhim")
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="module")
+def api(core: Core) -> CoreClient:
+    return CoreClient(core.api_url, *ADMIN, auth_mode="token", verify=False)
