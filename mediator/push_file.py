@@ -71,6 +71,7 @@ def _push(
             settings,
             received_at=datetime.now(UTC),
             client_id="push-command",
+            origin="file",
             on_read=lambda n: reading.update(n - reading.n),
             on_kept=lambda n: keeping.update(n - keeping.n),
         )
