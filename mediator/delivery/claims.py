@@ -98,9 +98,23 @@ def deliver_claims(
     names = {uid: f"data element {key}" for key, uid in setup.data_elements.items()}
     field_of = field_namer(names, CLAIM_FIELDS)
     deliver_in_batches(items, tracker_sender(client, writer), field_of, result, batch_size, writer.concurrency)
+    _name_missing_insurees(claims, result)
     # A review sent with its claim shares the claim's fate.
     claim_outcome = {o.record: o for o in result.outcomes}
     for review in reviews:
         twin = claim_outcome.get(f"Claim/{review.claim_key}")
         if review.claim_key in in_push and twin is not None:
             result.outcomes.append(RecordOutcome(f"ClaimResponse/{review.key}", twin.status, {}, list(twin.reasons)))
+
+
+def _name_missing_insurees(claims: list[Claim], result: PushResult) -> None:
+    """A claim whose insuree DHIS2 lacks says which openIMIS insuree that is, once, instead of DHIS2's UID and one
+    "cannot be persisted" line per event of the claim."""
+    patient_of = {f"Claim/{c.key}": c.patient_key for c in claims}
+    for outcome in result.outcomes:
+        key = patient_of.get(outcome.record)
+        if outcome.status != "rejected" or key is None or not any(r.code == "E1068" for r in outcome.reasons):
+            continue
+        why = f"its insuree Patient/{key} is neither in DHIS2 nor on its way in the journal: send the Patient first"
+        rest = [r for r in outcome.reasons if r.code not in ("E1068", "E5000")]
+        outcome.reasons = [Reason("patient", "E1068", why), *rest]

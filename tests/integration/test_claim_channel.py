@@ -92,7 +92,9 @@ def test_a_review_of_a_claim_dhis2_does_not_have_is_rejected(client, dhis2):
 def test_a_claim_of_an_insuree_dhis2_does_not_have_is_rejected_naming_the_patient(client, dhis2):
     resp, env = post(client, samples.claim(patient_key="11111111-2222-3333-4444-555555555555"))
     assert resp.status_code == 422
-    assert "patient" in env["response"]["body"] and "E1068" in env["response"]["body"]
+    body = json.loads(env["response"]["body"])
+    (said,) = [i["diagnostics"] for i in body["issue"] if i["severity"] == "error"]  # once, not once per event
+    assert said.startswith(f"Claim/{samples.CLAIM}: patient [E1068]: its insuree Patient/11111111-2222-3333-4444-")
     assert claim_enrollment_uid(samples.CLAIM) not in dhis2.fake.store.enrollments
 
 

@@ -137,7 +137,7 @@ def pushed(request: Any, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
 def test_nothing_is_rejected_but_the_claim_of_a_deleted_insuree_and_its_review(pushed):
     rejected = {record: texts for envelope in pushed["answers"] for record, texts in errors(envelope).items()}
     assert set(rejected) == {f"Claim/{ORPHAN_CLAIM}", f"ClaimResponse/{ORPHAN_CLAIM}"}, rejected
-    missing_insuree = "patient: the insuree is not in DHIS2"
+    missing_insuree = "patient [E1068]: its insuree Patient/6591b749-90ec-4d6f-bfe3-e770f0ce10d8 is neither in DHIS2"
     assert any(t.startswith(missing_insuree) for t in rejected[f"Claim/{ORPHAN_CLAIM}"])
     # Sent with its claim, the review shares the claim's fate; sent later, it finds no claim to review.
     review = rejected[f"ClaimResponse/{ORPHAN_CLAIM}"]
