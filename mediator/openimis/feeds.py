@@ -139,6 +139,13 @@ class _Reader:
     def narrowed(self, page_size: int) -> None:
         """Pages that fail are read again as two halves, down to single records; returns at the end of the feed."""
         size = 1 << max(0, page_size.bit_length() - 1)  # a power of two, so halves stay aligned to pages
+        try:  # how many there are, from a page of one (unless that one is the bad row): fewer halvings
+            total = self.api.search(self.feed.resource_type, {**self.query, "_count": "1"}).total
+            self.read.requests += 1
+        except OpenImisFailed:
+            total = None
+        if total is not None:
+            size = min(size, 1 << max(0, (total - 1).bit_length()))
         number = 1
         while True:
             taken = self._part(number - 1, size)
