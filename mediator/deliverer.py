@@ -113,10 +113,11 @@ class Deliverer:
             channel = settings.channel(tx.channel if tx else "")
         try:
             while (taken := claim(self.journal, transaction_id, now, self.slice_size, holder)) is not None:
-                result = self._slice(taken, settings, channel, run, keep)
+                result, waiting = self._slice(taken, settings, channel, run, keep)
                 if on_slice is not None:
                     on_slice(result)
-                if result.failure is not None or all(o.status == "pending" for o in result.outcomes):
+                tried = [o for o in result.outcomes if o.record not in waiting]
+                if result.failure is not None or (tried and all(o.status == "pending" for o in tried)):
                     break  # DHIS2 will not take more now; what is left waits for its next attempt
         finally:
             if holder:
@@ -126,8 +127,8 @@ class Deliverer:
 
     def _slice(
         self, taken: Slice, settings: Settings, channel: ChannelSettings | None, run: Run, keep: bool
-    ) -> PushResult:
-        """Deliver one slice, record what became of it, and add it to the run."""
+    ) -> tuple[PushResult, dict[str, str]]:
+        """Deliver one slice, record what became of it, and add it to the run; also returns what waits."""
         result, exchanges, waiting = self._deliver(taken, settings, channel)
         # Records of the slice's units delivered before go again as context: only the slice's own are recorded.
         result.outcomes = [o for o in result.outcomes if o.record in taken.labels]
@@ -145,7 +146,8 @@ class Deliverer:
         base = timedelta(seconds=settings.retry_seconds)
         finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP)
         orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
-        self._record(taken.transaction_id, result, outcomes, orchestrations)
+        # A record that waits has no outcome yet: only its work row says what it waits for.
+        self._record(taken.transaction_id, result, [o for o in outcomes if not o["waits_for"]], orchestrations)
         room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
         run.orchestrations += [json.loads(json.dumps(o.to_json())) for o in orchestrations[:room]]
         run.calls += len(exchanges)
@@ -154,7 +156,7 @@ class Deliverer:
         if keep:
             run.result.outcomes += result.outcomes
             run.exchanges += exchanges
-        return result
+        return result, waiting
 
     def _deliver(
         self, taken: Slice, settings: Settings, channel: ChannelSettings | None
@@ -214,7 +216,19 @@ class Deliverer:
             referent = next((w for w in wanted if w in travelling), None)
             if referent is not None:
                 waiting[name] = (referent, travelling[referent])
-        return waiting
+        # What refers to a record of the slice that waits, waits with it (a review whose claim waits for its insuree).
+        while True:
+            more = {}
+            for record in records:
+                name = label(record)
+                if name in waiting or name not in taken.labels:
+                    continue
+                inside = next((w for w in referents(record)[0] if w in waiting), None)
+                if inside is not None:
+                    more[name] = (inside, taken.transaction_id)
+            if not more:
+                return waiting
+            waiting.update(more)
 
     def _record(
         self,

@@ -24,6 +24,7 @@ from typing import IO, Any
 from mediator.intake import Intake, Spooled, incoming_dir, take_in
 from mediator.journal.pulls import (
     FeedState,
+    PullRunning,
     advance,
     feed_states,
     release_lease,
@@ -46,6 +47,7 @@ def openimis_api(settings: Settings) -> FhirApi:
         settings.openimis_username,
         settings.openimis_password,
         verify=settings.openimis_verify_tls,
+        timeout=settings.openimis_timeout_seconds,
     )
 
 
@@ -141,6 +143,9 @@ def pull(
         with _spool(incoming_dir(settings)) as (spool, path):
             try:
                 api.login()
+                # Every feed's cursor is where the whole pull began: a claim made after its insuree was read is
+                # read again with that insuree next time, whatever the feeds' order.
+                began = stamp(api.server_now())
                 states = feed_states(journal, source, api.server_now())
                 named: dict[str, set[str]] = {"Claim": set()}
 
@@ -152,21 +157,26 @@ def pull(
                         on_resource(spool.count)
 
                 for feed in feeds_for(set(pull_types(settings)) & set(channel.resources)):
-                    renew_lease(journal, source, lease)
+                    _keep_lease(journal, source, lease)
                     result.failed_feed = feed.name
-                    done = _read(api, journal, source, feed, states, full, settings, emit, named)
+                    report = _read(api, journal, source, feed, states, full, settings, emit, named)
                     result.failed_feed = None
-                    result.feeds.append(done.report)
-                    reached[feed.name] = done.began
+                    result.feeds.append(report)
+                    reached[feed.name] = began
                     if on_feed is not None:
-                        on_feed(done.report)
+                        on_feed(report)
             except OpenImisError as exc:
                 result.failure = exc  # the feeds read before are kept, and their cursors move
             spool.close()
-            if spool.count == 0:
+            problems = [Problem(f"{why.split(':', 1)[0]} (unreadable)", "resource", why) for why in result.unreadable]
+            if result.failure is not None:
+                # Said as a refusal of its own, so the push is not taken for complete: the feed is read next time.
+                why = f"not read: openIMIS stopped the pull here ({result.failure}); the next pull reads it"
+                problems.append(Problem(f"{result.failed_feed or 'login'} (not read)", "pull", why))
+            if spool.count == 0 and not result.unreadable:
                 advance(journal, source, reached)
                 return result
-            problems = [Problem(f"{why.split(':', 1)[0]} (unreadable)", "resource", why) for why in result.unreadable]
+            _keep_lease(journal, source, lease)
             body = Spooled(path, spool.digest.hexdigest(), spool.size)
             result.body_sha256 = body.sha256
             result.intake = take_in(
@@ -187,10 +197,9 @@ def pull(
         release_lease(journal, source, lease)
 
 
-@dataclass
-class _Read:
-    report: FeedReport
-    began: str
+def _keep_lease(journal: Journal, source: str, lease: str) -> None:
+    if not renew_lease(journal, source, lease):
+        raise PullRunning("another process", datetime.now(UTC))  # this pull stalled past its lease: it yields
 
 
 def _read(
@@ -203,7 +212,7 @@ def _read(
     settings: Settings,
     emit: Callable[[dict[str, Any]], None],
     named: dict[str, set[str]],
-) -> _Read:
+) -> FeedReport:
     began_at = api.server_now()
     state = states.get(feed.name)
     cursor = None if full or state is None else state.cursor
@@ -212,7 +221,7 @@ def _read(
     if query is not None:
         remember_query(journal, source, feed.name, query, began_at)
     read = read_feed(api, feed, query, settings.pull_page_size, emit, named.get(feed.resource_type, ()))
-    return _Read(FeedReport(feed.name, query, read), stamp(began_at))
+    return FeedReport(feed.name, query, read)
 
 
 def notes(result: PullResult) -> list[dict[str, Any]]:
@@ -222,6 +231,8 @@ def notes(result: PullResult) -> list[dict[str, Any]]:
         since = f" ({report.filter})" if report.filter else ""
         text = f"read from openIMIS: {report.feed}{since}: {report.read.count} record(s)"
         said.append({"severity": "information", "code": "informational", "diagnostics": text})
+    for why in result.unreadable:
+        said.append({"severity": "error", "code": "incomplete", "diagnostics": f"not read from openIMIS: {why}"})
     if result.failure is not None:
         text = (
             f"openIMIS stopped the pull while {result.failed_feed or 'logging in'} was read: {result.failure}; "

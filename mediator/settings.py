@@ -74,6 +74,7 @@ class Settings:
     openimis_username: str = ""
     openimis_password: str = field(default="", repr=False)
     openimis_verify_tls: bool | str = True
+    openimis_timeout_seconds: float = 300.0  # read timeout of one openIMIS request (a feed is read as one page)
     openhim_router_url: str = ""  # how openIMIS reaches the OpenHIM router, for its subscriptions
     subscription_client_id: str = ""  # the OpenHIM client openIMIS's subscriptions authenticate as
     subscription_client_password: str = field(default="", repr=False)
@@ -136,6 +137,7 @@ PROCESS_KEYS: dict[str, type] = {
     "openimis_username": str,
     "openimis_password": str,
     "openimis_verify_tls": bool | str,  # type: ignore[dict-item]
+    "openimis_timeout_seconds": float,
     "openhim_router_url": str,
     "subscription_client_id": str,
     "subscription_client_password": str,

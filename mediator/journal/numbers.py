@@ -21,11 +21,11 @@ from mediator.journal.models import InsureeNumber, JournalKey
 from mediator.journal.store import Journal
 
 KEY_NAME = "insurance-numbers"
-_keys: dict[int, bytes] = {}
+_keys: dict[str, bytes] = {}  # by journal URL
 
 
 def _key(journal: Journal) -> bytes:
-    cached = _keys.get(id(journal.engine))
+    cached = _keys.get(str(journal.engine.url))
     if cached is not None:
         return cached
     with journal.sessions() as session:
@@ -39,7 +39,7 @@ def _key(journal: Journal) -> bytes:
         with journal.sessions() as session:
             value = session.scalar(select(JournalKey.value).where(JournalKey.name == KEY_NAME))
     key = bytes.fromhex(str(value))
-    _keys[id(journal.engine)] = key
+    _keys[str(journal.engine.url)] = key
     return key
 
 

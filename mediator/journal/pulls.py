@@ -13,7 +13,7 @@ from mediator.journal.models import PullCursor, PullLease
 from mediator.journal.queue import holder_alive
 from mediator.journal.store import Journal
 
-LEASE = timedelta(minutes=5)  # renewed while the pull runs; a pull whose process died is taken over after this
+LEASE = timedelta(minutes=30)  # renewed between feeds; a pull whose process died elsewhere is taken over after this
 REMEMBERED = 3700.0  # seconds a filter is remembered: openIMIS caches the count of a search for an hour
 
 

@@ -409,11 +409,15 @@ def release(journal: Journal, transaction_id: int, holder: str) -> int:
     than the rest of the push (after a failure, they wait as long as the records that met it)."""
     with journal.sessions.begin() as session:
         waiting = (Work.transaction_id == transaction_id) & (Work.state == "pending")
-        latest = session.scalar(select(func.max(Work.next_attempt_at)).where(waiting))
+        # Records waiting for another push's records keep their own time; the rest go no sooner than the latest.
+        latest = session.scalar(select(func.max(Work.next_attempt_at)).where(waiting, Work.waits_for.is_(None)))
         values: dict[str, Any] = {"claimed_until": None, "claimed_by": None}
         if latest is not None:
             values["next_attempt_at"] = latest
-        return _count(session.execute(update(Work).where(waiting, Work.claimed_by == holder).values(**values)))
+        mine = waiting & (Work.claimed_by == holder)
+        freed = _count(session.execute(update(Work).where(mine, Work.waits_for.is_(None)).values(**values)))
+        kept = {"claimed_until": None, "claimed_by": None}
+        return freed + _count(session.execute(update(Work).where(mine, Work.waits_for.is_not(None)).values(**kept)))
 
 
 def undecided(journal: Journal) -> list[int]:

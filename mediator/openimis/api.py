@@ -126,7 +126,7 @@ class FhirApi:
                 status=self.retries,
                 backoff_factor=1.0,
                 status_forcelist=(502, 503, 504),
-                allowed_methods=frozenset({"GET", "POST"}),
+                allowed_methods=frozenset({"GET"}),  # a POST (a Subscription) is never sent twice
                 respect_retry_after_header=True,
                 raise_on_status=False,
             )

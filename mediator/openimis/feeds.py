@@ -20,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mediator.openimis import fhir
-from mediator.openimis.api import FhirApi, OpenImisFailed
+from mediator.openimis.api import FhirApi, OpenImisFailed, OpenImisUnavailable
 
 STAMP = "%Y-%m-%dT%H:%M:%S"
+MAX_BAD = 20  # single-record pages failing in a row before openIMIS is taken for down rather than one bad row
 BIG_PAGE_START = 2  # the first large page asks for twice what openIMIS counts
 
 
@@ -105,6 +106,8 @@ class _Reader:
         self.seen: set[str] = set()
         self.read = FeedRead()
         self.bad: list[tuple[int, str]] = []  # (position, why) of pages of one record that failed
+        self.total: int | None = None  # what openIMIS counts, when the feed had to be narrowed
+        self.streak = 0  # single-record pages failing in a row
 
     def emit(self, resources: list[dict[str, Any]]) -> None:
         for resource in resources:
@@ -140,16 +143,16 @@ class _Reader:
         """Pages that fail are read again as two halves, down to single records; returns at the end of the feed."""
         size = 1 << max(0, page_size.bit_length() - 1)  # a power of two, so halves stay aligned to pages
         try:  # how many there are, from a page of one (unless that one is the bad row): fewer halvings
-            total = self.api.search(self.feed.resource_type, {**self.query, "_count": "1"}).total
+            self.total = self.api.search(self.feed.resource_type, {**self.query, "_count": "1"}).total
             self.read.requests += 1
         except OpenImisFailed:
-            total = None
-        if total is not None:
-            size = min(size, 1 << max(0, (total - 1).bit_length()))
+            self.total = None
+        if self.total is not None:
+            size = min(size, 1 << max(0, (self.total - 1).bit_length()))
         number = 1
         while True:
             taken = self._part(number - 1, size)
-            if taken < size:
+            if taken < size or (self.total is not None and number * size >= self.total):
                 return
             number += 1
 
@@ -164,12 +167,17 @@ class _Reader:
                 raise
             if size == 1:
                 self.bad.append((index + 1, str(exc)))
+                self.streak += 1
+                if self.streak >= MAX_BAD:
+                    # Not one bad row: openIMIS fails every page of this feed (its database gone, say).
+                    raise OpenImisUnavailable(f"openIMIS fails every page of {self.feed.name}: {exc}") from exc
                 return 1
             half = size // 2
             first = self._part(index * 2, half)
             if first < half:
                 return first
             return half + self._part(index * 2 + 1, half)
+        self.streak = 0
         self.emit(resources)
         return len(resources)
 
@@ -210,5 +218,13 @@ def read_feed(
             reader.read.unreadable.append(
                 f"{feed.resource_type}: the record openIMIS lists at position {position} of {feed.name} "
                 f"could not be read ({why})"
+            )
+    if reader.total is not None:
+        # Pages of an ordering that is not unique may skip a record: what is missing is said, never passed over.
+        missing = reader.total - reader.read.count - len(reader.read.unreadable)
+        if missing > 0:
+            reader.read.unreadable.append(
+                f"{feed.resource_type}: openIMIS counts {reader.total} in {feed.name} but {missing} of them could "
+                "not be read page by page (its ordering is not unique); a full pull (pull --full) reads them again"
             )
     return reader.read

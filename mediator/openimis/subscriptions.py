@@ -8,13 +8,12 @@ subscription's endpoint with the headers given as one JSON object in a string (`
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mediator.openimis.api import FhirApi, OpenImisFailed
+from mediator.openimis.api import FhirApi, OpenImisFailed, OpenImisRefused
 from mediator.openimis.feeds import stamp
 
 
@@ -83,9 +82,6 @@ def subscribe(api: FhirApi, wants: list[Wanted], header: str, years: int = 5, ch
         if check:
             outcomes.append(Outcome(want.criteria, want.endpoint, "missing"))
             continue
-        for old in same_target:  # other credentials, or run out: replaced
-            with contextlib.suppress(OpenImisFailed):
-                api.delete("Subscription", str(old.get("id")))
         created = api.post(
             "Subscription",
             {
@@ -97,6 +93,13 @@ def subscribe(api: FhirApi, wants: list[Wanted], header: str, years: int = 5, ch
                 "channel": {"type": "rest-hook", "endpoint": want.endpoint, "header": [header]},
             },
         )
-        action = "replaced" if same_target else "created"
+        # Made first, so that openIMIS is never without one; the old ones (other credentials, run out) go after.
+        left = 0
+        for old in same_target:
+            try:
+                api.delete("Subscription", str(old.get("id")))
+            except (OpenImisFailed, OpenImisRefused):  # only the user who made one may delete it
+                left += 1
+        action = "created" if not same_target else "replaced" if not left else f"created ({left} older left in place)"
         outcomes.append(Outcome(want.criteria, want.endpoint, action, created.get("id")))
     return outcomes

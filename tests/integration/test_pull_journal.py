@@ -70,4 +70,4 @@ def test_a_lease_left_on_another_machine_is_taken_once_it_runs_out(journal):
     take_lease(journal, SOURCE, "elsewhere:1:pull-a")
     with pytest.raises(PullRunning):
         take_lease(journal, SOURCE, "here:1:pull-b")
-    take_lease(journal, SOURCE, "here:1:pull-b", now=datetime.now(UTC) + timedelta(minutes=6))
+    take_lease(journal, SOURCE, "here:1:pull-b", now=datetime.now(UTC) + timedelta(minutes=31))

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from mediator.journal.models import InsureeNumber, Work
+from mediator.journal.models import InsureeNumber, Outcome, Work
 from mediator.journal.queue import dead_letters
-from mediator.mapping.claim import claim_enrollment_uid
+from mediator.mapping.claim import claim_details_uid, claim_enrollment_uid
+from mediator.mapping.model import Setup
 from mediator.mapping.policy import policy_event_uid
 from tests import samples
 from tests.conftest import INSUREES_AUTH, basic, mediator_client
@@ -99,4 +100,30 @@ def test_a_record_whose_reference_is_nowhere_is_still_refused_with_its_reason(cl
     answer = json.loads(resp.data)
     body = json.loads(answer["response"]["body"])
     assert resp.status_code == 422, body
-    assert "not in DHIS2" in json.dumps(body)
+    assert "neither in DHIS2 nor on its way" in json.dumps(body)
+
+
+def test_a_claim_and_its_review_pushed_together_wait_together_for_the_insuree(client, bootstrapped):
+    fake = bootstrapped.fake
+    fake.fail_next = 3
+    assert post(client, "/channels/insurees", INSUREES_AUTH, samples.bundle(*family_patients())).status_code == 202
+    both = post(client, "/channels/claims", CLAIMS, samples.bundle(samples.claim(), samples.claim_response()))
+    assert both.status_code == 202
+    while work_once(client):
+        pass
+    journal = client.application.extensions["journal"]
+    assert [(w.kind, w.reasons) for w in dead_letters(journal)] == []
+    status = Setup().data_elements["claim.status"]
+    assert fake.store.events[claim_details_uid(samples.CLAIM)]["dataValues"][status] != "2"  # the review's, not entered
+
+
+def test_a_record_that_waits_leaves_no_outcome_rows_behind(client, bootstrapped):
+    bootstrapped.fake.fail_next = 3
+    post(client, "/channels/insurees", INSUREES_AUTH, samples.bundle(*family_patients()))
+    post(client, "/channels/claims", CLAIMS, samples.claim())
+    journal = client.application.extensions["journal"]
+    with journal.session() as session:
+        outcomes = session.scalars(select(Outcome.record)).all()
+        (waiting,) = session.scalars(select(Work).where(Work.kind == "Claim")).all()
+    assert f"Claim/{samples.CLAIM}" not in outcomes
+    assert waiting.state == "pending" and waiting.waits_for == f"Patient/{samples.HEAD}" and waiting.attempts == 0

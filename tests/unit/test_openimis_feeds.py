@@ -195,3 +195,36 @@ def test_openimis_down_is_unavailable():
     responses.add(responses.GET, BASE + "Patient/x/", status=503)
     with pytest.raises(OpenImisUnavailable):
         api().read("Patient", "x")
+
+
+@responses.activate
+def test_openimis_failing_every_page_stops_the_feed_instead_of_reading_forever():
+    login(responses)
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"details": {"text": "database is gone"}}]}
+    responses.add(responses.GET, re.compile(re.escape(BASE + "Claim/") + r"\?.*"), status=500, json=outcome)
+    with pytest.raises(OpenImisUnavailable, match="every page"):
+        read_all(api(), CLAIMS)
+    assert len(responses.calls) < 60
+
+
+@responses.activate
+def test_records_skipped_by_pages_of_one_are_said_not_passed_over():
+    login(responses)
+    records = [resource("Claim", n) for n in range(10)]
+    shown = [r for i, r in enumerate(records) if i != 3]  # one is never served, the counted total says ten
+
+    def callback(request):
+        params = dict(p.split("=", 1) for p in request.url.split("?", 1)[1].split("&"))
+        count, offset = int(params.get("_count", 10)), int(params.get("page-offset", 1))
+        if count > 1:
+            return 500, {}, json.dumps({"resourceType": "OperationOutcome", "issue": []})
+        if offset > len(shown):
+            return 404, {}, json.dumps({"resourceType": "OperationOutcome", "issue": []})
+        doc = search_answer("Claim", shown, 1, offset)
+        doc["total"] = 10
+        return 200, {}, json.dumps(doc)
+
+    responses.add_callback(responses.GET, re.compile(re.escape(BASE + "Claim/") + r"\?.*"), callback=callback)
+    got, read = read_all(api(), CLAIMS)
+    assert len(got) == 9
+    assert any("counts 10" in why and "1 of them" in why for why in read.unreadable)
