@@ -96,13 +96,14 @@ def accept(
     A record whose content was already delivered is not sent again; an older, still pending version of a record is
     superseded by this one (and a push left with nothing pending by that is decided). `holder` keeps the records
     claimed for whoever delivers the push at once (see `claim`); `on_progress(n)` hears how many records are kept.
-    `numbers` (pseudonym of an insurance number -> insuree key) join the journal's index once the push is kept.
+    `numbers` (pseudonym of an insurance number -> insuree key) join the journal's index as their records are kept.
     """
     now = datetime.now(UTC)
     unchanged: list[str] = []
     pending = kept = 0
     units = units or {}
     refused = list(rejected)
+    digest_of = {key: digest for digest, key in (numbers or {}).items()}
     next_analyze = 2000
     with journal.sessions.begin() as session:
         tx = Transaction(
@@ -162,13 +163,15 @@ def accept(
                         }
                     )
                 session.execute(insert(Work), rows)
+                # Known as soon as kept (incoming rows count as on their way: a Coverage waits for them).
+                remember(session, {digest_of[k]: k for kind, k, _, _ in items if kind == "Patient" and k in digest_of})
             kept += len(rows)
             if kept >= next_analyze:
                 _refresh_statistics(journal)
                 next_analyze *= 4
             if on_progress is not None:
                 on_progress(kept)
-        superseded = _open(journal, tid, now, numbers or {})
+        superseded = _open(journal, tid, now)
     except BaseException:
         with journal.sessions.begin() as session:  # nothing of a push that could not be kept stays behind
             session.execute(delete(Work).where(Work.transaction_id == tid))
@@ -192,7 +195,7 @@ def _refresh_statistics(journal: Journal) -> None:
 RECEIVING = "Receiving"  # a push still being written to the journal; no worker takes it
 
 
-def _open(journal: Journal, transaction_id: int, now: datetime, numbers: Mapping[str, str]) -> list[int]:
+def _open(journal: Journal, transaction_id: int, now: datetime) -> list[int]:
     """Make a kept push's records pending; returns the pushes it superseded records of.
 
     Pushes are ranked by arrival (their id), not by which finished keeping first: a record of this push supersedes
@@ -228,7 +231,6 @@ def _open(journal: Journal, transaction_id: int, now: datetime, numbers: Mapping
         )
         if _count(opened) != 1:
             raise RuntimeError(f"push {transaction_id} was removed while it was being kept")
-        remember(session, numbers)
     return superseded
 
 
