@@ -268,10 +268,11 @@ def deliver_all_attempt(journal: Journal, settings: Settings) -> None:
     assert dead_letters(journal) == []
 
 
+@pytest.mark.parametrize("version", ["2.35", "2.40"])
 def test_a_pull_killed_half_way_is_read_again_and_ends_with_everything_in_dhis2_once(
-    openimis, content, tmp_path, journal_url
+    openimis, content, tmp_path, journal_url, version
 ):
-    running = dhis2()
+    running = dhis2(version)
     proxy = Proxy(openimis.url)
     try:
         settings = settings_for(tmp_path, running.url, proxy.url, journal_url)
