@@ -170,25 +170,25 @@ def create_app(fake: FakeDhis2) -> Flask:
     for kind in ("trackedEntityInstances", "enrollments", "events"):
         app.add_url_rule(f"/api/{kind}", f"legacy_{kind}", lambda kind=kind: legacy(kind), methods=["POST"])
 
-    @app.get("/api/enrollments/<uid>")
-    def legacy_enrollment(uid: str) -> Any:
+    def legacy_read(find: Any, missing: str, uid: str) -> Any:
         if fake.v >= (2, 42):
             return _web_message(404, "Not Found")
         with fake.store.lock:
-            found = legacy_enrollment_doc(fake.store, uid)
+            found = find(fake.store, uid)
         if found is None:
-            return _web_message(404, f"Enrollment not found for uid: {uid}")
+            return _web_message(404, missing.format(uid=uid))
         return jsonify(found)
 
-    @app.get("/api/events/<uid>")
-    def legacy_event(uid: str) -> Any:
-        if fake.v >= (2, 42):
-            return _web_message(404, "Not Found")
-        with fake.store.lock:
-            found = legacy_event_doc(fake.store, uid)
-        if found is None:
-            return _web_message(404, f"Event not found for ID {uid}")
-        return jsonify(found)
+    for kind, find, missing in (
+        ("enrollments", legacy_enrollment_doc, "Enrollment not found for uid: {uid}"),
+        ("events", legacy_event_doc, "Event not found for ID {uid}"),
+    ):
+        app.add_url_rule(
+            f"/api/{kind}/<uid>",
+            f"legacy_{kind}_read",
+            lambda uid, find=find, missing=missing: legacy_read(find, missing, uid),
+            methods=["GET"],
+        )
 
     @app.get("/api/system/info")
     def system_info() -> Any:

@@ -222,30 +222,3 @@ def _read(
         remember_query(journal, source, feed.name, query, began_at)
     read = read_feed(api, feed, query, settings.pull_page_size, emit, named.get(feed.resource_type, ()))
     return FeedReport(feed.name, query, read)
-
-
-def notes(result: PullResult) -> list[dict[str, Any]]:
-    """What a pull read, feed by feed, and where openIMIS stopped it: issues for the answer."""
-    said = []
-    for report in result.feeds:
-        since = f" ({report.filter})" if report.filter else ""
-        text = f"read from openIMIS: {report.feed}{since}: {report.read.count} record(s)"
-        said.append({"severity": "information", "code": "informational", "diagnostics": text})
-    for why in result.unreadable:
-        said.append({"severity": "error", "code": "incomplete", "diagnostics": f"not read from openIMIS: {why}"})
-    if result.failure is not None:
-        text = (
-            f"openIMIS stopped the pull while {result.failed_feed or 'logging in'} was read: {result.failure}; "
-            "what was read before is kept, and the next pull reads the rest from where this one stopped"
-        )
-        said.append({"severity": "warning", "code": "transient", "diagnostics": text})
-    return said
-
-
-def properties(result: PullResult) -> dict[str, Any]:
-    found: dict[str, Any] = {f"pulled_{r.feed}": r.read.count for r in result.feeds}
-    found["pulled"] = result.resources
-    if result.failure is not None:
-        found["openimis_failure"] = type(result.failure).__name__
-        found["pull_stopped_at"] = result.failed_feed or "login"
-    return found

@@ -14,7 +14,7 @@ from mediator.journal.store import Journal
 from mediator.openimis.api import OpenImisError
 from mediator.openimis.subscriptions import basic_header, subscribe, wanted
 from mediator.pull import FeedReport, openimis_api, pull, source_of
-from mediator.push_file import follow
+from mediator.push_file import follow, say_refused
 from mediator.settings import Settings
 
 
@@ -59,8 +59,6 @@ def pull_command(
     except PullRunning as exc:
         out.write(f"{exc}\n")
         return 2
-    for why in result.unreadable:
-        out.write(f"unreadable: {why}\n")
     if result.failure is not None:
         out.write(
             f"openIMIS stopped the pull while {result.failed_feed or 'logging in'} was read: {result.failure}\n"
@@ -71,8 +69,7 @@ def pull_command(
         out.write("nothing changed in openIMIS since the last pull\n" if result.failure is None else "")
         return 0 if result.failure is None else 1
     found, accepted = intake.survey, intake.accepted
-    for problem in found.problems[:20]:
-        out.write(f"refused: {problem.record}: {problem.field}: {problem.message}\n")
+    say_refused(found, out)  # records openIMIS could not serve among them
     if accepted is None:
         out.write("nothing read could be used: the pull was not kept\n")
         return 1

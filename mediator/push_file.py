@@ -18,6 +18,7 @@ from mediator.intake import Spooled, incoming_dir, spooled, take_in
 from mediator.journal.models import Transaction
 from mediator.journal.queue import progress
 from mediator.journal.store import Journal
+from mediator.openimis.stream import Survey
 from mediator.outcomes import PushResult
 from mediator.settings import ChannelSettings, Settings
 
@@ -76,10 +77,7 @@ def _push(
             on_kept=lambda n: keeping.update(n - keeping.n),
         )
     found, accepted = intake.survey, intake.accepted
-    for problem in found.problems[:20]:
-        out.write(f"refused: {problem.record}: {problem.field}: {problem.message}\n")
-    if len(found.problems) > 20:
-        out.write(f"... and {len(found.problems) - 20} more problems (see `pushes`)\n")
+    say_refused(found, out)
     if accepted is None:
         out.write("nothing in the file could be used: the push was not kept\n")
         return 2
@@ -87,6 +85,14 @@ def _push(
     total = len(found.records)
     out.write(f"push {tid}: {total} records kept, {len(accepted.unchanged)} unchanged since an earlier push\n")
     return follow(journal, settings, tid, total, deliver, wait, out, bars)
+
+
+def say_refused(found: Survey, out: IO[str], shown: int = 20) -> None:
+    """The first records a push refused on input, with their reasons."""
+    for problem in found.problems[:shown]:
+        out.write(f"refused: {problem.record}: {problem.field}: {problem.message}\n")
+    if len(found.problems) > shown:
+        out.write(f"... and {len(found.problems) - shown} more problems (see `pushes`)\n")
 
 
 def follow(

@@ -3,16 +3,43 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Response, current_app, request
 
 from mediator.journal.pulls import PullRunning
 from mediator.journal.store import Journal
 from mediator.openhim.envelope import mediator_response
-from mediator.pull import notes, properties, pull
+from mediator.pull import PullResult, pull
 from mediator.settings import ChannelSettings, Settings
 from mediator.web.answer import operation_outcome
 from mediator.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
+
+
+def _notes(result: PullResult) -> list[dict[str, Any]]:
+    """What a pull read, feed by feed, and where openIMIS stopped it: issues for the answer (the records openIMIS
+    could not serve are refused records of the push, answered as such)."""
+    said = []
+    for report in result.feeds:
+        since = f" ({report.filter})" if report.filter else ""
+        text = f"read from openIMIS: {report.feed}{since}: {report.read.count} record(s)"
+        said.append({"severity": "information", "code": "informational", "diagnostics": text})
+    if result.failure is not None:
+        text = (
+            f"openIMIS stopped the pull while {result.failed_feed or 'logging in'} was read: {result.failure}; "
+            "what was read before is kept, and the next pull reads the rest from where this one stopped"
+        )
+        said.append({"severity": "warning", "code": "transient", "diagnostics": text})
+    return said
+
+
+def _properties(result: PullResult) -> dict[str, Any]:
+    found: dict[str, Any] = {f"pulled_{r.feed}": r.read.count for r in result.feeds}
+    found["pulled"] = result.resources
+    if result.failure is not None:
+        found["openimis_failure"] = type(result.failure).__name__
+        found["pull_stopped_at"] = result.failed_feed or "login"
+    return found
 
 
 def _plain(channel: ChannelSettings, status: str, http: int, issues: list[dict], extra: dict) -> Response:
@@ -41,7 +68,7 @@ def pull_now(channel: ChannelSettings, settings: Settings) -> Response:
     except PullRunning as exc:
         issue = {"severity": "information", "code": "conflict", "diagnostics": f"{exc}: this call pulls nothing"}
         return _plain(channel, "Completed", 409, [issue], {})
-    said, extra = notes(result), properties(result)
+    said, extra = _notes(result), _properties(result)
     if result.intake is not None:
         return answer_intake(result.intake, channel, settings, received_at, result.body_sha256, said, extra)
     if result.failure is not None:
