@@ -14,8 +14,23 @@ UUID_TYPE = "UUID"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
+# What a FHIR id may be: every key the journal keeps is one (or a UUID, which is one too).
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+FHIR_ID_RULE = "1 to 64 letters, digits, '-' or '.'"
+
+
 def is_uuid(value: str) -> bool:
     return bool(_UUID.match(value))
+
+
+def is_fhir_id(value: Any) -> bool:
+    return isinstance(value, str) and _FHIR_ID.fullmatch(value) is not None
+
+
+def _key(value: str) -> str | None:
+    """A key as the journal keeps it, or None for a value that is no FHIR id."""
+    value = normalize_key(value)
+    return value if is_fhir_id(value) else None
 
 
 def normalize_key(value: str) -> str:
@@ -51,7 +66,7 @@ def identifier_type(identifier: Mapping[str, Any]) -> str | None:
 def uuid_identifier(identifiers: Any) -> str | None:
     for ident in _mappings(identifiers):
         if identifier_type(ident) == UUID_TYPE and ident.get("value"):
-            return normalize_key(str(ident["value"]))
+            return _key(str(ident["value"]))
     return None
 
 
@@ -66,17 +81,29 @@ def business_code(identifiers: Any) -> str | None:
 def record_key(resource: Mapping[str, Any]) -> str | None:
     """How a record is keyed: its openIMIS UUID identifier, else its resource id."""
     rid = resource.get("id")
-    return uuid_identifier(resource.get("identifier")) or (normalize_key(rid) if isinstance(rid, str) and rid else None)
+    return uuid_identifier(resource.get("identifier")) or (_key(rid) if isinstance(rid, str) and rid else None)
 
 
 def _reference_id(reference: Mapping[str, Any]) -> str | None:
     """The id in `Type/id` (any type: openIMIS names claims `ClaimV2/<uuid>`), or in `urn:uuid:<id>`."""
     ref = reference.get("reference")
     ref = ref.strip() if isinstance(ref, str) else ""
+    raw = _raw_reference_id(ref)
+    return None if raw is None else _key(raw)
+
+
+def _raw_reference_id(ref: str) -> str | None:
     if ref.startswith("urn:uuid:"):
-        return normalize_key(ref.removeprefix("urn:uuid:")) or None
+        return ref.removeprefix("urn:uuid:") or None
     parts = [p for p in ref.split("/_history/", 1)[0].split("/") if p]
-    return normalize_key(parts[-1]) if len(parts) >= 2 else None
+    return parts[-1] if len(parts) >= 2 else None
+
+
+def reference_id_refused(reference: Mapping[str, Any]) -> bool:
+    """Whether a reference names its record by an id that is no FHIR id (so it names no record)."""
+    ref = reference.get("reference")
+    raw = _raw_reference_id(ref.strip()) if isinstance(ref, str) else None
+    return raw is not None and _key(raw) is None
 
 
 def _reference_identifier(reference: Mapping[str, Any]) -> tuple[str | None, str] | None:
@@ -95,7 +122,7 @@ def reference_key(reference: Any) -> str | None:
         return None
     ident = _reference_identifier(reference)
     if ident is not None and ident[0] == UUID_TYPE:
-        return normalize_key(ident[1])
+        return _key(ident[1])
     found = _reference_id(reference)
     if found is not None:
         return found

@@ -67,7 +67,7 @@ def _flatten(errors: Any, path: str = "") -> Iterable[tuple[str, str]]:
 
 def _label(resource: Mapping[str, Any], where: str) -> str:
     kind = resource.get("resourceType")
-    kind = kind if isinstance(kind, str) and kind.isalnum() else "resource"
+    kind = kind if isinstance(kind, str) and kind.isalnum() and len(kind) <= 64 else "resource"
     key = fhir.record_key(resource)
     return f"{kind}/{key}" if key else f"{where} ({kind})" if where else kind
 

@@ -88,11 +88,24 @@ class IdentifierSchema(_Base):
     value = fields.Str()
 
 
+def _check_uuid_identifier(ident: Mapping[str, Any], where: str) -> None:
+    """The UUID identifier is the record's key: it must be a FHIR id, as every key the journal keeps."""
+    value = ident.get("value")
+    if fhir.identifier_type(ident) == fhir.UUID_TYPE and isinstance(value, str) and not fhir.is_fhir_id(value):
+        raise ValidationError(f"a UUID identifier must be a FHIR id ({fhir.FHIR_ID_RULE})", where)
+
+
 class ReferenceSchema(_Base):
     reference = fields.Str()
     type = fields.Str()
     identifier = fields.Nested(IdentifierSchema)
     display = fields.Str()
+
+    @validates_schema
+    def _check_id(self, data: dict[str, Any], **_: Any) -> None:
+        if fhir.reference_id_refused(data):
+            raise ValidationError(f"the id is not a FHIR id ({fhir.FHIR_ID_RULE})", "reference")
+        _check_uuid_identifier(data.get("identifier") or {}, "identifier")
 
 
 class AddressSchema(_Base):
@@ -142,7 +155,7 @@ def _village_key(addresses: list[dict[str, Any]]) -> str | None:
 
 class _Resource(_Base):
     resourceType = fields.Str(required=True)
-    id = fields.Str()
+    id = fields.Str(validate=validate.Regexp(r"\A[A-Za-z0-9\-.]{1,64}\Z", error=f"not a FHIR id ({fhir.FHIR_ID_RULE})"))
     identifier = fields.List(fields.Nested(IdentifierSchema))
     extension = fields.List(fields.Nested(ExtensionSchema))
 
@@ -157,6 +170,8 @@ class _Resource(_Base):
     def _check_type_and_key(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("resourceType") != self.expected_type:
             raise ValidationError(f"must be {self.expected_type}", "resourceType")
+        for i, ident in enumerate(data.get("identifier") or []):
+            _check_uuid_identifier(ident, f"identifier[{i}]")
         if not fhir.record_key(data):
             raise ValidationError(
                 "no usable id: give an identifier of type UUID (openIMIS-identifiers) or a resource id",
@@ -245,7 +260,8 @@ class BundleEntrySchema(_Base):
 class BundleSchema(_Base):
     resourceType = fields.Str(required=True, validate=validate.Equal("Bundle"))
     type = fields.Str(
-        validate=validate.OneOf(["collection", "batch", "transaction", "searchset", "history", "message", "document"])
+        required=True,
+        validate=validate.OneOf(["collection", "batch", "transaction", "searchset", "history", "message", "document"]),
     )
     entry = fields.List(fields.Raw(), load_default=list)
 

@@ -7,10 +7,10 @@ label per record.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +20,7 @@ from mediator.openimis.reader import Problem, Skipped, read_resource
 from mediator.openimis.records import Insuree
 from mediator.openimis.schemas import BUNDLE_SCHEMA
 from mediator.openimis.units import Units
+from mediator.openimis.wellformed import NotWellFormed, check
 
 BUNDLE_FIELDS = ("resourceType", "type")
 
@@ -36,6 +37,7 @@ class Survey:
     units: dict[str, int] = field(default_factory=dict)  # record -> delivery unit
     numbers: dict[str, str] = field(default_factory=dict)  # insuree record -> its insurance number
     bundle: bool = True
+    exact_numbers: bool = False  # numbers beyond the fast reader's: read as Python ints and Decimals
 
     @property
     def records(self) -> list[str]:
@@ -51,7 +53,7 @@ def _header(file: IO[bytes]) -> tuple[dict[str, Any], str | None]:
     """The top-level scalars of the document and the JSON kind of its `entry` ("start_array" for a list)."""
     header: dict[str, Any] = {}
     entry_kind = None
-    events = ijson.parse(file, use_float=True)
+    events = ijson.parse(file, use_float=False)
     first = next(events, None)
     if first is None or first[1] != "start_map":
         raise _Unreadable(Problem("body", "resourceType", "expected a FHIR resource or Bundle"))
@@ -67,17 +69,35 @@ def _header(file: IO[bytes]) -> tuple[dict[str, Any], str | None]:
     return header, entry_kind
 
 
-def _resources(file: IO[bytes], bundle: bool) -> Iterator[tuple[str, Any]]:
+def _resources(file: IO[bytes], bundle: bool, exact: bool = False) -> Iterator[tuple[str, Any]]:
     """(where, resource) for each entry of a Bundle, or the one resource of the body."""
+    items = ijson.items(file, "entry.item" if bundle else "", use_float=not exact)
+    if exact:
+        items = (_plain_numbers(item) for item in items)
     if not bundle:
-        yield "", json.load(file)
+        yield "", next(items)
         return
-    for i, entry in enumerate(ijson.items(file, "entry.item", use_float=True)):
+    for i, entry in enumerate(items):
         where = f"Bundle.entry[{i}]"
         if not isinstance(entry, dict) or "resource" not in entry:
             yield where, _MISSING
         else:
             yield where, entry["resource"]
+
+
+def _plain_numbers(value: Any) -> Any:
+    """Decimals as the fast reader gives them (floats), or as integers when too large for a float: the journal
+    keeps a resource as JSON, and its content hash must not depend on how the body was read."""
+    if isinstance(value, dict):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(v) for v in value]
+    if isinstance(value, Decimal):
+        number = float(value)
+        if number in (float("inf"), float("-inf")):
+            return int(value)  # integral: past 10^308, a JSON number has no fraction a float could keep
+        return number
+    return value
 
 
 _MISSING = object()
@@ -105,10 +125,11 @@ def survey(path: Path, accepted: Collection[str], on_read: Callable[[int], None]
     `on_read(n)` hears every thousandth resource read, for progress."""
     result = Survey()
     try:
+        result.exact_numbers = check(path).big_numbers
         result.bundle = _open_document(path)
         units = Units()
         with path.open("rb") as file:
-            for position, (where, resource) in enumerate(_resources(file, result.bundle)):
+            for position, (where, resource) in enumerate(_resources(file, result.bundle, result.exact_numbers)):
                 if resource is _MISSING:
                     result.problems.append(Problem(where, "resource", "each entry needs a resource"))
                     result.labels.append(None)
@@ -130,13 +151,13 @@ def survey(path: Path, accepted: Collection[str], on_read: Callable[[int], None]
                 units.add(label, position, read.record)
                 if isinstance(read.record, Insuree) and read.record.insurance_number:
                     result.numbers[label] = read.record.insurance_number
-    except _Unreadable as exc:
+        if result.bundle and not result.labels:
+            raise _Unreadable(Problem("Bundle", "entry", "the Bundle has no entries: nothing to take"))
+    except (_Unreadable, NotWellFormed) as exc:
         return Survey(problems=[exc.problem])
     except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
         # The parser's own message quotes the body around the fault: it may hold personal data, so it is not shown.
         return Survey(problems=[Problem("body", "body", f"not valid JSON ({type(exc).__name__})")])
-    except RecursionError:
-        return Survey(problems=[Problem("body", "body", "JSON nested too deeply")])
     for (kind, rid), key in result.aliases.items():
         units.alias(kind, rid, key)
     _drop_duplicates(result)
@@ -160,6 +181,6 @@ def _drop_duplicates(result: Survey) -> None:
 def kept_resources(path: Path, found: Survey) -> Iterator[tuple[str, Any]]:
     """Second pass: (record, resource) for each record the first pass kept, in the order of the push."""
     with path.open("rb") as file:
-        for label, (_, resource) in zip(found.labels, _resources(file, found.bundle), strict=True):
+        for label, (_, resource) in zip(found.labels, _resources(file, found.bundle, found.exact_numbers), strict=True):
             if label is not None:
                 yield label, resource

@@ -2,57 +2,81 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, request
 
 from mediator.intake import incoming_dir, spooled, take_in
 from mediator.journal.store import Journal
-from mediator.settings import Settings
+from mediator.openhim.envelope import mediator_response
+from mediator.settings import ChannelSettings, Settings
 from mediator.web.answer import operation_outcome
 from mediator.web.auth import channel_allows
+from mediator.web.guard import BodyReader, Refused, check_body_headers, origin
 from mediator.web.pull import pull_now
-from mediator.web.respond import answer_intake, json_response, request_holder
+from mediator.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
 
+log = logging.getLogger(__name__)
 bp = Blueprint("channels", __name__)
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+REALM = "openIMIS to DHIS2 mediator"
 
 
-@bp.route("/<path:subpath>", methods=["GET", "POST"])
+def _refusal(status: int, code: str, text: str) -> Response:
+    issue = {"severity": "error", "code": code, "diagnostics": text}
+    return json_response(operation_outcome([issue]), status)
+
+
+@bp.route("/", defaults={"subpath": ""}, methods=METHODS, provide_automatic_options=False)
+@bp.route("/<path:subpath>", methods=METHODS, provide_automatic_options=False)
 def receive(subpath: str) -> Response:
     settings: Settings = current_app.extensions["live_settings"].current()
     path = "/" + subpath
+    credentials = request.headers.get("Authorization")
     channel = next((c for c in settings.channels if c.path == path), None)
-    if channel is None:
-        issue = {"severity": "error", "code": "not-found", "diagnostics": f"no channel at {path}"}
-        return json_response(operation_outcome([issue]), 404)
-    if request.method == "GET" and not channel.pulls:
-        issue = {"severity": "error", "code": "not-supported", "diagnostics": f"channel {channel.name} takes POST"}
-        resp = json_response(operation_outcome([issue]), 405)
-        resp.headers["Allow"] = "POST"
+    if channel is None or not channel_allows(channel, credentials):
+        # Only a caller with some channel's credentials learns whether a path is a channel.
+        if channel is None and any(channel_allows(c, credentials) for c in settings.channels):
+            return _refusal(404, "not-found", f"no channel at {path[:200]}")
+        resp = _refusal(401, "security", "credentials not valid for this channel")
+        resp.headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
         return resp
-    if not channel_allows(channel, request.headers.get("Authorization")):
-        issue = {
-            "severity": "error",
-            "code": "security",
-            "diagnostics": f"credentials not valid for channel {channel.name}",
-        }
-        resp = json_response(operation_outcome([issue]), 401)
-        resp.headers["WWW-Authenticate"] = f'Basic realm="{channel.name}"'
+    allowed = "GET" if channel.pulls else "POST"
+    if request.method != allowed:
+        resp = _refusal(405, "not-supported", f"channel {channel.name} takes {allowed}")
+        resp.headers["Allow"] = allowed
         return resp
-    if channel.pulls:
-        return pull_now(channel, settings)
-    received_at = datetime.now(UTC)
-    journal: Journal = current_app.extensions["journal"]
-    # Kept in the journal before anything is sent: from here on nothing of this push can be lost.
-    with spooled(request.stream, incoming_dir(settings)) as body:
-        intake = take_in(
-            journal,
-            body,
-            channel,
-            settings,
-            received_at=received_at,
-            openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
-            client_id=request.headers.get("X-OpenHIM-ClientID"),
-            holder=request_holder(),
-        )
-    return answer_intake(intake, channel, settings, received_at, body.sha256)
+    try:
+        sender = origin(request.headers)
+        if channel.pulls:
+            return pull_now(channel, settings, sender)
+        check_body_headers(request.headers)
+        received_at = datetime.now(UTC)
+        journal: Journal = current_app.extensions["journal"]
+        # Kept in the journal before anything is sent: from here on nothing of this push can be lost.
+        with spooled(BodyReader(request.stream, request.content_length), incoming_dir(settings)) as body:
+            intake = take_in(
+                journal,
+                body,
+                channel,
+                settings,
+                received_at=received_at,
+                openhim_id=sender.openhim_id,
+                client_id=sender.client_id,
+                holder=request_holder(),
+            )
+    except Refused as exc:
+        return _refused(channel, exc)
+    return answer_intake(intake, sender, channel, settings, received_at, body.sha256)
+
+
+def _refused(channel: ChannelSettings, exc: Refused) -> Response:
+    """A request refused before its body was read: nothing of it is kept; OpenHIM's log has the transaction."""
+    log.info("channel=%s refused before reading: %s %s", channel.name, exc.status, exc)
+    issue = {"severity": "error", "code": "invalid", "diagnostics": str(exc), "expression": [exc.field]}
+    body = operation_outcome([issue])
+    doc = mediator_response(
+        current_app.config["MEDIATOR_URN"], "Completed", exc.status, body, [], {"channel": channel.name}
+    )
+    return json_response(doc, exc.status, OPENHIM_CONTENT_TYPE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 
 from mediator.journal.pulls import PullRunning
 from mediator.journal.store import Journal
@@ -13,6 +13,7 @@ from mediator.openhim.envelope import mediator_response
 from mediator.pull import PullResult, pull
 from mediator.settings import ChannelSettings, Settings
 from mediator.web.answer import operation_outcome
+from mediator.web.guard import Origin
 from mediator.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
 
 
@@ -50,7 +51,7 @@ def _plain(channel: ChannelSettings, status: str, http: int, issues: list[dict],
     return json_response(doc, http, OPENHIM_CONTENT_TYPE)
 
 
-def pull_now(channel: ChannelSettings, settings: Settings) -> Response:
+def pull_now(channel: ChannelSettings, settings: Settings, origin: Origin) -> Response:
     if not settings.openimis_url:
         why = "openIMIS is not configured: set MEDIATOR_OPENIMIS_URL, _USERNAME and _PASSWORD"
         return _plain(channel, "Failed", 503, [{"severity": "error", "code": "exception", "diagnostics": why}], {})
@@ -62,15 +63,15 @@ def pull_now(channel: ChannelSettings, settings: Settings) -> Response:
             settings,
             channel,
             holder=request_holder(),
-            openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
-            client_id=request.headers.get("X-OpenHIM-ClientID"),
+            openhim_id=origin.openhim_id,
+            client_id=origin.client_id,
         )
     except PullRunning as exc:
         issue = {"severity": "information", "code": "conflict", "diagnostics": f"{exc}: this call pulls nothing"}
         return _plain(channel, "Completed", 409, [issue], {})
     said, extra = _notes(result), _properties(result)
     if result.intake is not None:
-        return answer_intake(result.intake, channel, settings, received_at, result.body_sha256, said, extra)
+        return answer_intake(result.intake, origin, channel, settings, received_at, result.body_sha256, said, extra)
     if result.failure is not None:
         return _plain(channel, "Failed", 502, said, extra)
     nothing = {"severity": "information", "code": "informational", "diagnostics": "nothing changed in openIMIS"}

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from mediator.deliverer import Deliverer
@@ -22,6 +22,7 @@ from mediator.journal.store import Journal, PushRecord
 from mediator.outcomes import PushResult, RecordOutcome
 from mediator.settings import ChannelSettings, Settings
 from mediator.web.answer import envelope, to_orchestration
+from mediator.web.guard import Origin
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def json_response(doc: dict[str, Any], status: int, content_type: str = "applica
 
 def keep_refused(
     channel: str,
+    origin: Origin,
     received_at: datetime,
     body_sha256: str,
     result: PushResult,
@@ -46,8 +48,8 @@ def keep_refused(
     orchestrations = [to_orchestration(i + 1, ex) for i, ex in enumerate(exchanges)]
     record = PushRecord(
         channel=channel,
-        openhim_id=request.headers.get("X-OpenHIM-TransactionID"),
-        client_id=request.headers.get("X-OpenHIM-ClientID"),
+        openhim_id=origin.openhim_id,
+        client_id=origin.client_id,
         received_at=received_at,
         body_sha256=body_sha256,
         status=doc["status"],
@@ -86,6 +88,7 @@ def request_holder() -> str:
 
 def answer_intake(
     intake: Intake,
+    origin: Origin,
     channel: ChannelSettings,
     settings: Settings,
     received_at: datetime,
@@ -103,7 +106,7 @@ def answer_intake(
     if accepted is None:  # nothing usable: answered at once, kept in the journal as it is
         result = PushResult(received=found.resource_counts, problems=list(found.problems))
         doc, status = envelope(urn, result, [], channel.name, notes, extra)
-        keep_refused(channel.name, received_at, body_sha256, result, [], doc, status)
+        keep_refused(channel.name, origin, received_at, body_sha256, result, [], doc, status)
         return json_response(doc, status, OPENHIM_CONTENT_TYPE)
     deliverer: Deliverer = current_app.extensions["deliverer"]
     run = None
@@ -125,7 +128,7 @@ def answer_intake(
     log.info(
         "channel=%s transaction=%s status=%s delivered=%d rejected=%d pending=%d unchanged=%d dhis2_calls=%d",
         channel.name,
-        request.headers.get("X-OpenHIM-TransactionID", "-"),
+        origin.openhim_id or "-",
         doc["status"],
         result.count("delivered"),
         result.count("rejected"),

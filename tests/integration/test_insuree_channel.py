@@ -241,17 +241,25 @@ def test_hostile_shapes_get_400_naming_record_and_field(client, fake):
         {"resourceType": "Patient", "id": "p1", "identifier": ["abc"]},
         {"resourceType": "Patient", "id": "p1", "identifier": [{"type": {"coding": ["UUID"]}}]},
         {"resourceType": {"$where": 1}},
-        {"resourceType": "Bundle", "entry": [None, 5, {"resource": []}]},
-        {"resourceType": "Bundle", "type": "collection"},
+        {"resourceType": "Bundle", "type": "collection", "entry": [None, 5, {"resource": []}]},
     ]
-    for doc in cases[:-1]:
+    for doc in cases:
         resp, env = post(client, doc)
         assert resp.status_code == 400, doc
         assert inner(env)["issue"], doc
     assert "received_other" in post(client, cases[2])[1]["properties"]
-    resp, env = post(client, cases[-1])
-    assert resp.status_code == 200
-    assert inner(env)["issue"][0]["diagnostics"] == "the push held no records"
+    assert tracker_calls(fake) == []
+
+
+def test_a_bundle_without_entries_or_type_gets_400_naming_the_field(client, fake):
+    for doc, field in [
+        ({"resourceType": "Bundle", "type": "collection"}, "Bundle: entry: the Bundle has no entries"),
+        ({"resourceType": "Bundle", "type": "collection", "entry": []}, "Bundle: entry: the Bundle has no entries"),
+        ({"resourceType": "Bundle", "entry": [{"resource": samples.patient()}]}, "Bundle: type: "),
+    ]:
+        resp, env = post(client, doc)
+        assert resp.status_code == 400, doc
+        assert inner(env)["issue"][0]["diagnostics"].startswith(field), inner(env)
     assert tracker_calls(fake) == []
 
 

@@ -59,7 +59,9 @@ def test_a_body_that_breaks_off_is_refused_whole(tmp_path):
 
 
 def test_an_entry_list_that_is_not_a_list_is_named(tmp_path):
-    found = survey(write(tmp_path, {"resourceType": "Bundle", "entry": {"resource": samples.patient()}}), ALL)
+    found = survey(
+        write(tmp_path, {"resourceType": "Bundle", "type": "collection", "entry": {"resource": samples.patient()}}), ALL
+    )
     assert found.records == [] and [(p.record, p.field) for p in found.problems] == [("Bundle", "entry")]
 
 
