@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
 from fake_dhis2.legacy import legacy_enrollment_doc, legacy_event_doc, run_legacy
+from fake_dhis2.lists import LEGACY_LISTS, TRACKER_LISTS, legacy_list, metadata_list, tracker_list
 from fake_dhis2.store import METADATA_TYPES, Store, change_collection, import_metadata
 from fake_dhis2.tracker import MalformedRequest, flatten, malformed_uids, run_import
 
@@ -35,6 +36,11 @@ class FakeDhis2:
     job_delay: float = 0.05
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests_seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    # (method, path, user the request was served as, user of the session cookie it carried or None)
+    calls: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    writers: dict[str, set[str]] = field(default_factory=dict)  # tracked entity UID -> users that sent it
+    # JSESSIONID -> (user, password at login): a session lasts while its user keeps that password
+    sessions: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Fault switches, for tests that check the mediator survives what production DHIS2s do.
     delay: float = 0.0  # seconds added to every data import
     fail_next: int = 0  # the next N requests answer 503
@@ -50,20 +56,38 @@ class FakeDhis2:
     def v(self) -> tuple[int, int]:
         return version_tuple(self.version)
 
-    def authorised(self, header: str | None) -> bool:
-        if not header:
-            return False
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "apitoken" and self.v >= (2, 37):
-            return any(hmac.compare_digest(value, t) for t in self.tokens)
+    def session_user(self, cookie: str | None) -> str | None:
+        user, password = self.sessions.get(cookie or "", ("", ""))
+        return user if user and self.users.get(user) == password else None
+
+    def authenticate(self, header: str | None, cookie: str | None) -> tuple[str | None, bool]:
+        """(the user a request is served as, or None; whether it opens a new session).
+
+        As DHIS2's Spring Security does: a valid session cookie stands for its user, and Basic credentials naming
+        that same user are not checked again (so a session must never outlive the credentials it was opened with
+        on the client's side); credentials of another user are checked and open a session of their own.
+        """
+        in_session = self.session_user(cookie)
+        scheme, _, value = (header or "").partition(" ")
+        if scheme.lower() == "apitoken":
+            ok = self.v >= (2, 37) and any(hmac.compare_digest(value, t) for t in self.tokens)
+            return ("token" if ok else None), False
         if scheme.lower() == "basic":
             try:
                 user, _, password = base64.b64decode(value).decode().partition(":")
             except ValueError:
-                return False
+                return None, False
+            if in_session is not None and user == in_session:
+                return user, False
             expected = self.users.get(user)
-            return expected is not None and hmac.compare_digest(password, expected)
-        return False
+            ok = expected is not None and hmac.compare_digest(password, expected)
+            return (user if ok else None), ok
+        return in_session, False
+
+    def open_session(self, user: str) -> str:
+        cookie = uuid.uuid4().hex
+        self.sessions[cookie] = (user, self.users[user])
+        return cookie
 
     def is_sync(self, params: dict[str, str]) -> bool:
         raw = params.get("async")
@@ -139,8 +163,13 @@ def create_app(fake: FakeDhis2) -> Flask:
             if fake.fail_next > 0:
                 fake.fail_next -= 1
                 return _web_message(503, "Service Unavailable")
-        if not fake.authorised(request.headers.get("Authorization")):
+        cookie = request.cookies.get("JSESSIONID")
+        user, opens = fake.authenticate(request.headers.get("Authorization"), cookie)
+        if user is None:
             return _web_message(401, "Unauthorized")
+        fake.calls.append((request.method, request.path, user, fake.session_user(cookie)))
+        g.user = user
+        g.new_session = fake.open_session(user) if opens else None
         if request.path.startswith("/api/tracker") and fake.v < (2, 36):
             return _web_message(404, "Not Found")  # the tracker API (imports and reads) arrived in 2.36
         return None
@@ -160,6 +189,8 @@ def create_app(fake: FakeDhis2) -> Flask:
 
     @app.after_request
     def _drop_answer(response: Response) -> Response:
+        if g.get("new_session"):
+            response.set_cookie("JSESSIONID", g.new_session, httponly=True, path="/")
         if fake.drop_after_next > 0 and request.path.startswith(fake.fault_paths) and request.method == "POST":
             fake.drop_after_next -= 1
             sock = request.environ.get("werkzeug.socket")
@@ -169,6 +200,29 @@ def create_app(fake: FakeDhis2) -> Flask:
 
     for kind in ("trackedEntityInstances", "enrollments", "events"):
         app.add_url_rule(f"/api/{kind}", f"legacy_{kind}", lambda kind=kind: legacy(kind), methods=["POST"])
+
+    def answer(found: tuple[int, dict[str, Any]]) -> Any:
+        status, doc = found
+        return jsonify(doc), status
+
+    for kind in LEGACY_LISTS:
+        app.add_url_rule(
+            f"/api/{kind}",
+            f"legacy_{kind}_list",
+            lambda kind=kind: answer(legacy_list(fake.store, kind, request.args, fake.v)),
+            methods=["GET"],
+        )
+    for kind in TRACKER_LISTS:
+        app.add_url_rule(
+            f"/api/tracker/{kind}",
+            f"tracker_{kind}_list",
+            lambda kind=kind: answer(tracker_list(fake.store, kind, request.args, fake.v)),
+            methods=["GET"],
+        )
+
+    @app.get("/api/<collection>")
+    def metadata_objects(collection: str) -> Any:
+        return answer(metadata_list(fake.store, collection, request.args))
 
     def legacy_read(find: Any, missing: str, uid: str) -> Any:
         if fake.v >= (2, 42):
@@ -213,6 +267,10 @@ def create_app(fake: FakeDhis2) -> Flask:
     def tracker() -> Any:
         params = {k: v for k, v in request.args.items()}
         payload = request.get_json(silent=True)
+        if isinstance(payload, dict):
+            for te in payload.get("trackedEntities") or []:
+                if isinstance(te, dict):
+                    fake.writers.setdefault(str(te.get("trackedEntity")), set()).add(g.user)
         try:
             if payload is None:
                 raise MalformedRequest("Request body is not valid JSON")

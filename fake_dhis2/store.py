@@ -238,20 +238,24 @@ COLLECTION_PROPERTIES = {
 
 
 def change_collection(store: Store, collection: str, uid: str, prop: str, body: Any) -> tuple[int, str] | None:
-    """Apply additions/deletions to a collection property; returns (status, error message), or None when done."""
-    if (collection, prop) not in COLLECTION_PROPERTIES or collection not in METADATA_TYPES:
-        return 404, f"Collection property `{prop}` of `{collection}` is not supported"
-    owner = getattr(store, METADATA_TYPES[collection][1]).get(uid)
+    """Apply additions/deletions to a collection property; returns (status, error message), or None when done.
+
+    As DHIS2's collection service does: 404 for an owner it does not have (NotFoundException, in DHIS2's words)
+    or a property the owner lacks, and members it does not have are left out without a word.
+    """
+    kind = METADATA_TYPES.get(collection)
+    if kind is None:
+        return 404, "Not Found"
+    owner = getattr(store, kind[1]).get(uid)
     if owner is None:
-        return 404, f"Object `{uid}` of `{collection}` not found"
+        return 404, f"{kind[0]} with id {uid} could not be found."
+    if (collection, prop) not in COLLECTION_PROPERTIES:
+        return 404, f"Property {prop} does not exist on org.hisp.dhis.{kind[0]}"
     target = store.options if prop == "options" else store.org_units
     if not isinstance(body, dict):
         return 400, "Body must be a JSON object with additions and/or deletions"
-    additions = [r.get("id") for r in body.get("additions") or [] if isinstance(r, dict)]
+    additions = [r.get("id") for r in body.get("additions") or [] if isinstance(r, dict) and r.get("id") in target]
     deletions = {r.get("id") for r in body.get("deletions") or [] if isinstance(r, dict)}
-    missing = [a for a in additions if a not in target]
-    if missing:
-        return 409, f"Objects not found: {missing[:5]}"
     with store.lock:
         current = [r["id"] for r in owner.get(prop) or [] if r.get("id") not in deletions]
         current += [a for a in additions if a not in current]

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from sqlalchemy import insert
 
-from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, make_auth
+from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, credentials_key, make_auth
 from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
 from mediator.journal.models import Exchange as ExchangeRow
@@ -73,24 +73,34 @@ class Deliverer:
         self.journal = journal
         self.slice_size = slice_size
         self.versions = VersionCache()
-        self.sessions: dict[tuple[str, str], requests.Session] = {}
+        # (DHIS2 URL, auth mode, username) -> (which credentials, their session)
+        self.sessions: dict[tuple[str, str, str], tuple[str, requests.Session]] = {}
         self._lock = threading.Lock()
 
     def client(self, settings: Settings, channel: ChannelSettings | None, exchanges: list[Exchange]) -> Dhis2Client:
-        username = (channel.dhis2_username if channel else "") or settings.dhis2_username
-        password = channel.dhis2_password if channel and channel.dhis2_username else settings.dhis2_password
-        auth = make_auth(settings.dhis2_auth, username, password, settings.dhis2_token)
-        with self._lock:  # one session per DHIS2 user and process: DHIS2 limits the sessions of a user
-            session = self.sessions.setdefault((settings.dhis2_url, username or "token"), requests.Session())
+        mode, username, password = dhis2_user(settings, channel)
+        auth = make_auth(mode, username, password, settings.dhis2_token)
         return Dhis2Client(
             settings.dhis2_url,
             auth,
             verify=settings.dhis2_verify_tls,
             timeout=settings.dhis2_timeout_seconds,
-            session=session,
+            session=self.session(settings.dhis2_url, mode, username, password, settings.dhis2_token),
             on_exchange=exchanges.append,
             retry=RetryPolicy(attempts=settings.dhis2_max_attempts),
         )
+
+    def session(self, url: str, mode: str, username: str, password: str, token: str) -> requests.Session:
+        """The HTTP session of these credentials: one per DHIS2 user and process, as DHIS2 limits the sessions of a
+        user. Changed credentials get a new session, so DHIS2 checks them instead of honouring the old session's
+        cookie; the old session is dropped."""
+        slot = (url.rstrip("/"), mode, "" if mode == "token" else username)
+        key = credentials_key(mode, username, password, token)
+        with self._lock:
+            held = self.sessions.get(slot)
+            if held is None or held[0] != key:
+                held = self.sessions[slot] = (key, requests.Session())
+            return held[1]
 
     def run(
         self,
@@ -169,7 +179,9 @@ class Deliverer:
         known = insurees_by_number(self.journal, numbers) if numbers else {}
         waiting = self._waiting(taken, reading.records, known)
         reading.records = [r for r in reading.records if label(r) not in waiting]
-        context = read_document({"resourceType": "Bundle", "entry": [{"resource": r} for r in taken.context]}, SCHEMAS)
+        context = read_document(
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in taken.context]}, SCHEMAS
+        )
         entries = [r for r in context.records if isinstance(r, CodeEntry)]
 
         def writer_for(dhis2: Dhis2Client) -> TrackerWriter:
@@ -274,6 +286,14 @@ class Deliverer:
             done += run.decided
             tell(transaction_id, run)
         return done
+
+
+def dhis2_user(settings: Settings, channel: ChannelSettings | None) -> tuple[str, str, str]:
+    """(auth mode, username, password) a channel writes to DHIS2 with: its own DHIS2 user (Basic auth, whatever
+    the default credentials are), else the default credentials."""
+    if channel is not None and channel.dhis2_username:
+        return "basic", channel.dhis2_username, channel.dhis2_password
+    return settings.dhis2_auth, settings.dhis2_username, settings.dhis2_password
 
 
 def _numbers_from_elsewhere(records: list[Record]) -> set[str]:

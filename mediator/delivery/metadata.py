@@ -12,8 +12,7 @@ from typing import Any
 
 from mediator.delivery.atomic import Attempt, Deliverable, Refusal, deliver
 from mediator.dhis2.client import Dhis2Client
-from mediator.dhis2.errors import Dhis2Rejected
-from mediator.dhis2.metadata import get_object, import_metadata
+from mediator.dhis2.metadata import CollectionRefusal, add_to_collection, get_object, import_metadata
 from mediator.mapping.metadata import distinct_names, option, option_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.org_units import (
@@ -25,6 +24,7 @@ from mediator.mapping.org_units import (
 )
 from mediator.openimis.records import Area, CodeEntry, Facility
 from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
+from mediator.redact import redact_message
 
 Membership = tuple[str, str, str]  # (collection, owner UID, member UID)
 
@@ -49,16 +49,54 @@ def _district_of(client: Dhis2Client, facility: Facility, setup: Setup) -> str |
     return ((found or {}).get("parent") or {}).get("id")
 
 
-def add_members(client: Dhis2Client, memberships: Iterable[Membership]) -> None:
+# What each collection is, and what adding to it does, in the words of a record's reason.
+OWNERS = {
+    "organisationUnitGroups": ("org unit group", "add this org unit to"),
+    "programs": ("program", "open this org unit to"),
+    "optionSets": ("option set", "add this option to"),
+}
+
+
+def add_members(client: Dhis2Client, memberships: Iterable[Membership]) -> dict[tuple[str, str], Reason]:
+    """Add members to their groups, programs and option sets, one request per owner; returns why DHIS2 refused,
+    by (collection, owner), for the records that needed that owner."""
     by_owner: dict[tuple[str, str], list[str]] = {}
     for collection, owner, member in memberships:
         by_owner.setdefault((collection, owner), []).append(member)
+    refused: dict[tuple[str, str], Reason] = {}
     for (collection, owner), members in sorted(by_owner.items()):
         prop = "options" if collection == "optionSets" else "organisationUnits"
-        body = {"additions": [{"id": m} for m in sorted(set(members))]}
-        status, answer = client.request("POST", f"/api/{collection}/{owner}/{prop}", body=body)
-        if status >= 300:
-            raise Dhis2Rejected(f"DHIS2 did not add members to {collection}/{owner} ({status})", status)
+        refusal = add_to_collection(client, collection, owner, prop, sorted(set(members)))
+        if refusal is not None:
+            refused[(collection, owner)] = _reason(collection, owner, members, refusal)
+    return refused
+
+
+def _reason(collection: str, owner: str, members: list[str], refusal: CollectionRefusal) -> Reason:
+    what, verb = OWNERS.get(collection, (collection, "add this record to"))
+    said = redact_message(refusal.message, {owner, *members})
+    if refusal.status == 404:
+        why = f"DHIS2 has no {what} {owner} to {verb} ({said}): set DHIS2 up (bootstrap) or fix the mapping file"
+    else:
+        why = f"DHIS2 would not {verb} {what} {owner} ({refusal.status}: {said})"
+    return Reason(what, "", why)
+
+
+def _reject_for_memberships(
+    taken: list[Deliverable],
+    memberships: Mapping[str, list[Membership]],
+    refused: Mapping[tuple[str, str], Reason],
+    result: PushResult,
+) -> None:
+    """A record whose group, program or option set DHIS2 refused is rejected with that reason (its object may be in
+    DHIS2, but not where the data needs it); sent again once DHIS2 is set up, it is completed."""
+    delivered = {o.record: o for o in result.outcomes if o.status == "delivered"}
+    for item in taken:
+        reasons = list(dict.fromkeys(refused[(c, o)] for c, o, _ in memberships[item.record] if (c, o) in refused))
+        outcome = delivered.get(item.record)
+        if reasons and outcome is not None:
+            outcome.status = "rejected"
+            outcome.reasons = [*outcome.reasons, *reasons]
 
 
 def add_options(client: Dhis2Client, set_uid: str, codes: Mapping[str, str]) -> set[str]:
@@ -78,7 +116,8 @@ def add_options(client: Dhis2Client, set_uid: str, codes: Mapping[str, str]) -> 
     report = import_metadata(client, {"options": options}, atomic_mode="NONE")
     refused_uids = {e.uid for e in report.errors}
     refused = {o["code"] for o in options if o["id"] in refused_uids}
-    add_members(client, (("optionSets", set_uid, o["id"]) for o in options if o["code"] not in refused))
+    if add_members(client, (("optionSets", set_uid, o["id"]) for o in options if o["code"] not in refused)):
+        refused = {o["code"] for o in options}  # the set took none of them
     return refused
 
 
@@ -127,5 +166,7 @@ def deliver_metadata(
         memberships[record] = [("optionSets", set_uid, doc["id"])]
     if items:
         taken = deliver(items, metadata_sender(client), lambda r: FIELD_OF_CODE.get(r.code, "record"), result)
-        add_members(client, (m for item in taken for m in memberships[item.record]))
+        refused = add_members(client, (m for item in taken for m in memberships[item.record]))
+        if refused:
+            _reject_for_memberships(taken, memberships, refused, result)
     mirror_twins([(f.kind, f.key) for f in facilities], result)

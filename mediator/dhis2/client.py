@@ -1,8 +1,9 @@
-"""A small DHIS2 HTTP client: one session (DHIS2 limits sessions per user), typed errors, and a record of every
-exchange so the caller can show each DHIS2 call in its own log."""
+"""A small DHIS2 HTTP client: one session per DHIS2 user (DHIS2 limits sessions per user), typed errors, and a
+record of every exchange so the caller can show each DHIS2 call in its own log."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -19,6 +20,7 @@ from mediator.dhis2.errors import Dhis2AuthFailed, Dhis2NotConfigured, Dhis2Unav
 
 CONNECT_TIMEOUT = 10.0
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+ACCEPT = {"Accept": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,13 @@ class ApiTokenAuth(AuthBase):
         return r
 
 
+def credentials_key(mode: str, username: str, password: str, token: str) -> str:
+    """Names the DHIS2 credentials a session belongs to, without holding them: two users, or one user before and
+    after a password change, never share a session (nor DHIS2's JSESSIONID cookie in it)."""
+    secret = token if mode == "token" else f"{username}\x1f{password}"
+    return hashlib.sha256(f"{mode}\x1f{secret}".encode()).hexdigest()
+
+
 def make_auth(mode: str, username: str, password: str, token: str) -> AuthBase:
     if mode == "token":
         if not token:
@@ -104,10 +113,11 @@ class Dhis2Client:
             raise Dhis2NotConfigured("dhis2_url is not set")
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
-        self.session.auth = auth
+        # Auth goes with each request, never onto the session: a session given by the caller may be in use by
+        # another thread, and must stay its user's alone.
+        self.auth = auth
         # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session-level setting.
         self.verify = verify
-        self.session.headers["Accept"] = "application/json"
         self.timeout = (CONNECT_TIMEOUT, timeout)
         self.on_exchange = on_exchange
         self.retry = retry or RetryPolicy()
@@ -152,7 +162,16 @@ class Dhis2Client:
         url = self.base_url + path
         started = datetime.now(UTC)
         try:
-            resp = self.session.request(method, url, params=params, json=body, timeout=self.timeout, verify=self.verify)
+            resp = self.session.request(
+                method,
+                url,
+                params=params,
+                json=body,
+                auth=self.auth,
+                headers=ACCEPT,
+                timeout=self.timeout,
+                verify=self.verify,
+            )
         except requests.RequestException as exc:
             self._record(method, url, params, body, started, None, None, type(exc).__name__)
             raise Dhis2Unavailable(f"{method} {path}: {type(exc).__name__}") from exc

@@ -1,4 +1,5 @@
-"""The metadata importer (`POST /api/metadata`) and reading objects back, in DHIS2's own terms."""
+"""The metadata importer (`POST /api/metadata`), collection additions, and reading objects back, in DHIS2's own
+terms."""
 
 from __future__ import annotations
 
@@ -60,3 +61,29 @@ def get_object(client: Dhis2Client, collection: str, uid: str, fields: str) -> d
     if status != 200 or not isinstance(body, dict):
         raise Dhis2Rejected(f"DHIS2 answered {status} for {collection}/{uid}", status)
     return body
+
+
+@dataclass(frozen=True)
+class CollectionRefusal:
+    """DHIS2 would not add to a collection: its status (404: no such owner) and its message."""
+
+    status: int
+    message: str
+
+
+def add_to_collection(
+    client: Dhis2Client, collection: str, owner: str, prop: str, members: list[str]
+) -> CollectionRefusal | None:
+    """Add members to `/api/{collection}/{owner}/{prop}`, keeping the members it has; None once done.
+
+    DHIS2 answers 404 for an owner (or a property) it does not have; such a refusal stays one until DHIS2 is set
+    up, so it is returned for the records that needed it rather than raised as DHIS2 being unavailable. Members it
+    does not have, DHIS2 leaves out without a word (its collection service looks them up and skips the rest).
+    """
+    status, body = client.request(
+        "POST", f"/api/{collection}/{owner}/{prop}", body={"additions": [{"id": m} for m in members]}
+    )
+    if status < 300:
+        return None
+    message = body.get("message") if isinstance(body, dict) else str(body)[:300]
+    return CollectionRefusal(status, str(message or ""))

@@ -78,7 +78,9 @@ def test_a_push_larger_than_a_slice_ends_as_if_delivered_in_one_go(env, tmp_path
 
 def labels(resources):
     return set(
-        read_document({"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}, SCHEMAS).resources
+        read_document(
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}, SCHEMAS
+        ).resources
     )
 
 

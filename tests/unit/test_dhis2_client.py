@@ -83,6 +83,25 @@ def test_api_token_is_sent_as_dhis2_expects():
 
 
 @responses.activate
+def test_credentials_go_with_each_request_and_never_onto_a_shared_session():
+    responses.get(f"{URL}/api/system/info", json={"version": "2.40.1"})
+    shared = requests.Session()
+    Dhis2Client(URL, make_auth("basic", "u", "p", ""), session=shared).system_info()
+    assert shared.auth is None and shared.headers["Accept"] == "*/*"  # the session is as it was given
+    assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
+
+
+def test_two_users_or_a_changed_password_never_share_a_session():
+    from mediator.deliverer import Deliverer
+
+    deliverer = Deliverer(journal=None)  # type: ignore[arg-type]  # sessions need no journal
+    alice = deliverer.session(URL, "basic", "alice", "a-1", "")
+    assert deliverer.session(URL + "/", "basic", "alice", "a-1", "") is alice
+    assert deliverer.session(URL, "basic", "bob", "b-1", "") is not alice
+    assert deliverer.session(URL, "basic", "alice", "a-2", "") is not alice
+
+
+@responses.activate
 def test_retry_after_as_an_http_date_without_zone_is_read_as_utc():
     responses.get(f"{URL}/api/system/info", status=503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 -0000"})
     responses.get(f"{URL}/api/system/info", json={"version": "2.40.1"})
