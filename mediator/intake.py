@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import Protocol
 
 from mediator.journal.numbers import pseudonyms
 from mediator.journal.queue import Accepted, accept, decide
@@ -38,8 +38,12 @@ def incoming_dir(settings: Settings) -> Path:
     return Path(settings.state_dir) / "incoming"
 
 
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
 @contextmanager
-def spooled(stream: IO[bytes], directory: Path) -> Iterator[Spooled]:
+def spooled(stream: Readable, directory: Path) -> Iterator[Spooled]:
     """Copy a request body to a private file (it holds personal data), hashing it on the way; removed after."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     digest = hashlib.sha256()
@@ -56,18 +60,48 @@ def spooled(stream: IO[bytes], directory: Path) -> Iterator[Spooled]:
         Path(name).unlink(missing_ok=True)
 
 
-def remove_stale(directory: Path, now: float | None = None) -> int:
-    """Spool files left by a process that died while reading a push (never kept: that push was not answered)."""
+def remove_stale(directory: Path, now: float | None = None, older_than: float = STALE_SECONDS) -> int:
+    """Remove the spool files left by a process that died while reading a push (never kept: that push was not
+    answered); they hold personal data.
+
+    A file is left behind when it was last written more than `older_than` seconds ago and no process of this machine
+    has it open (a push or pull command may be spooling beside the server). Where open files cannot be seen (no
+    /proc), a file is taken for left behind only after STALE_SECONDS, whatever `older_than` says."""
     now = now or time.time()
+    candidates = list(directory.glob("push-*.json"))
+    if not candidates:
+        return 0
+    in_use = _open_files()
+    if in_use is None:
+        older_than = max(older_than, STALE_SECONDS)
     removed = 0
-    for path in directory.glob("push-*.json"):
+    for path in candidates:
         try:
-            if now - path.stat().st_mtime > STALE_SECONDS:
+            if now - path.stat().st_mtime >= older_than and str(path.resolve()) not in (in_use or ()):
                 path.unlink()
                 removed += 1
         except FileNotFoundError:
             continue
     return removed
+
+
+def _open_files() -> set[str] | None:
+    """The files that the processes of this machine we may look at have open (Linux's /proc); None where unknown."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return None
+    found: set[str] = set()
+    for fds in proc.glob("[0-9]*/fd"):
+        try:
+            links = list(fds.iterdir())
+        except OSError:  # another user's process, or one that just ended
+            continue
+        for link in links:
+            try:
+                found.add(os.readlink(link))
+            except OSError:
+                continue
+    return found
 
 
 @dataclass(frozen=True)

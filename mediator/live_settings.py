@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mediator.settings import Settings, SettingsError, insecure_warnings, with_console
+from mediator.settings import Settings, SettingsError, insecure_warnings, with_console, without_env_only
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,13 @@ class LiveSettings:
     def publish(self, console: Mapping[str, Any]) -> Settings:
         """Validate a config returned by the OpenHIM core, store it for every worker, and return it.
 
-        Raises SettingsError (and keeps the settings in force) when the config cannot be used.
+        Raises SettingsError (and keeps the settings in force) when the config cannot be used: a value that is not
+        valid, or a DHIS2 URL the environment does not allow its credentials to go to. What the console may not set
+        (secrets an older registration had there) is left out, with a warning, and never stored.
         """
+        console = without_env_only(console)
         fresh = with_console(self._base, console, self._env)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self._path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -1,4 +1,5 @@
-"""Wires the parts of a running mediator: logging, the registration document, the heartbeat."""
+"""Wires the parts of a running mediator: logging, the registration document, the heartbeat, the delivery worker
+(with the journal's retention purge) and the spool left by processes that died."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import urllib3
 
+from mediator.intake import incoming_dir, remove_stale
 from mediator.live_settings import LiveSettings
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import OpenHimError
@@ -54,6 +56,15 @@ def registration_document(settings: Settings) -> dict[str, Any]:
     return doc
 
 
+def clear_spool(settings: Settings) -> int:
+    """Remove at start the spool files no process is reading any more: the bodies of pushes a process died taking
+    in (never kept, never answered, so openIMIS or OpenHIM sends them again), which hold personal data."""
+    removed = remove_stale(incoming_dir(settings), older_than=0)
+    if removed:
+        log.info("removed %d spool file(s) left by a process that stopped while taking a push in", removed)
+    return removed
+
+
 def core_client(settings: Settings) -> CoreClient:
     return CoreClient(
         settings.openhim_url,
@@ -85,17 +96,20 @@ def start_heartbeat(settings: Settings, env: Mapping[str, str] | None = None) ->
 
 
 def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> threading.Event:
-    """The delivery worker of this process: delivers what is due, and tells OpenHIM when a push is decided.
+    """The delivery worker of this process: delivers what is due, tells OpenHIM when a push is decided, and purges
+    the journal of personal data past its retention (at most once an hour, whichever process does it).
 
     On SQLite one process of the machine delivers (a lock file decides which); on PostgreSQL every process does,
     each taking other pushes.
     """
     from mediator.deliverer import Deliverer, openhim_update
+    from mediator.journal.retention import purge_if_due
     from mediator.journal.store import Journal, default_url, open_engine
 
     live = LiveSettings(settings, env)
     url = settings.journal_url or default_url(settings.state_dir)
-    deliverer = Deliverer(Journal(open_engine(url)), settings.slice_size)
+    journal = Journal(open_engine(url))
+    deliverer = Deliverer(journal, settings.slice_size)
     lock = None if url.startswith("postgresql") else LeaderLock(Path(settings.state_dir) / "delivery.lock")
     core = core_client(settings) if settings.openhim_register and settings.openhim_password else None
     stop = threading.Event()
@@ -114,6 +128,10 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
                     deliverer.work_once(live.current(), notify)
                 except Exception:  # the worker must outlive any one push; the journal keeps what is left
                     log.exception("delivery round failed")
+                try:
+                    purge_if_due(journal, settings.personal_data_retention_days)
+                except Exception:  # tried again next round; nothing is lost by waiting
+                    log.exception("retention purge failed")
             stop.wait(live.current().delivery_seconds)
 
     threading.Thread(target=loop, name="delivery-worker", daemon=True).start()

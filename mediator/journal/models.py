@@ -1,11 +1,13 @@
-"""Journal tables. What is stored never holds personal data: record keys, counts, DHIS2 UIDs, redacted bodies."""
+"""Journal tables. What is stored holds no personal data but the FHIR resource of a record (`Work.resource`), kept
+while it may still have to be sent and cleared at the latest after the retention period (mediator.journal.retention):
+otherwise record keys, counts, DHIS2 UIDs, redacted bodies, keyed pseudonyms."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -77,7 +79,8 @@ class Work(Base):
     """One record accepted on a push, and where its delivery stands; the queue the delivery workers take from.
 
     The FHIR resource is kept only while the record may still have to be sent (pending, or rejected and so open to
-    a replay); it is cleared once the record is delivered or has become needless.
+    a replay); it is cleared once the record is delivered or has become needless, and a rejected record's once the
+    retention period has passed (then it can no longer be replayed).
     """
 
     __tablename__ = "work"
@@ -85,6 +88,13 @@ class Work(Base):
         Index("ix_work_due", "state", "next_attempt_at"),
         Index("ix_work_record", "kind", "key"),
         Index("ix_work_slice", "transaction_id", "state", "stage", "unit", "id"),
+        # The rows that still hold a resource, by age: what the retention purge looks at, without a full scan.
+        Index(
+            "ix_work_kept",
+            "updated_at",
+            sqlite_where=text("resource IS NOT NULL"),
+            postgresql_where=text("resource IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -148,3 +158,16 @@ class JournalKey(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
+
+
+class Purge(Base):
+    """One run of the retention purge: when, the cutoff (records decided before it lost their FHIR resource), and
+    how many records it cleared."""
+
+    __tablename__ = "purges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    purged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    cutoff: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retention_days: Mapped[int] = mapped_column(Integer)
+    records: Mapped[int] = mapped_column(Integer)

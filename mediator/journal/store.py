@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +33,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def _private(database: Path) -> None:
+    """The journal holds FHIR resources: its file is the mediator user's alone. SQLite creates the -wal and -shm
+    files with the database file's mode, so creating that one 0600 is enough; older ones are narrowed."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        with contextlib.suppress(OSError):  # gone meanwhile, or another user's: left as it is
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+
+
 def open_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _private(Path(path))
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -35,8 +35,8 @@ class LeaderLock:
     def try_acquire(self) -> bool:
         if self._fh is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("a+")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fh = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), "r+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -78,6 +78,7 @@ class Heartbeat:
         self.want_config = True
         self.failures = 0
         self.beats = 0
+        self.tidy_config = False  # the stored config may hold what this version no longer defines
 
     @property
     def urn(self) -> str:
@@ -98,6 +99,9 @@ class Heartbeat:
                 self.failures = 0
                 log.info("registered with the OpenHIM core as %s", self.urn)
                 self._check_drift()
+                self.tidy_config = True
+            if self.tidy_config:
+                self.tidy_config = not self._drop_undefined_config()
             config = self.core.heartbeat(self.urn, round(self.uptime(), 3), want_config=self.want_config)
             self.beats += 1
             self.failures = 0
@@ -116,6 +120,29 @@ class Heartbeat:
             wait = self._backoff()
             log.warning("OpenHIM core unreachable (%s); retrying in %.1f s", exc, wait)
             return wait
+
+    def _drop_undefined_config(self) -> bool:
+        """Remove from the stored config what this registration no longer defines; False to try again next beat.
+
+        The core keeps a struct list's entries whole across versions, so fields an older version had (passwords
+        among them) would stay shown to every admin, and the core refuses every later save of the config while
+        they are there. Left alone while the core keeps another version's document."""
+        try:
+            stored = self.core.get_mediator(self.urn)
+            if stored.get("version") != self.document().get("version") or not isinstance(stored.get("config"), dict):
+                return True
+            kept, removed = defined_config(self.document().get("configDefs") or [], stored["config"])
+            if removed:
+                self.core.set_config(self.urn, kept)
+        except OpenHimError as exc:
+            log.warning("config fields this version no longer defines not yet removed from the core: %s", exc)
+            return False
+        if removed:
+            log.warning(
+                "removed from the mediator's config in the OpenHIM core what this version no longer defines: %s",
+                ", ".join(removed),
+            )
+        return True
 
     def _check_drift(self) -> None:
         """The core keeps its document when the version is not higher: say so when ours has changed since."""
@@ -136,7 +163,7 @@ class Heartbeat:
             self.on_config(config)
             log.info("applied the configuration from the OpenHIM console")
         except Exception as exc:  # a bad console config must never stop the heartbeat
-            log.error("configuration from the OpenHIM console not applied: %s", exc)
+            log.error("configuration from the OpenHIM console not applied, the settings in force are kept: %s", exc)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -155,6 +182,29 @@ def _addresses(doc: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
             found[key] = (route.get("host"), str(route.get("port")), route.get("path"), route.get("username"))
             found[key + " password"] = (route.get("password"),)
     return found
+
+
+def defined_config(config_defs: list[dict[str, Any]], config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The config without the params and struct fields `config_defs` do not define, and their names (never values)."""
+    defs = {d.get("param"): d for d in config_defs}
+    kept: dict[str, Any] = {}
+    removed: list[str] = []
+    for param, value in config.items():
+        definition = defs.get(param)
+        if definition is None:
+            removed.append(param)
+            continue
+        if definition.get("type") == "struct":
+            fields = {t.get("param") for t in definition.get("template") or []}
+            entries = value if isinstance(value, list) else [value]
+            for i, entry in enumerate(entries):
+                if isinstance(entry, dict):
+                    where = f"{param}[{entry.get('name') or i}]" if isinstance(value, list) else param
+                    removed += [f"{where}.{f}" for f in entry if f not in fields]
+            cleaned = [{k: v for k, v in e.items() if k in fields} if isinstance(e, dict) else e for e in entries]
+            value = cleaned if isinstance(value, list) else cleaned[0]
+        kept[param] = value
+    return kept, removed
 
 
 def registration_drift(sent: dict[str, Any], stored: dict[str, Any]) -> list[str]:

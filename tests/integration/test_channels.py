@@ -23,9 +23,7 @@ def two_channels(env, tmp_path, fake):
             "path": "/channels/other",
             "resources": "Claim,ClaimResponse",
             "username": "openhim-other",
-            "password": "",
             "dhis2_username": "",
-            "dhis2_password": "",
         }
     )
     path = tmp_path / "mediator_config.json"

@@ -238,3 +238,87 @@ def test_registration_warns_when_the_core_keeps_an_older_document(caplog):
     responses.post(HEARTBEAT, body="")
     Heartbeat(CoreClient(CORE, "u", "p"), lambda: doc, Recorder(), interval=10).step()
     assert "endpoint 'e' differs" in caplog.text
+
+
+SECRETS_ENV = {
+    "MEDIATOR_DHIS2_PASSWORD": "Env-Dhis2-Pw",
+    "MEDIATOR_DHIS2_TOKEN": "d2pat_env_token",
+    "MEDIATOR_PSEUDONYM_KEY": "Env-Pseudonym-Key",
+    "MEDIATOR_CHANNEL_INSUREES_PASSWORD": "Env-Route-Pw",
+    "MEDIATOR_CHANNEL_INSUREES_DHIS2_USERNAME": "insuree-writer",
+    "MEDIATOR_CHANNEL_INSUREES_DHIS2_PASSWORD": "Env-Channel-Dhis2-Pw",
+    "MEDIATOR_OPENHIM_PASSWORD": "Env-Openhim-Pw",
+    "MEDIATOR_OPENIMIS_PASSWORD": "Env-Openimis-Pw",
+    "MEDIATOR_SUBSCRIPTION_CLIENT_PASSWORD": "Env-Client-Pw",
+}
+
+
+def config_defs(defs):
+    for d in defs:
+        yield d
+        yield from config_defs(d.get("template") or [])
+
+
+def test_the_registered_config_and_config_defs_carry_no_secret():
+    from mediator.service import registration_document
+    from mediator.settings import build_settings
+
+    doc = registration_document(build_settings(SECRETS_ENV))
+    assert [d["param"] for d in config_defs(doc["configDefs"]) if d["type"] == "password"] == []
+    shown = json.dumps(doc["config"]) + json.dumps(doc["configDefs"])
+    assert [v for v in SECRETS_ENV.values() if v in shown] == []
+    # the core calls the mediator with the route's password: that one stays in the channel it installs
+    routes = [r for c in doc["defaultChannelConfig"] for r in c["routes"] if r["path"] == "/channels/insurees"]
+    assert [r["password"] for r in routes] == ["Env-Route-Pw"]
+
+
+def test_every_default_channel_keeps_its_bodies_for_a_limited_time():
+    from mediator.settings import DEFAULT_CONFIG_FILE, load_registration
+
+    channels = load_registration(DEFAULT_CONFIG_FILE)["defaultChannelConfig"]
+    # the core accepts maxBodyAgeDays only from 1 to 36499 days, and only on a channel that stores a body
+    assert [(c["name"], 0 < c.get("maxBodyAgeDays", 0) < 36500) for c in channels] == [
+        (c["name"], True) for c in channels
+    ]
+    assert all(c["requestBody"] or c["responseBody"] for c in channels)
+
+
+def test_the_leader_lock_file_is_private(tmp_path):
+    lock = LeaderLock(tmp_path / "state" / "hb.lock")
+    assert lock.try_acquire()
+    assert oct((tmp_path / "state" / "hb.lock").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "state").stat().st_mode & 0o777) == "0o700"
+    lock.release()
+
+
+DEFS = [
+    {"param": "batch_size", "type": "number"},
+    {"param": "channels", "type": "struct", "array": True, "template": [{"param": "name"}, {"param": "username"}]},
+]
+CONFIG_URL = f"{CORE}/mediators/urn%3Amediator%3Atest/config"
+
+
+def stored_with(version, config):
+    responses.post(f"{CORE}/mediators", status=201)
+    responses.get(f"{CORE}/mediators/urn%3Amediator%3Atest", json={**DOC, "version": version, "config": config})
+    responses.put(CONFIG_URL, status=200)
+    responses.post(HEARTBEAT, body="")
+
+
+@responses.activate
+def test_config_fields_an_older_version_left_are_removed_once_the_core_holds_this_version(caplog):
+    old = {
+        "batch_size": 5,
+        "dhis2_password": "Old-Pw-1",
+        "channels": [{"name": "a", "username": "u", "password": "Old-Pw-2"}],
+    }
+    stored_with("0.9.0", old)  # the core kept an older document: its config is still that version's
+    Heartbeat(CoreClient(CORE, "u", "p"), lambda: {**DOC, "configDefs": DEFS}, Recorder(), interval=10).step()
+    assert [c for c in responses.calls if c.request.method == "PUT"] == []
+    responses.reset()
+    stored_with("1.0.0", old)
+    Heartbeat(CoreClient(CORE, "u", "p"), lambda: {**DOC, "configDefs": DEFS}, Recorder(), interval=10).step()
+    (put,) = [c for c in responses.calls if c.request.method == "PUT"]
+    assert json.loads(put.request.body) == {"batch_size": 5, "channels": [{"name": "a", "username": "u"}]}
+    assert "dhis2_password, channels[a].password" in caplog.text
+    assert "Old-Pw" not in caplog.text

@@ -97,3 +97,130 @@ def test_malformed_json_and_non_finite_numbers_are_refused():
         build_settings({"MEDIATOR_ATTRIBUTE_UIDS": "{not json"})
     with pytest.raises(SettingsError, match="dhis2_timeout_seconds"):
         build_settings({"MEDIATOR_DHIS2_TIMEOUT_SECONDS": "nan"})
+
+
+DHIS2_ENV = {
+    "MEDIATOR_DHIS2_URL": "https://dhis2.example.org",
+    "MEDIATOR_DHIS2_USERNAME": "mediator",
+    "MEDIATOR_DHIS2_PASSWORD": "Dhis2-Pass-1",
+}
+
+
+def test_a_console_dhis2_url_on_another_host_is_refused_naming_the_setting():
+    base = build_settings(DHIS2_ENV)
+    with pytest.raises(SettingsError, match="dhis2_url: evil.example.org:443 is not a DHIS2 host") as refused:
+        with_console(base, {"dhis2_url": "https://evil.example.org"}, DHIS2_ENV)
+    assert "Dhis2-Pass-1" not in str(refused.value)
+
+
+def test_the_console_may_change_only_the_path_of_the_environments_dhis2_url():
+    s = build_settings(DHIS2_ENV, {"dhis2_url": "https://dhis2.example.org:443/dhis"})
+    assert s.dhis2_url == "https://dhis2.example.org:443/dhis"
+    with pytest.raises(SettingsError, match="dhis2_url: dhis2.example.org:8443 is not a DHIS2 host"):
+        build_settings(DHIS2_ENV, {"dhis2_url": "https://dhis2.example.org:8443/dhis"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:Hidden-Pw@dhis2.example.org",
+        "https://dhis2.example.org@evil.example.org",
+        "https://evil.example.org/steal?",
+        "https://dhis2.example.org/?",
+        "https://dhis2.example.org/#x",
+        "https://dhis2.example.org\\@evil.example.org",
+        "ftp://dhis2.example.org",
+        "https://dhis2.example.org:99999",
+    ],
+)
+def test_a_console_dhis2_url_that_is_not_a_plain_base_url_is_refused(url):
+    with pytest.raises(SettingsError, match="dhis2_url") as refused:
+        build_settings(DHIS2_ENV, {"dhis2_url": url})
+    assert url not in str(refused.value) and "Hidden-Pw" not in str(refused.value)
+
+
+def test_the_allowed_hosts_setting_lets_the_console_choose_among_them():
+    env = {**DHIS2_ENV, "MEDIATOR_DHIS2_ALLOWED_HOSTS": "dhis2.example.org, dhis2-staging.example.org:8443"}
+    assert build_settings(env, {"dhis2_url": "https://dhis2-staging.example.org:8443"}).dhis2_url.endswith(":8443")
+    with pytest.raises(SettingsError, match="dhis2-staging.example.org:443 is not a DHIS2 host"):
+        build_settings(env, {"dhis2_url": "https://dhis2-staging.example.org"})
+
+
+def test_a_console_dhis2_url_cannot_drop_https_for_http():
+    with pytest.raises(SettingsError, match="in clear"):
+        build_settings(DHIS2_ENV, {"dhis2_url": "http://dhis2.example.org:443"})
+
+
+def test_without_any_allowed_host_the_console_cannot_set_the_dhis2_url():
+    with pytest.raises(SettingsError, match="MEDIATOR_DHIS2_ALLOWED_HOSTS"):
+        build_settings({}, {"dhis2_url": "https://dhis2.example.org"})
+
+
+def test_an_environment_dhis2_url_outside_its_own_allowed_hosts_is_refused():
+    with pytest.raises(SettingsError, match="dhis2_url"):
+        build_settings({**DHIS2_ENV, "MEDIATOR_DHIS2_ALLOWED_HOSTS": "other.example.org"})
+
+
+def test_allowed_hosts_entries_must_be_hosts():
+    with pytest.raises(SettingsError, match="dhis2_allowed_hosts"):
+        build_settings({**DHIS2_ENV, "MEDIATOR_DHIS2_ALLOWED_HOSTS": "https://dhis2.example.org/"})
+
+
+def test_live_settings_refuse_a_console_dhis2_url_elsewhere_and_keep_the_settings(tmp_path):
+    env = {**DHIS2_ENV, "MEDIATOR_STATE_DIR": str(tmp_path)}
+    live = LiveSettings(build_settings(env), env)
+    with pytest.raises(SettingsError, match="dhis2_url"):
+        live.publish({"dhis2_url": "https://evil.example.org", "batch_size": 10})
+    assert (live.current().dhis2_url, live.current().batch_size) == ("https://dhis2.example.org", 200)
+    assert not (tmp_path / "console-config.json").exists()
+
+
+def test_a_stored_console_config_pointing_dhis2_elsewhere_is_not_applied(tmp_path):
+    env = {**DHIS2_ENV, "MEDIATOR_STATE_DIR": str(tmp_path)}
+    (tmp_path / "console-config.json").write_text('{"dhis2_url": "https://evil.example.org"}')
+    assert LiveSettings(build_settings(env), env).current().dhis2_url == "https://dhis2.example.org"
+
+
+def test_dhis2_tls_verification_is_not_taken_from_the_console(caplog):
+    s = build_settings(DHIS2_ENV, {"dhis2_verify_tls": False})
+    assert s.dhis2_verify_tls is True
+    assert "ignoring dhis2_verify_tls from the OpenHIM console" in caplog.text
+
+
+def test_dhis2_tls_verification_takes_false_or_a_ca_bundle_from_the_environment():
+    assert build_settings({"MEDIATOR_DHIS2_VERIFY_TLS": "false"}).dhis2_verify_tls is False
+    assert build_settings({"MEDIATOR_DHIS2_VERIFY_TLS": "/etc/dhis2-ca.pem"}).dhis2_verify_tls == "/etc/dhis2-ca.pem"
+
+
+@pytest.mark.parametrize("key", ["dhis2_password", "dhis2_token", "pseudonym_key"])
+def test_a_console_secret_is_ignored_with_a_warning_naming_only_the_key(key, caplog):
+    s = build_settings({**DHIS2_ENV, "MEDIATOR_PSEUDONYM_KEY": "env-key"}, {key: "From-Console-7"})
+    assert getattr(s, key) == {"dhis2_password": "Dhis2-Pass-1", "dhis2_token": "", "pseudonym_key": "env-key"}[key]
+    assert f"ignoring {key} from the OpenHIM console" in caplog.text
+    assert "From-Console-7" not in caplog.text
+
+
+def test_console_channel_passwords_are_ignored_and_the_environments_kept(caplog):
+    entry = {"name": "insurees", "path": "/channels/insurees", "resources": "Patient", "username": "openhim-insurees"}
+    console = {"channels": [{**entry, "password": "Console-Route-Pw", "dhis2_password": "Console-Dhis2-Pw"}]}
+    env = {"MEDIATOR_CHANNEL_INSUREES_PASSWORD": "env-route-pw"}
+    s = build_settings(env, console)
+    assert (s.channel("insurees").password, s.channel("insurees").dhis2_password) == ("env-route-pw", "")
+    assert "channels[insurees].password" in caplog.text and "channels[insurees].dhis2_password" in caplog.text
+    assert "Console-Route-Pw" not in caplog.text and "Console-Dhis2-Pw" not in caplog.text
+
+
+def test_a_published_console_config_is_stored_without_secrets(tmp_path):
+    env = {"MEDIATOR_STATE_DIR": str(tmp_path)}
+    live = LiveSettings(build_settings(env), env)
+    live.publish({"batch_size": 10, "dhis2_password": "Console-Pw-3", "pseudonym_key": "Console-Key-3"})
+    stored = (tmp_path / "console-config.json").read_text()
+    assert "Console-Pw-3" not in stored and "Console-Key-3" not in stored
+    assert live.current().batch_size == 10
+
+
+def test_personal_data_is_kept_90_days_in_the_journal_unless_set_otherwise():
+    assert build_settings({}).personal_data_retention_days == 90
+    assert build_settings({"MEDIATOR_PERSONAL_DATA_RETENTION_DAYS": "30"}).personal_data_retention_days == 30
+    with pytest.raises(SettingsError, match="personal_data_retention_days"):
+        build_settings({"MEDIATOR_PERSONAL_DATA_RETENTION_DAYS": "0"})
