@@ -17,11 +17,10 @@ log = logging.getLogger("mediator")
 
 
 def _serve(settings: Settings, env: dict[str, str]) -> None:
-    from gunicorn.app.base import BaseApplication
-
     from mediator.journal.store import migrate, open_engine
     from mediator.live_settings import LiveSettings
     from mediator.service import start_heartbeat, start_worker
+    from mediator.serving import serve
     from mediator.web.app import create_app, journal_url
 
     # The journal's schema is brought up to date once, before the workers start.
@@ -29,22 +28,11 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
     migrate(engine)
     engine.dispose()
 
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{settings.listen_host}:{settings.listen_port}")
-            self.cfg.set("workers", settings.workers)
-            # A large push makes many DHIS2 calls; the channel's route timeout (10 min) is the real bound.
-            self.cfg.set("timeout", 900)
-            self.cfg.set(
-                "post_worker_init", lambda worker: (start_heartbeat(settings, env), start_worker(settings, env))
-            )
-            self.cfg.set("control_socket_disable", True)
-            self.cfg.set("loglevel", settings.log_level.lower())
+    def in_each_worker() -> None:
+        start_heartbeat(settings, env)
+        start_worker(settings, env)
 
-        def load(self) -> Any:
-            return create_app(LiveSettings(settings, env), migrate_journal=False)
-
-    Server().run()
+    serve(settings, lambda: create_app(LiveSettings(settings, env), migrate_journal=False), in_each_worker)
 
 
 def _print_registration(settings: Settings) -> None:
@@ -105,6 +93,18 @@ def _journal(settings: Settings) -> Any:
     return Journal.open(settings.journal_url or default_url(settings.state_dir))
 
 
+def _reconcile(settings: Settings, resend: bool) -> int:
+    from mediator.dhis2.errors import Dhis2Error
+    from mediator.reconcile_command import reconcile_command
+
+    try:
+        client = _dhis2(settings)
+    except Dhis2Error as exc:
+        log.error("DHIS2 could not be reconciled with the journal: %s", exc)
+        return 1
+    return reconcile_command(_journal(settings), client, settings, resend=resend)
+
+
 def _bootstrap(settings: Settings, root_name: str) -> int:
     from mediator.bootstrap import bootstrap
     from mediator.dhis2.errors import Dhis2Error
@@ -121,6 +121,7 @@ def _bootstrap(settings: Settings, root_name: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    os.umask(0o077)  # what the mediator writes (journal, spool, console config, locks) is its user's alone
     parser = argparse.ArgumentParser(prog="openimis-dhis2-mediator", description="openIMIS to DHIS2 OpenHIM mediator")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     subscribing.add_argument("--facilities-path", default="/openimis/metadata", help="OpenHIM channel for facilities")
     boot = sub.add_parser("bootstrap", help="install into DHIS2 everything the mapping needs (safe to run again)")
     boot.add_argument("--root-name", default="openIMIS", help="name of the root org unit, if it has to be created")
+    rec = sub.add_parser("reconcile", help="check that DHIS2 holds what the journal says it delivered, per kind")
+    rec.add_argument("--resend", action="store_true", help="send again what DHIS2 lacks (after a restore or reset)")
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -164,9 +167,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"openimis-dhis2-mediator: settings refused: {exc}\n")
         raise SystemExit(2) from exc
 
-    from mediator.service import configure_logging, warn_insecure
+    from mediator.service import clear_spool, configure_logging, warn_insecure
 
     configure_logging(settings.log_level)
+    if args.command in ("serve", "push", "pull"):
+        clear_spool(settings)  # for serve: in the master, before any worker spools
     if args.command == "registration":
         _print_registration(settings)
         return
@@ -203,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "dead-letters":
         _dead_letters(settings, args.replay, args.ids or None)
         return
+    if args.command == "reconcile":
+        raise SystemExit(_reconcile(settings, args.resend))
     warn_insecure(settings)
     if settings.dhis2_url:
         _check(settings, strict=False)

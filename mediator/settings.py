@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from mediator.mapping.defaults import INSUREE_ATTRIBUTES
 
@@ -51,6 +52,13 @@ class Settings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8000
     workers: int = 2
+    # How gunicorn serves (mediator/serving.py): a request takes one of a worker's threads once its headers are in.
+    threads: int = 8  # requests a worker serves at once (a push delivered inline holds its thread until answered)
+    connections_per_worker: int = 1000  # open connections a worker holds, slow ones included; more wait unaccepted
+    header_timeout_seconds: float = 10.0  # from a connection's opening or a request's first byte to its last header
+    body_timeout_seconds: float = 30.0  # longest pause in a request body, and the slack before its minimum rate
+    body_min_kib_per_second: float = 16.0  # the average (KiB/s) a request body must keep up, or it is cut off
+    keepalive_seconds: int = 5  # how long an idle connection is kept open between two requests
     public_host: str = "127.0.0.1"
     public_port: int = 8000
     state_dir: Path = Path("var")
@@ -78,13 +86,17 @@ class Settings:
     openhim_router_url: str = ""  # how openIMIS reaches the OpenHIM router, for its subscriptions
     subscription_client_id: str = ""  # the OpenHIM client openIMIS's subscriptions authenticate as
     subscription_client_password: str = field(default="", repr=False)
+    # Secrets and TLS verification: environment only, never in the OpenHIM console (see ENV_ONLY_CONSOLE_KEYS).
+    dhis2_password: str = field(default="", repr=False)
+    dhis2_token: str = field(default="", repr=False)
+    pseudonym_key: str = field(default="", repr=False)
+    dhis2_verify_tls: bool | str = True
+    dhis2_allowed_hosts: str = ""  # where the DHIS2 credentials may go; empty: the environment's DHIS2 URL's host
+    personal_data_retention_days: int = 90  # decided records' FHIR resources are cleared from the journal after this
     # Console-editable settings (configDefs in mediator_config.json).
     dhis2_url: str = ""
     dhis2_auth: str = "basic"
     dhis2_username: str = ""
-    dhis2_password: str = field(default="", repr=False)
-    dhis2_token: str = field(default="", repr=False)
-    dhis2_verify_tls: bool = True
     dhis2_timeout_seconds: float = 60.0
     dhis2_max_attempts: int = 5
     tracker_api: str = "auto"
@@ -99,7 +111,6 @@ class Settings:
     send_phone: bool = False
     send_identification_number: bool = False
     birth_date_precision: str = "year"
-    pseudonym_key: str = field(default="", repr=False)
     uid_scheme: str = "mediator"
     pull_page_size: int = 1000
     pull_resource_types: str = ""  # empty: every type the mapping takes
@@ -114,6 +125,12 @@ PROCESS_KEYS: dict[str, type] = {
     "listen_host": str,
     "listen_port": int,
     "workers": int,
+    "threads": int,
+    "connections_per_worker": int,
+    "header_timeout_seconds": float,
+    "body_timeout_seconds": float,
+    "body_min_kib_per_second": float,
+    "keepalive_seconds": int,
     "public_host": str,
     "public_port": int,
     "state_dir": Path,
@@ -141,14 +158,17 @@ PROCESS_KEYS: dict[str, type] = {
     "openhim_router_url": str,
     "subscription_client_id": str,
     "subscription_client_password": str,
+    "dhis2_password": str,
+    "dhis2_token": str,
+    "pseudonym_key": str,
+    "dhis2_verify_tls": bool | str,  # type: ignore[dict-item]
+    "dhis2_allowed_hosts": str,
+    "personal_data_retention_days": int,
 }
 CONSOLE_KEYS: dict[str, type] = {
     "dhis2_url": str,
     "dhis2_auth": str,
     "dhis2_username": str,
-    "dhis2_password": str,
-    "dhis2_token": str,
-    "dhis2_verify_tls": bool,
     "dhis2_timeout_seconds": float,
     "dhis2_max_attempts": int,
     "tracker_api": str,
@@ -163,22 +183,18 @@ CONSOLE_KEYS: dict[str, type] = {
     "send_phone": bool,
     "send_identification_number": bool,
     "birth_date_precision": str,
-    "pseudonym_key": str,
     "uid_scheme": str,
     "pull_page_size": int,
     "pull_resource_types": str,
     "pull_overlap_seconds": float,
 }
-CHANNEL_FIELDS = (
-    "name",
-    "path",
-    "resources",
-    "personal_data",
-    "username",
-    "password",
-    "dhis2_username",
-    "dhis2_password",
-)
+CHANNEL_FIELDS = ("name", "path", "resources", "personal_data", "username", "dhis2_username")
+# A channel's passwords come from MEDIATOR_CHANNEL_<NAME>_PASSWORD and _DHIS2_PASSWORD only.
+CHANNEL_SECRETS = ("password", "dhis2_password")
+# Keys the OpenHIM console may still carry from an older registration, taken from the environment only: the core
+# masks nothing in GET /mediators nor inside the channels list, so a secret in its config is shown to every admin;
+# and whether DHIS2's certificate is checked is not for whoever can edit the console to decide.
+ENV_ONLY_CONSOLE_KEYS = ("dhis2_password", "dhis2_token", "pseudonym_key", "dhis2_verify_tls")
 PERSONAL_DATA = ("names", "phone", "identification_number")
 PULLED_TYPES = (
     "Location",
@@ -248,6 +264,11 @@ def _coerce(key: str, kind: Any, raw: Any) -> Any:
     return str(raw)
 
 
+def channel_env_prefix(name: str) -> str:
+    """MEDIATOR_CHANNEL_<NAME>_: where a channel's credentials come from."""
+    return f"{ENV_PREFIX}CHANNEL_{name.upper().replace('-', '_')}_"
+
+
 def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
     if not isinstance(raw, list):
         raise SettingsError("channels: expected a list of channel entries")
@@ -256,9 +277,10 @@ def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("path"):
             raise SettingsError(f"channels[{i}]: each channel needs a name and a path")
         values = {f: str(entry.get(f) or "") for f in CHANNEL_FIELDS}
+        values.update(dict.fromkeys(CHANNEL_SECRETS, ""))
         pulls = _coerce(f"channels[{i}].pulls", bool, entry.get("pulls") or False)
-        prefix = f"{ENV_PREFIX}CHANNEL_{values['name'].upper().replace('-', '_')}_"
-        for f in CHANNEL_FIELDS[4:]:
+        prefix = channel_env_prefix(values["name"])
+        for f in ("username", "dhis2_username", *CHANNEL_SECRETS):
             if prefix + f.upper() in env:
                 values[f] = env[prefix + f.upper()]
         if not values["path"].startswith("/"):
@@ -287,24 +309,67 @@ def build_settings(
     env = dict(os.environ if env is None else env)
     config_file = Path(env.get(ENV_PREFIX + "CONFIG_FILE", DEFAULT_CONFIG_FILE))
     defaults: dict[str, Any] = load_registration(config_file).get("config", {})
+    changed = console_changes(console or {}, defaults)
     values: dict[str, Any] = {"config_file": config_file}
     for key, kind in {**PROCESS_KEYS, **CONSOLE_KEYS}.items():
-        raw = env.get(ENV_PREFIX + key.upper(), defaults.get(key))
-        if key in CONSOLE_KEYS and console and key in console and console[key] != defaults.get(key):
-            raw = console[key]
+        raw = changed.get(key, env.get(ENV_PREFIX + key.upper(), defaults.get(key)))
         if raw is not None:
             values[key] = _coerce(key, kind, raw)
-    channels_raw = defaults.get("channels", [])
-    if console and "channels" in console and console["channels"] != channels_raw:
-        channels_raw = console["channels"]
-    values["channels"] = _channels(channels_raw, env)
+    values["channels"] = _channels(changed.get("channels", defaults.get("channels", [])), env)
     settings = Settings(**values)
     _check(settings)
+    own_url = str(env.get(ENV_PREFIX + "DHIS2_URL", defaults.get("dhis2_url")) or "")
+    problem = dhis2_url_problem(settings, own_url, from_console="dhis2_url" in changed)
+    if problem:
+        raise SettingsError(problem)
     return settings
+
+
+def console_changes(console: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The console settings an implementer changed: a value still at its registered default leaves the environment
+    in force, and what is taken from the environment only is ignored (see `without_env_only`)."""
+    console = without_env_only(console)
+    changed = {k: v for k, v in console.items() if k in CONSOLE_KEYS and v != defaults.get(k)}
+    if "channels" in console and console["channels"] != defaults.get("channels", []):
+        changed["channels"] = console["channels"]
+    return changed
+
+
+def without_env_only(console: Mapping[str, Any]) -> dict[str, Any]:
+    """A console config without the keys taken from the environment only (an older registration had them in the
+    console), each dropped with a warning that names the key, never its value."""
+    kept = {k: v for k, v in console.items() if k not in ENV_ONLY_CONSOLE_KEYS}
+    for key in ENV_ONLY_CONSOLE_KEYS:
+        if console.get(key) not in (None, ""):
+            _warn_ignored(key, f"{ENV_PREFIX}{key.upper()}")
+    if isinstance(kept.get("channels"), list):
+        kept["channels"] = [_channel_without_secrets(entry) for entry in kept["channels"]]
+    return kept
+
+
+def _channel_without_secrets(entry: Any) -> Any:
+    if not isinstance(entry, dict):
+        return entry  # refused as malformed by _channels
+    name = str(entry.get("name") or "?")
+    for key in CHANNEL_SECRETS:
+        if entry.get(key):
+            _warn_ignored(f"channels[{name}].{key}", channel_env_prefix(name) + key.upper())
+    return {k: v for k, v in entry.items() if k not in CHANNEL_SECRETS}
+
+
+def _warn_ignored(key: str, variable: str) -> None:
+    log.warning(
+        "ignoring %s from the OpenHIM console: it is taken from the environment only (%s); remove it from the "
+        "core's stored config, which shows it to every OpenHIM admin",
+        key,
+        variable,
+    )
 
 
 def _check(s: Settings) -> None:
     problems = []
+    if s.connections_per_worker <= s.threads:
+        problems.append("connections_per_worker: must be more than threads (slow connections wait without one)")
     if s.openhim_auth_mode not in {"basic", "token"}:
         problems.append("openhim_auth_mode: must be basic or token")
     if s.dhis2_auth not in {"basic", "token"}:
@@ -348,6 +413,73 @@ def _check(s: Settings) -> None:
         raise SettingsError("; ".join(problems))
 
 
+def dhis2_url_problem(s: Settings, own_url: str, from_console: bool) -> str | None:
+    """Why the DHIS2 credentials, which come from the environment, may not go to `s.dhis2_url` (None: they may).
+
+    The environment says where they go: MEDIATOR_DHIS2_ALLOWED_HOSTS, or else the host and port of its own DHIS2 URL
+    (`own_url`, the environment's or the registered default). A URL changed in the OpenHIM console must be a plain
+    http(s) base URL on one of those hosts, and not http where the environment's own URL is https. Messages name the
+    host at most: a URL may carry a password."""
+    allowed: list[tuple[str, int | None]] = []
+    for entry in (e.strip() for e in s.dhis2_allowed_hosts.split(",")):
+        if not entry:
+            continue
+        try:
+            parts = urlsplit("//" + entry)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if parts is None or not parts.hostname or parts.path or parts.query or "@" in parts.netloc:
+            return f"dhis2_allowed_hosts: {entry!r} is not a host or host:port"
+        allowed.append((parts.hostname, port))
+    if not s.dhis2_url:
+        return None
+    problem = _plain_url_problem(s.dhis2_url)
+    if problem:
+        return f"dhis2_url: {problem}"
+    target = urlsplit(s.dhis2_url)
+    host, port = target.hostname or "", _port(target)
+    if not allowed and own_url and not _plain_url_problem(own_url):
+        allowed = [(urlsplit(own_url).hostname or "", _port(urlsplit(own_url)))]
+    if not any(host == h and p in (None, port) for h, p in allowed):
+        if not allowed:
+            return (
+                "dhis2_url: the environment allows no DHIS2 host for its credentials; set "
+                f"{ENV_PREFIX}DHIS2_ALLOWED_HOSTS (or {ENV_PREFIX}DHIS2_URL)"
+            )
+        names = ", ".join(h if p is None else f"{h}:{p}" for h, p in allowed)
+        if s.dhis2_allowed_hosts.strip():
+            return f"dhis2_url: {host}:{port} is not a DHIS2 host the environment allows ({names})"
+        return (
+            f"dhis2_url: {host}:{port} is not a DHIS2 host the environment allows (only {names}, the host of its "
+            f"own DHIS2 URL; {ENV_PREFIX}DHIS2_ALLOWED_HOSTS allows others)"
+        )
+    if from_console and target.scheme == "http" and urlsplit(own_url).scheme == "https":
+        return "dhis2_url: http would send the DHIS2 credentials in clear where the environment's URL uses https"
+    return None
+
+
+def _plain_url_problem(url: str) -> str | None:
+    if "\\" in url or any(c.isspace() or not c.isprintable() for c in url):
+        return "must be a plain http(s) base URL (no spaces, control characters or backslashes)"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host (DHIS2's base URL, without /api)"
+    if "@" in parts.netloc:
+        return "must not carry a user or password (the DHIS2 credentials come from the environment)"
+    if "?" in url or "#" in url:
+        return "must be a base URL, without a query or fragment"
+    try:
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError:
+        return "has a malformed port"
+    return None
+
+
+def _port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def insecure_warnings(s: Settings) -> list[str]:
     """What an operator explicitly allowed that weakens security; logged at start and on every change."""
     warnings = []
@@ -356,7 +488,7 @@ def insecure_warnings(s: Settings) -> list[str]:
     if s.openimis_url and s.openimis_verify_tls is False:
         warnings.append("TLS verification towards openIMIS is OFF (MEDIATOR_OPENIMIS_VERIFY_TLS=false)")
     if s.dhis2_verify_tls is False:
-        warnings.append("TLS verification towards DHIS2 is OFF (dhis2_verify_tls=false)")
+        warnings.append("TLS verification towards DHIS2 is OFF (MEDIATOR_DHIS2_VERIFY_TLS=false)")
     if s.allow_default_passwords:
         warnings.append("well-known default passwords are allowed (MEDIATOR_ALLOW_DEFAULT_PASSWORDS=true)")
     for c in s.channels:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from tests.conftest import dhis2_metadata
+from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, dhis2_metadata
 from tests.e2e.openhim_core import free_port, wait_for_port
 
 
@@ -43,3 +44,28 @@ def faults(dhis2: str, **switches: float) -> dict:
     import requests
 
     return requests.post(f"{dhis2}/__fake__/faults", json=switches, timeout=10).json()
+
+
+def mediator_env(
+    port: int,
+    state_dir: Path,
+    dhis2: str,
+    channel_password: str,
+    dhis2_user: str = DHIS2_USER,
+    dhis2_password: str = DHIS2_PASSWORD,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of a served mediator (`python -m mediator.cli serve`) on `port` without OpenHIM, delivering
+    to the fake DHIS2 at `dhis2`, its insuree channel open with `channel_password`; `settings` are more MEDIATOR_*
+    variables, by their names without the prefix."""
+    return {
+        **os.environ,
+        "MEDIATOR_LISTEN_PORT": str(port),
+        "MEDIATOR_STATE_DIR": str(state_dir),
+        "MEDIATOR_OPENHIM_REGISTER": "false",
+        "MEDIATOR_DHIS2_URL": dhis2,
+        "MEDIATOR_DHIS2_USERNAME": dhis2_user,
+        "MEDIATOR_DHIS2_PASSWORD": dhis2_password,
+        "MEDIATOR_CHANNEL_INSUREES_PASSWORD": channel_password,
+        **{f"MEDIATOR_{k.upper()}": v for k, v in settings.items()},
+    }

@@ -63,7 +63,7 @@ def check_body_headers(headers: Headers) -> None:
 
 class BodyReader:
     """The request body as the intake reads it: whatever stops it being read whole is the request's fault (a
-    client that hung up, a chunk size that is no number), refused with 400; a size the app refuses stays 413."""
+    client that hung up, a chunk size that is no number), refused with 400; too slow (408) and too large (413) stay."""
 
     def __init__(self, stream: IO[bytes], expected: int | None) -> None:
         self.stream = stream
@@ -74,7 +74,7 @@ class BodyReader:
         try:
             chunk = self.stream.read(size)
         except HTTPException as exc:
-            if exc.code == 413:
+            if exc.code in (408, 413):  # too slow or too large: the server's own answers
                 raise
             raise Refused(400, "body", "the body could not be read whole (the client stopped sending)") from None
         except Exception:  # the server's own parse errors (chunked coding), not this process's

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 from tests import samples
 from tests.conftest import DHIS2_PASSWORD, DHIS2_USER
 from tests.e2e.openhim_core import free_port, wait_for_port
-from tests.processes import start_fake_dhis2
+from tests.processes import mediator_env, start_fake_dhis2
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "hostile-http-pass"
@@ -29,16 +28,7 @@ def mediator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     tmp = tmp_path_factory.mktemp("hostile-http")
     fake, dhis2 = start_fake_dhis2(tmp, [samples.VILLAGE], DHIS2_USER, DHIS2_PASSWORD, tmp / "fake.log")
     port = free_port()
-    env = {
-        **os.environ,
-        "MEDIATOR_LISTEN_PORT": str(port),
-        "MEDIATOR_STATE_DIR": str(tmp / "state"),
-        "MEDIATOR_OPENHIM_REGISTER": "false",
-        "MEDIATOR_DHIS2_URL": dhis2,
-        "MEDIATOR_DHIS2_USERNAME": DHIS2_USER,
-        "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
-        "MEDIATOR_CHANNEL_INSUREES_PASSWORD": PASSWORD,
-    }
+    env = mediator_env(port, tmp / "state", dhis2, PASSWORD)
     log = (tmp / "mediator.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "mediator.cli", "serve"], env=env, stdout=log, stderr=log)
     try:
