@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
 
     configure_logging(settings.log_level)
     if args.command in ("serve", "push", "pull"):
-        clear_spool(settings)  # for serve: in the master, before any worker spools
+        clear_spool(settings, at_once=args.command == "serve")  # serve: in the master, before any worker spools
     if args.command == "registration":
         _print_registration(settings)
         return

@@ -55,7 +55,9 @@ def spooled(stream: Readable, directory: Path) -> Iterator[Spooled]:
                 digest.update(chunk)
                 size += len(chunk)
                 file.write(chunk)
-        yield Spooled(Path(name), digest.hexdigest(), size)
+        # Held open while the push is taken in: a process starting beside this one sees the file in use.
+        with open(name, "rb"):
+            yield Spooled(Path(name), digest.hexdigest(), size)
     finally:
         Path(name).unlink(missing_ok=True)
 

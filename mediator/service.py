@@ -13,7 +13,7 @@ from typing import Any
 
 import urllib3
 
-from mediator.intake import incoming_dir, remove_stale
+from mediator.intake import STALE_SECONDS, incoming_dir, remove_stale
 from mediator.live_settings import LiveSettings
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import OpenHimError
@@ -56,10 +56,13 @@ def registration_document(settings: Settings) -> dict[str, Any]:
     return doc
 
 
-def clear_spool(settings: Settings) -> int:
+def clear_spool(settings: Settings, at_once: bool) -> int:
     """Remove at start the spool files no process is reading any more: the bodies of pushes a process died taking
-    in (never kept, never answered, so openIMIS or OpenHIM sends them again), which hold personal data."""
-    removed = remove_stale(incoming_dir(settings), older_than=0)
+    in (never kept, never answered, so openIMIS or OpenHIM sends them again), which hold personal data.
+
+    `at_once` (the server's master, before its workers start) removes every one no process has open; a command
+    started beside a running server removes only those older than an hour, whatever it can see of other processes."""
+    removed = remove_stale(incoming_dir(settings), older_than=0 if at_once else STALE_SECONDS)
     if removed:
         log.info("removed %d spool file(s) left by a process that stopped while taking a push in", removed)
     return removed

@@ -66,6 +66,7 @@ class Head:
         self.closing = False  # refused: what the client still sends is read and dropped until it closes
         self.watched = False  # registered with the worker's poller
         self._scanned = 0
+        self._complete = False
 
     def feed(self, data: bytes) -> None:
         self.data += data
@@ -73,16 +74,16 @@ class Head:
     def complete(self) -> bool:
         """Whether a thread may parse it: the blank line that ends the headers has come, or a bare LF, which the
         parser refuses at once (400) rather than wait for more."""
-        start = max(0, self._scanned - 3)
-        self._scanned = len(self.data)
-        if self.data.find(b"\r\n\r\n", start) >= 0:
+        if self._complete:  # asked again before anything more was fed: still complete
             return True
+        start = max(0, self._scanned - 3)
+        self._complete = self.data.find(b"\r\n\r\n", start) >= 0
         i = self.data.find(b"\n", start)
-        while i >= 0:
-            if i == 0 or self.data[i - 1] != 0x0D:
-                return True
+        while i >= 0 and not self._complete:
+            self._complete = i == 0 or self.data[i - 1] != 0x0D
             i = self.data.find(b"\n", i + 1)
-        return False
+        self._scanned = len(self.data)
+        return self._complete
 
 
 @dataclass

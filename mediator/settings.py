@@ -238,10 +238,12 @@ def _coerce(key: str, kind: Any, raw: Any) -> Any:
             return False
         raise SettingsError(f"{key}: expected true or false, got {raw!r}")
     if kind == bool | str:
-        # TLS verification: true/false, or the path of a CA bundle.
+        # TLS verification: true/false, or the path of a CA bundle; an empty value would turn it off unseen.
         try:
             return _coerce(key, bool, raw)
         except SettingsError:
+            if not str(raw).strip():
+                raise SettingsError(f"{key}: expected true, false or the path of a CA bundle, got nothing") from None
             return str(raw)
     if kind in (int, float):
         try:

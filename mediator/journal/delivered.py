@@ -39,11 +39,16 @@ class Vouched:
 LIVES_ON = {"Group": "Patient", "ClaimResponse": "Claim"}
 
 
+def _newer_row() -> Any:
+    """Whether a later row of the same record exists (a newer push of it: that one speaks for the record now)."""
+    later = aliased(Work)
+    return select(later.id).where(later.kind == Work.kind, later.key == Work.key, later.id > Work.id).exists()
+
+
 def vouched(journal: Journal, size: int = 500) -> Iterator[list[Vouched]]:
     """Every record whose newest row says DHIS2 holds it, `size` at a time, in the order they were kept; one with no
     DHIS2 object of its own carries the UIDs of those it lives on, from its unit of the push."""
-    later = aliased(Work)
-    newer = select(later.id).where(later.kind == Work.kind, later.key == Work.key, later.id > Work.id).exists()
+    newer = _newer_row()
     last = 0
     while True:
         query = (
@@ -96,7 +101,8 @@ def send_again(journal: Journal, ids: Collection[int]) -> SentAgain:
     queued = marked = 0
     with journal.sessions.begin() as session:
         for chunk in _chunks(sorted(ids)):
-            vouching = Work.id.in_(chunk) & Work.state.in_(VOUCHED)
+            # Checked again here: a newer push of the record may have come since it was found missing.
+            vouching = Work.id.in_(chunk) & Work.state.in_(VOUCHED) & ~_newer_row()
             kept = vouching & Work.resource.is_not(None)
             pushes = select(Work.transaction_id).where(kept)
             session.execute(update(Transaction).where(Transaction.id.in_(pushes)).values(status="Processing"))

@@ -21,6 +21,7 @@ import ijson
 from mediator.openimis.reader import Problem
 
 MAX_DEPTH = 64
+MAX_EXPONENT = 4300  # as many digits as Python turns into an integer
 INT64 = 1 << 63
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _LOW = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
@@ -93,6 +94,9 @@ def _check_structure(file: Any) -> Checked:
             if type(value) is int:
                 big = not -INT64 <= value < INT64
             elif isinstance(value, Decimal) and value.is_finite():
+                if abs(value.adjusted()) > MAX_EXPONENT:  # 1e100000000: thirteen bytes, beyond any reader's means
+                    record, field = _place(path)
+                    raise NotWellFormed(Problem(record, field, f"a number beyond 10^{MAX_EXPONENT}"))
                 big = value.adjusted() >= 308
     return Checked(big)
 

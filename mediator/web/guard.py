@@ -10,9 +10,12 @@ from typing import IO
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
-# The journal's columns: an OpenHIM transaction id is a 24-hex MongoDB id; a client id is what the core's admin typed.
-OPENHIM_HEADERS = {"X-OpenHIM-TransactionID": 64, "X-OpenHIM-ClientID": 128}
-_HEADER_VALUE = re.compile(r"[\x21-\x7e]+")
+# The journal's columns hold them: an OpenHIM transaction id is a 24-hex MongoDB id.
+# A transaction id is visible ASCII; a client id is whatever the core's admin typed, as HTTP carries it (Latin-1).
+OPENHIM_HEADERS = {
+    "X-OpenHIM-TransactionID": (64, re.compile(r"[\x21-\x7e]+"), "visible ASCII characters"),
+    "X-OpenHIM-ClientID": (128, re.compile(r"[\x20-\x7e\xa0-\xff]+"), "printable characters"),
+}
 MEDIA_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 
 
@@ -35,10 +38,10 @@ class Origin:
 def origin(headers: Headers) -> Origin:
     """The OpenHIM transaction and client the request names, as the journal keeps them."""
     values: dict[str, str | None] = {}
-    for name, limit in OPENHIM_HEADERS.items():
+    for name, (limit, allowed, what) in OPENHIM_HEADERS.items():
         value = headers.get(name)
-        if value is not None and not (len(value) <= limit and _HEADER_VALUE.fullmatch(value)):
-            raise Refused(400, name, f"must be 1 to {limit} visible ASCII characters")
+        if value is not None and not (len(value) <= limit and allowed.fullmatch(value)):
+            raise Refused(400, name, f"must be 1 to {limit} {what}")
         values[name] = value
     return Origin(values["X-OpenHIM-TransactionID"], values["X-OpenHIM-ClientID"])
 

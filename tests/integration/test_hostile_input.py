@@ -209,6 +209,9 @@ def _hand_written() -> list[tuple[bytes, dict[str, str], str]]:
         (b"\xef\xbb\xbf" + bundle.encode(), {}, "not valid JSON"),
         (bundle.encode() + b"\xff", {}, "not valid JSON"),
         (_with(one, "{", '"n": 1' + "0" * 5000 + ","), {}, "more than 4300 digits"),
+        (_with(one, "{", '"meta": {"x": 1e5000},'), {}, "a number beyond 10^4300"),
+        (_with(bundle, "{", '"n": 1e100000000,'), {}, "a number beyond 10^4300"),
+        (bundle.encode(), {"X-OpenHIM-ClientID": "bad\x01"}, "X-OpenHIM-ClientID"),
     ]
     for hostile_id in ["x" * 65, "ab\x00c", "a b", "a/b", "\u00e9t\u00e9", "", "a" * 10_000]:
         for doc in (dict(patient, id=hostile_id, identifier=[]), samples.group(key=hostile_id)):
@@ -293,3 +296,10 @@ def test_numbers_beyond_64_bits_are_valid_json_and_the_push_goes(channel, number
     status, issues = channel.check(json.dumps(doc).replace('"BIG"', number).encode())
     assert status == 200, issues
     assert channel.fake.fake.store.tracked_entities.get(tracked_entity_uid(key))
+
+
+def test_a_client_id_as_the_core_admin_typed_it_is_kept(channel):
+    key = str(uuid.uuid4())
+    body = json.dumps(samples.patient(key=key, chf_id=str(uuid.UUID(key).int % 10**12))).encode()
+    status, issues = channel.check(body, {"X-OpenHIM-ClientID": "openIMIS Région Nord"})
+    assert status == 200, issues

@@ -150,3 +150,10 @@ def test_gunicorn_runs_the_guarded_threaded_worker_with_the_serving_settings():
 def test_fewer_connections_per_worker_than_threads_are_refused():
     with pytest.raises(SettingsError, match="connections_per_worker"):
         build_settings({"MEDIATOR_THREADS": "8", "MEDIATOR_CONNECTIONS_PER_WORKER": "8"})
+
+
+def test_a_complete_head_stays_complete_when_asked_again():
+    # A pipelined request already buffered is asked about twice before anything more comes.
+    head = Head(deadline=0.0)
+    head.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.complete() and head.complete()

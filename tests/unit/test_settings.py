@@ -224,3 +224,11 @@ def test_personal_data_is_kept_90_days_in_the_journal_unless_set_otherwise():
     assert build_settings({"MEDIATOR_PERSONAL_DATA_RETENTION_DAYS": "30"}).personal_data_retention_days == 30
     with pytest.raises(SettingsError, match="personal_data_retention_days"):
         build_settings({"MEDIATOR_PERSONAL_DATA_RETENTION_DAYS": "0"})
+
+
+@pytest.mark.parametrize(
+    "name", ["MEDIATOR_DHIS2_VERIFY_TLS", "MEDIATOR_OPENHIM_VERIFY_TLS", "MEDIATOR_OPENIMIS_VERIFY_TLS"]
+)
+def test_an_empty_tls_verification_is_refused_rather_than_taken_for_off(name):
+    with pytest.raises(SettingsError, match="the path of a CA bundle, got nothing"):
+        build_settings({name: " "})

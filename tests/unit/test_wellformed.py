@@ -77,3 +77,10 @@ def test_a_number_of_thousands_of_digits_is_refused_by_name(tmp_path):
 def test_what_is_not_json_is_refused_without_quoting_it(tmp_path, body):
     problem = refusal(tmp_path, body)
     assert problem.message.startswith("not valid JSON (")
+
+
+@pytest.mark.parametrize("number", [b"1e5000", b"1e100000000", b"-2.5E-99999999"])
+def test_an_exponent_beyond_what_a_reader_can_turn_into_a_number_is_refused(tmp_path, number):
+    problem = refusal(tmp_path, b'{"entry":[{"resource":{"meta":{"x":%s}}}]}' % number)
+    assert (problem.record, problem.field) == ("Bundle.entry[0]", "meta.x")
+    assert problem.message == "a number beyond 10^4300"
