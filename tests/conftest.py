@@ -176,3 +176,16 @@ def openimis() -> Iterator[Any]:
         pytest.skip(why)
     with openimis_server() as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Mark what needs a PostgreSQL server (the journal on PostgreSQL, the real openIMIS, which runs on one), so that
+    `pytest -m "not e2e and not postgres"` runs without installing anything."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_postgres = "postgresql" in (params.get("journal_url"), params.get("database"))
+        if "openimis" in fixtures:
+            item.add_marker(pytest.mark.openimis)
+        if on_postgres or "postgres_url" in fixtures or "openimis" in fixtures:
+            item.add_marker(pytest.mark.postgres)
