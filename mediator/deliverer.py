@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, credentials_key, make_auth
 from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
+from mediator.journal.delivered import enrollment_org_units
 from mediator.journal.models import Exchange as ExchangeRow
 from mediator.journal.models import Outcome, Transaction
 from mediator.journal.numbers import insurees_by_number
@@ -179,6 +180,8 @@ class Deliverer:
         known = insurees_by_number(self.journal, numbers) if numbers else {}
         waiting = self._waiting(taken, reading.records, known)
         reading.records = [r for r in reading.records if label(r) not in waiting]
+        covered = _insurees_from_elsewhere(reading.records, known)
+        org_units = enrollment_org_units(self.journal, covered) if covered else {}
         context = read_document(
             {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in taken.context]}, SCHEMAS
         )
@@ -198,6 +201,7 @@ class Deliverer:
             writer_for,
             entries,
             known,
+            org_units,
         )
         if result.failure is not None:
             self.versions.forget(settings.dhis2_url.rstrip("/"))
@@ -294,6 +298,14 @@ def dhis2_user(settings: Settings, channel: ChannelSettings | None) -> tuple[str
     if channel is not None and channel.dhis2_username:
         return "basic", channel.dhis2_username, channel.dhis2_password
     return settings.dhis2_auth, settings.dhis2_username, settings.dhis2_password
+
+
+def _insurees_from_elsewhere(records: list[Record], by_number: Mapping[str, str]) -> set[str]:
+    """The insurees the policies of a slice cover that the slice does not carry (by key, or by insurance number)."""
+    carried = {r.key for r in records if isinstance(r, Insuree)}
+    covered = {k for r in records if isinstance(r, Policy) for k in r.insuree_keys}
+    covered |= {by_number[n] for r in records if isinstance(r, Policy) for n in r.insurance_numbers if n in by_number}
+    return covered - carried
 
 
 def _numbers_from_elsewhere(records: list[Record]) -> set[str]:

@@ -37,10 +37,12 @@ def push(
     writer_for: Callable[[Dhis2Client], TrackerWriter],
     known_entries: Sequence[CodeEntry] = (),
     known_numbers: Mapping[str, str] | None = None,
+    known_org_units: Mapping[str, str] | None = None,
 ) -> PushResult:
     """`writer_for` picks the API that writes tracker data for the DHIS2 a client talks to (by its version);
     `known_entries` are code list entries of the same push delivered earlier, whose codes claim lines may name;
-    `known_numbers` (insurance number -> insuree key) name the insurees of earlier pushes that Coverages cover."""
+    `known_numbers` (insurance number -> insuree key) name the insurees of earlier pushes that Coverages cover;
+    `known_org_units` (insuree key -> org unit) are where the enrollments of insurees delivered earlier are."""
     result = PushResult(received=dict(reading.resource_counts))
     if reading.problems and not reading.records:
         result.problems = list(reading.problems)  # nothing usable: the whole push is refused
@@ -80,7 +82,16 @@ def push(
             if policies:
                 status = {o.record: o.status for o in result.outcomes}
                 deliver_policies(
-                    client, writer, policies, insurees, status, setup, batch_size, result, known_numbers or {}
+                    client,
+                    writer,
+                    policies,
+                    insurees,
+                    status,
+                    setup,
+                    batch_size,
+                    result,
+                    known_numbers or {},
+                    known_org_units or {},
                 )
             if claims or reviews:
                 deliver_claims(

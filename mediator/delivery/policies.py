@@ -1,6 +1,7 @@
 """Policies into DHIS2: "Policy details" events in the Family/Insuree enrollment of each insuree covered.
 
-Insurees are found in the same push (by key, or by insurance number for a Coverage) or, by key, in DHIS2.
+Insurees are found in the same push (by key, or by insurance number for a Coverage), in the journal (those the
+mediator delivered) or, by key, in DHIS2.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
 
 
 class _Villages:
-    """The org unit of each insuree's enrollment: from the push, else from DHIS2 (asked once per insuree)."""
+    """The org unit of each insuree's enrollment: from the push, else from what the journal delivered, else from
+    DHIS2 (asked once per insuree)."""
 
-    def __init__(self, client: Dhis2Client, writer: TrackerWriter, insurees: list[Insuree], setup: Setup) -> None:
+    def __init__(
+        self,
+        client: Dhis2Client,
+        writer: TrackerWriter,
+        insurees: list[Insuree],
+        setup: Setup,
+        delivered: Mapping[str, str],
+    ) -> None:
         self.client = client
         self.writer = writer
         self.program = setup.programs["insuree"]
-        self.known: dict[str, str | None] = {i.key: setup.org_unit(i.village_key) for i in insurees}
+        self.known: dict[str, str | None] = {**delivered, **{i.key: setup.org_unit(i.village_key) for i in insurees}}
 
     def of(self, insuree_key: str) -> str | None:
         if insuree_key not in self.known:
@@ -48,10 +57,12 @@ def deliver_policies(
     batch_size: int,
     result: PushResult,
     known_numbers: Mapping[str, str],
+    known_org_units: Mapping[str, str] | None = None,
 ) -> None:
-    """`known_numbers` (insurance number -> insuree key) are the insurees of earlier pushes, from the journal."""
+    """`known_numbers` (insurance number -> insuree key) are the insurees of earlier pushes, from the journal, and
+    `known_org_units` (insuree key -> org unit) where their enrollments are."""
     by_number = {**known_numbers, **{i.insurance_number: i.key for i in insurees if i.insurance_number}}
-    villages = _Villages(client, writer, insurees, setup)
+    villages = _Villages(client, writer, insurees, setup, known_org_units or {})
     items: list[Deliverable] = []
     for policy in merge_policies(policies):
         record = f"{policy.kind}/{policy.key}"

@@ -111,3 +111,21 @@ def send_again(journal: Journal, ids: Collection[int]) -> SentAgain:
             gone = vouching & Work.resource.is_(None)
             marked += _count(session.execute(update(Work).where(gone).values(state=MISSING, updated_at=now)))
     return SentAgain(queued, marked)
+
+
+def enrollment_org_units(journal: Journal, insuree_keys: Collection[str]) -> dict[str, str]:
+    """insuree key -> the org unit of its enrollment, for the insurees whose newest delivered version the journal
+    vouches for (what the mediator delivered itself needs no request to DHIS2)."""
+    found: dict[str, str] = {}
+    with journal.sessions() as session:
+        for chunk in _chunks(sorted(insuree_keys)):
+            rows = session.execute(
+                select(Work.key, Work.uids)
+                .where(Work.kind == "Patient", Work.key.in_(chunk), Work.state.in_(VOUCHED), ~_newer_row())
+                .order_by(Work.id)
+            )
+            for key, uids in rows:
+                org_unit = (uids or {}).get("orgUnit")
+                if isinstance(org_unit, str) and org_unit:
+                    found[key] = org_unit
+    return found

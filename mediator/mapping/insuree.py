@@ -46,7 +46,11 @@ class MappedInsuree:
     @property
     def uids(self) -> dict[str, str]:
         enrollment = self.tracked_entity["enrollments"][0]
-        return {"trackedEntity": self.tracked_entity["trackedEntity"], "enrollment": enrollment["enrollment"]}
+        return {
+            "trackedEntity": self.tracked_entity["trackedEntity"],
+            "enrollment": enrollment["enrollment"],
+            "orgUnit": enrollment["orgUnit"],  # where policies and claims of the insuree go, known without asking
+        }
 
 
 def enrollment_uid(insuree_key: str, program: str) -> str:

@@ -100,3 +100,35 @@ def test_a_product_dhis2_does_not_know_rejects_the_policy_naming_the_field(clien
     assert resp.status_code == 422
     body = env["response"]["body"]
     assert "E1125" in body and "policy.product" in body
+
+
+def enrollment_reads(fake):
+    return [r for r in fake.fake.requests_seen if r[0] == "GET" and "enrollments" in r[1]]
+
+
+def test_insurees_the_mediator_delivered_are_found_in_the_journal_not_asked_of_dhis2(client, fake):
+    insurees(client)
+    resp, env = post(client, samples.bundle(samples.coverage(), samples.contract()))
+    assert resp.status_code == 200, env["response"]["body"]
+    assert enrollment_reads(fake) == []
+    assert policy_event_uid(samples.POLICY, samples.MEMBER) in fake.fake.store.events
+
+
+def test_an_insuree_the_journal_does_not_know_is_asked_of_dhis2_once(client, fake, env):
+    insurees(client)
+    # Another mediator (another journal) delivers the same policy: its insurees are only in DHIS2.
+    other = create_app(
+        LiveSettings(
+            build_settings(
+                {
+                    **env,
+                    "MEDIATOR_STATE_DIR": env["MEDIATOR_STATE_DIR"] + "-other",
+                    "MEDIATOR_CHANNEL_POLICIES_PASSWORD": "policies-route-pass",
+                }
+            ),
+            env,
+        )
+    ).test_client()
+    resp, env_doc = post(other, samples.bundle(samples.contract()))
+    assert resp.status_code == 200, env_doc["response"]["body"]
+    assert len(enrollment_reads(fake)) == 2  # head and member, each once
