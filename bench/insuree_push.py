@@ -29,7 +29,7 @@ from mediator.settings import build_settings  # noqa: E402
 from mediator.web.app import create_app  # noqa: E402
 from tests import samples  # noqa: E402
 from tests.conftest import basic  # noqa: E402
-from tests.processes import start_fake_dhis2  # noqa: E402
+from tests.processes import BENCH_CHANNEL_PASSWORD, BENCH_DHIS2, bench_env, start_fake_dhis2  # noqa: E402
 
 VILLAGES = [str(uuid.UUID(int=i + 1)) for i in range(20)]
 
@@ -58,19 +58,11 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
-    fake, dhis2_url = start_fake_dhis2(work, VILLAGES, "bench", "Bench-pass-1")
+    fake, dhis2_url = start_fake_dhis2(work, VILLAGES, *BENCH_DHIS2)
     try:
-        env = {
-            "MEDIATOR_STATE_DIR": str(work / "state"),
-            "MEDIATOR_DHIS2_URL": dhis2_url,
-            "MEDIATOR_DHIS2_USERNAME": "bench",
-            "MEDIATOR_DHIS2_PASSWORD": "Bench-pass-1",
-            "MEDIATOR_PSEUDONYM_KEY": "bench-key",
-            "MEDIATOR_CHANNEL_INSUREES_PASSWORD": "bench-channel",
-            "MEDIATOR_BATCH_SIZE": str(args.batch),
-        }
+        env = bench_env(work, dhis2_url, batch_size=str(args.batch))
         client = create_app(LiveSettings(build_settings(env), env)).test_client()
-        headers = {**basic("openhim-insurees", "bench-channel"), "Content-Type": "application/json"}
+        headers = {**basic("openhim-insurees", BENCH_CHANNEL_PASSWORD), "Content-Type": "application/json"}
 
         body = json.dumps(samples.bundle(*patients(args.insurees))).encode()
         cpu, wall = time.process_time(), time.perf_counter()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mediator.settings import build_settings  # noqa: E402
 from tests import samples  # noqa: E402
 from tests.conftest import basic, mediator_client  # noqa: E402
-from tests.processes import start_fake_dhis2  # noqa: E402
+from tests.processes import BENCH_CHANNEL_PASSWORD, BENCH_DHIS2, bench_env, start_fake_dhis2  # noqa: E402
 
 VILLAGES = [str(uuid.UUID(int=i + 1)) for i in range(20)]
 
@@ -70,25 +70,16 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-journal-"))
-    fake, dhis2_url = start_fake_dhis2(work, VILLAGES, "bench", "Bench-pass-1")
+    fake, dhis2_url = start_fake_dhis2(work, VILLAGES, *BENCH_DHIS2)
     try:
-        env = {
-            "MEDIATOR_STATE_DIR": str(work / "state"),
-            "MEDIATOR_DHIS2_URL": dhis2_url,
-            "MEDIATOR_DHIS2_USERNAME": "bench",
-            "MEDIATOR_DHIS2_PASSWORD": "Bench-pass-1",
-            "MEDIATOR_PSEUDONYM_KEY": "bench-key",
-            "MEDIATOR_CHANNEL_INSUREES_PASSWORD": "bench-channel",
-            "MEDIATOR_BATCH_SIZE": str(args.batch),
-            "MEDIATOR_SLICE_SIZE": str(args.slice),
-            "MEDIATOR_INLINE_LIMIT": "1",  # answer at once; the worker delivers
-        }
+        # answered at once (inline limit 1); the worker delivers
+        env = bench_env(work, dhis2_url, batch_size=str(args.batch), slice_size=str(args.slice), inline_limit="1")
         if args.journal:
             env["MEDIATOR_JOURNAL_URL"] = args.journal
         body = work / "bundle.json"
         records = write_bundle(body, args.insurees, args.families)
         client = mediator_client(env)
-        headers = {**basic("openhim-insurees", "bench-channel"), "Content-Type": "application/json"}
+        headers = {**basic("openhim-insurees", BENCH_CHANNEL_PASSWORD), "Content-Type": "application/json"}
         base = peak_mib()
 
         start = time.perf_counter()

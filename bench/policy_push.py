@@ -26,15 +26,14 @@ from mediator.settings import build_settings  # noqa: E402
 from mediator.web.app import create_app  # noqa: E402
 from tests import samples  # noqa: E402
 from tests.conftest import basic  # noqa: E402
-from tests.processes import start_fake_dhis2  # noqa: E402
+from tests.processes import BENCH_CHANNEL_PASSWORD, BENCH_DHIS2, bench_env, start_fake_dhis2  # noqa: E402
 
 VILLAGES = [str(uuid.UUID(int=i + 1)) for i in range(20)]
-PASSWORD = "bench-channel"  # noqa: S105 (a throw-away channel of the benchmark)
 
 
 def post(client, path: str, doc: dict) -> dict:
     name = path.rsplit("/", 1)[1]
-    headers = {**basic(f"openhim-{name}", PASSWORD), "Content-Type": "application/json"}
+    headers = {**basic(f"openhim-{name}", BENCH_CHANNEL_PASSWORD), "Content-Type": "application/json"}
     envelope = json.loads(client.post(path, data=json.dumps(doc), headers=headers).data)
     assert envelope["status"] == "Successful", envelope["response"]["body"][:500]
     return envelope
@@ -55,16 +54,9 @@ def main() -> None:
     parser.add_argument("--insurees", type=int, default=2000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-policies-"))
-    fake, dhis2_url = start_fake_dhis2(work, VILLAGES, "bench", "Bench-pass-1")
+    fake, dhis2_url = start_fake_dhis2(work, VILLAGES, *BENCH_DHIS2)
     try:
-        env = {
-            "MEDIATOR_STATE_DIR": str(work / "state"),
-            "MEDIATOR_DHIS2_URL": dhis2_url,
-            "MEDIATOR_DHIS2_USERNAME": "bench",
-            "MEDIATOR_DHIS2_PASSWORD": "Bench-pass-1",
-            "MEDIATOR_PSEUDONYM_KEY": "bench-key",
-            **{f"MEDIATOR_CHANNEL_{c}_PASSWORD": PASSWORD for c in ("INSUREES", "METADATA", "POLICIES")},
-        }
+        env = bench_env(work, dhis2_url)
         client = create_app(LiveSettings(build_settings(env), env)).test_client()
         post(client, "/channels/metadata", samples.code_list_entry("InsurancePlan", "p-1", samples.PRODUCT_CODE, "B"))
         numbers = [f"{100000000 + i}" for i in range(args.insurees)]

@@ -69,3 +69,22 @@ def mediator_env(
         "MEDIATOR_CHANNEL_INSUREES_PASSWORD": channel_password,
         **{f"MEDIATOR_{k.upper()}": v for k, v in settings.items()},
     }
+
+
+BENCH_DHIS2 = ("bench", "Bench-pass-1")
+BENCH_CHANNEL_PASSWORD = "bench-channel"  # noqa: S105 (a throw-away channel of the benchmarks)
+
+
+def bench_env(work: Path, dhis2: str, **settings: str) -> dict[str, str]:
+    """The settings of an in-process mediator for a benchmark: its state under `work`, the fake DHIS2 at `dhis2`
+    (started with BENCH_DHIS2), every channel open with BENCH_CHANNEL_PASSWORD; `settings` as in `mediator_env`."""
+    channels = ("INSUREES", "METADATA", "POLICIES", "CLAIMS", "OPENIMIS")
+    return {
+        "MEDIATOR_STATE_DIR": str(work / "state"),
+        "MEDIATOR_DHIS2_URL": dhis2,
+        "MEDIATOR_DHIS2_USERNAME": BENCH_DHIS2[0],
+        "MEDIATOR_DHIS2_PASSWORD": BENCH_DHIS2[1],
+        "MEDIATOR_PSEUDONYM_KEY": "bench-key",
+        **{f"MEDIATOR_CHANNEL_{c}_PASSWORD": BENCH_CHANNEL_PASSWORD for c in channels},
+        **{f"MEDIATOR_{k.upper()}": v for k, v in settings.items()},
+    }
