@@ -42,6 +42,15 @@ def profile(request, env):
     running.stop()
 
 
+@pytest.fixture
+def stranger(profile, env, request):
+    """A mediator with a journal of its own: what the first one delivered is, to it, only in DHIS2."""
+    _, running, _ = profile
+    version, api, _ = request.node.callspec.params["profile"]
+    state = env["MEDIATOR_STATE_DIR"] + "-stranger"
+    return mediator({**env, "MEDIATOR_PSEUDONYM_KEY": "k", "MEDIATOR_STATE_DIR": state}, running, tracker_api=api)
+
+
 def push(client, doc) -> dict:
     (answer,) = push_all(client, [doc])
     assert answer["status"] == "Successful", answer["response"]["body"]
@@ -61,9 +70,9 @@ def test_a_family_sent_alone_updates_its_members(profile):
     assert reads in read_paths(running)
 
 
-def test_a_policy_whose_insurees_are_already_in_dhis2_writes_its_events(profile):
-    client, running, reads = profile
-    answer = push(client, samples.contract())
+def test_a_policy_whose_insurees_are_already_in_dhis2_writes_its_events(profile, stranger):
+    _, running, reads = profile
+    answer = push(stranger, samples.contract())
     events = running.fake.store.events
     for key in (samples.HEAD, samples.MEMBER):
         assert events[policy_event_uid(samples.POLICY, key)]["dataValues"][DE["policy.product"]] == samples.PRODUCT_CODE
