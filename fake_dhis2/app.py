@@ -205,20 +205,17 @@ def create_app(fake: FakeDhis2) -> Flask:
         status, doc = found
         return jsonify(doc), status
 
-    for kind in LEGACY_LISTS:
-        app.add_url_rule(
-            f"/api/{kind}",
-            f"legacy_{kind}_list",
-            lambda kind=kind: answer(legacy_list(fake.store, kind, request.args, fake.v)),
-            methods=["GET"],
-        )
-    for kind in TRACKER_LISTS:
-        app.add_url_rule(
-            f"/api/tracker/{kind}",
-            f"tracker_{kind}_list",
-            lambda kind=kind: answer(tracker_list(fake.store, kind, request.args, fake.v)),
-            methods=["GET"],
-        )
+    for api, prefix, kinds, lister in (
+        ("legacy", "/api", LEGACY_LISTS, legacy_list),
+        ("tracker", "/api/tracker", TRACKER_LISTS, tracker_list),
+    ):
+        for kind in kinds:
+            app.add_url_rule(
+                f"{prefix}/{kind}",
+                f"{api}_{kind}_list",
+                lambda kind=kind, lister=lister: answer(lister(fake.store, kind, request.args, fake.v)),
+                methods=["GET"],
+            )
 
     @app.get("/api/<collection>")
     def metadata_objects(collection: str) -> Any:

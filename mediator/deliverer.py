@@ -35,7 +35,7 @@ from mediator.journal.queue import (
 )
 from mediator.journal.store import Journal
 from mediator.openhim.envelope import Orchestration
-from mediator.openimis.reader import read_document
+from mediator.openimis.reader import read_kept
 from mediator.openimis.records import CodeEntry, Insuree, Policy, Record
 from mediator.openimis.schemas import SCHEMAS
 from mediator.openimis.units import referents
@@ -174,17 +174,14 @@ class Deliverer:
     ) -> tuple[PushResult, list[Exchange], dict[str, str]]:
         """Deliver a slice; also returns the records that wait for one still on its way in another push."""
         exchanges: list[Exchange] = []
-        bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in taken.resources]}
-        reading = read_document(bundle, SCHEMAS.keys(), aliases=taken.aliases)
+        reading = read_kept(taken.resources, SCHEMAS.keys(), aliases=taken.aliases)
         numbers = _numbers_from_elsewhere(reading.records)
         known = insurees_by_number(self.journal, numbers) if numbers else {}
         waiting = self._waiting(taken, reading.records, known)
         reading.records = [r for r in reading.records if label(r) not in waiting]
         covered = _insurees_from_elsewhere(reading.records, known)
         org_units = enrollment_org_units(self.journal, covered) if covered else {}
-        context = read_document(
-            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in taken.context]}, SCHEMAS
-        )
+        context = read_kept(taken.context, SCHEMAS)
         entries = [r for r in context.records if isinstance(r, CodeEntry)]
 
         def writer_for(dhis2: Dhis2Client) -> TrackerWriter:

@@ -156,7 +156,19 @@ def read_document(
     except ValidationError as exc:
         reading.problems.extend(Problem("Bundle", p, m) for p, m in _flatten(exc.messages))
         return reading
-    for i, entry in enumerate(bundle["entry"]):
+    return _read_entries(bundle["entry"], accepted, reading, aliases)
+
+
+def read_kept(resources: Iterable[Any], accepted: Collection[str], aliases: Aliases | None = None) -> Reading:
+    """Read resources the journal kept of one push (a slice, or the records it names), as the entries of its
+    Bundle; `aliases` are those of the whole push."""
+    return _read_entries(({"resource": r} for r in resources), accepted, Reading(), aliases)
+
+
+def _read_entries(
+    entries: Iterable[Any], accepted: Collection[str], reading: Reading, aliases: Aliases | None
+) -> Reading:
+    for i, entry in enumerate(entries):
         where = f"Bundle.entry[{i}]"
         if not isinstance(entry, Mapping) or "resource" not in entry:
             reading.problems.append(Problem(where, "resource", "each entry needs a resource"))

@@ -53,12 +53,14 @@ def check(path: Path) -> Checked:
 
 def _place(path: list[Any]) -> tuple[str, str]:
     """(record, field) of a place in the document: `Bundle.entry[3]` and the path within that entry's resource."""
-    parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in path]
     if len(path) >= 2 and path[0] == "entry" and isinstance(path[1], int):
         inner = path[3:] if len(path) > 2 and path[2] == "resource" else path[2:]
-        text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in inner).lstrip(".")
-        return f"Bundle.entry[{path[1]}]", text or "resource"
-    return "body", "".join(parts).lstrip(".") or "body"
+        return f"Bundle.entry[{path[1]}]", _dotted(inner) or "resource"
+    return "body", _dotted(path) or "body"
+
+
+def _dotted(path: list[Any]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 def _shown(key: str) -> str:

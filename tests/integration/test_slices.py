@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mediator.journal.queue import claim, decide, finish
-from mediator.openimis.reader import read_document
+from mediator.openimis.reader import read_kept
 from mediator.openimis.schemas import SCHEMAS
 from mediator.settings import build_settings
 from tests import samples
@@ -77,11 +77,7 @@ def test_a_push_larger_than_a_slice_ends_as_if_delivered_in_one_go(env, tmp_path
 
 
 def labels(resources):
-    return set(
-        read_document(
-            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}, SCHEMAS
-        ).resources
-    )
+    return set(read_kept(resources, SCHEMAS).resources)
 
 
 def test_slices_hold_whole_units_and_metadata_comes_first(env, journal_url, tmp_path):
