@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,8 +40,11 @@ def basic_header(username: str, password: str) -> str:
 
 
 def _existing(api: FhirApi) -> list[dict[str, Any]]:
-    # openIMIS caches a search's count for an hour: a filter of its own keeps the list from being cut short.
-    query = {"_count": "1000", "_lastUpdated": f"lt{stamp(api.server_now() + 86400)}"}
+    # openIMIS caches a search's count for an hour, by its SQL: a filter of its own keeps the list from being cut
+    # short. Its bound is in seconds, so two listings in one second (`subscribe`, then `--check`) would share it: a
+    # random day's worth of seconds is added too.
+    ahead = 86400 + secrets.randbelow(86400)
+    query = {"_count": "1000", "_lastUpdated": f"lt{stamp(api.server_now() + ahead)}"}
     return api.search("Subscription", query).resources
 
 
