@@ -1,5 +1,9 @@
 """Registration and heartbeat loop: register (retrying with backoff), beat every interval, pass config on.
 
+Every beat asks the core for the console config and applies it when it differs from the last one seen. The core
+sends a changed config unasked only if the change is newer than the previous beat it recorded, and a beat that
+reads the mediator just before a console save records itself just after it: such a change would never be sent.
+
 With several server worker processes, each runs this loop but only the one holding an exclusive lock on a file
 in the state directory talks to the core; if that process dies the lock is freed and another takes over.
 """
@@ -75,7 +79,7 @@ class Heartbeat:
         self.lock = lock
         self.uptime = uptime
         self.registered = False
-        self.want_config = True
+        self.seen_config: dict[str, Any] | None = None  # the last config the core sent, applied or refused
         self.failures = 0
         self.beats = 0
         self.tidy_config = False  # the stored config may hold what this version no longer defines
@@ -95,18 +99,17 @@ class Heartbeat:
             if not self.registered:
                 self.core.register(self.document())
                 self.registered = True
-                self.want_config = True
                 self.failures = 0
                 log.info("registered with the OpenHIM core as %s", self.urn)
                 self._check_drift()
                 self.tidy_config = True
             if self.tidy_config:
                 self.tidy_config = not self._drop_undefined_config()
-            config = self.core.heartbeat(self.urn, round(self.uptime(), 3), want_config=self.want_config)
+            config = self.core.heartbeat(self.urn, round(self.uptime(), 3), want_config=True)
             self.beats += 1
             self.failures = 0
-            self.want_config = False
-            if config is not None:
+            if config is not None and config != self.seen_config:
+                self.seen_config = config
                 self._apply(config)
             return self.interval
         except MediatorNotFound:
