@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mediator.live_settings import LiveSettings  # noqa: E402
+from mediator.app.web.app import create_app  # noqa: E402
+from mediator.config.console import LiveSettings  # noqa: E402
+from mediator.config.settings import build_settings  # noqa: E402
 from mediator.mapping.insuree import InsureeTarget, map_insurees  # noqa: E402
 from mediator.openimis.reader import read_body  # noqa: E402
-from mediator.settings import build_settings  # noqa: E402
-from mediator.web.app import create_app  # noqa: E402
 from tests import samples  # noqa: E402
 from tests.conftest import basic  # noqa: E402
 from tests.processes import BENCH_CHANNEL_PASSWORD, BENCH_DHIS2, bench_env, start_fake_dhis2  # noqa: E402

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mediator.settings import build_settings  # noqa: E402
+from mediator.config.settings import build_settings  # noqa: E402
 from tests import samples  # noqa: E402
 from tests.conftest import basic, mediator_client  # noqa: E402
 from tests.processes import BENCH_CHANNEL_PASSWORD, BENCH_DHIS2, bench_env, start_fake_dhis2  # noqa: E402

@@ -20,10 +20,10 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import mediator.deliverer  # noqa: E402
-from mediator.live_settings import LiveSettings  # noqa: E402
-from mediator.settings import build_settings  # noqa: E402
-from mediator.web.app import create_app  # noqa: E402
+import mediator.delivery.worker  # noqa: E402
+from mediator.app.web.app import create_app  # noqa: E402
+from mediator.config.console import LiveSettings  # noqa: E402
+from mediator.config.settings import build_settings  # noqa: E402
 from tests import samples  # noqa: E402
 from tests.conftest import basic  # noqa: E402
 from tests.processes import BENCH_CHANNEL_PASSWORD, BENCH_DHIS2, bench_env, start_fake_dhis2  # noqa: E402
@@ -65,7 +65,7 @@ def main() -> None:
             for i, n in enumerate(numbers)
         ]
         post(client, "/channels/insurees", samples.bundle(*patients))
-        with mock.patch.object(mediator.deliverer, "enrollment_org_units", lambda journal, keys: {}):
+        with mock.patch.object(mediator.delivery.worker, "enrollment_org_units", lambda journal, keys: {}):
             before = timed(client, numbers)
         now = timed(client, numbers)
         n = args.insurees

@@ -24,9 +24,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mediator.config.settings import build_settings  # noqa: E402
+from mediator.intake.pull import pull  # noqa: E402
 from mediator.journal.store import Journal  # noqa: E402
-from mediator.pull import pull  # noqa: E402
-from mediator.settings import build_settings  # noqa: E402
 from tests.openimis_local import PASSWORD, USER, OpenImis, openimis_server  # noqa: E402
 
 FEEDS = [("Location", {}), ("Location", {"physicalType": "si"}), ("Organization", {"type": "prov"})]

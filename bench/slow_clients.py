@@ -135,7 +135,7 @@ def main() -> None:
     )
     log = (work / "mediator.log").open("ab")
     mediator = subprocess.Popen(
-        [sys.executable, "-m", "mediator.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "mediator.app.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     stop = threading.Event()
     try:

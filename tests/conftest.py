@@ -12,12 +12,12 @@ import pytest
 from fake_dhis2 import FakeDhis2
 from fake_dhis2.server import RunningFake
 from fake_dhis2.store import import_metadata
-from mediator.live_settings import LiveSettings
+from mediator.app.web.app import create_app
+from mediator.config.console import LiveSettings
+from mediator.config.settings import build_settings
 from mediator.mapping.metadata import setup_metadata
 from mediator.mapping.model import Setup
 from mediator.mapping.uids import org_unit_uid
-from mediator.settings import build_settings
-from mediator.web.app import create_app
 from tests import samples
 
 ROOT = "ImspTQPwCqd"
@@ -118,7 +118,7 @@ def empty_dhis2() -> Iterator[RunningFake]:
 @pytest.fixture
 def bootstrapped(empty_dhis2: RunningFake) -> RunningFake:
     """A DHIS2 set up by `bootstrap`, with no org unit but the root."""
-    from mediator.bootstrap import bootstrap
+    from mediator.delivery.bootstrap import bootstrap
 
     bootstrap(dhis2_client(empty_dhis2), Setup(), "openIMIS")
     return empty_dhis2

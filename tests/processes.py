@@ -55,7 +55,7 @@ def mediator_env(
     dhis2_password: str = DHIS2_PASSWORD,
     **settings: str,
 ) -> dict[str, str]:
-    """The environment of a served mediator (`python -m mediator.cli serve`) on `port` without OpenHIM, delivering
+    """The environment of a served mediator (`python -m mediator.app.cli serve`) on `port` without OpenHIM, delivering
     to the fake DHIS2 at `dhis2`, its insuree channel open with `channel_password`; `settings` are more MEDIATOR_*
     variables, by their names without the prefix."""
     return {

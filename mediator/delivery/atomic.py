@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from mediator.answer.outcomes import PushResult, Reason, RecordOutcome
+from mediator.answer.redact import redact_message, uids_in
 from mediator.dhis2.errors import Dhis2Rejected
-from mediator.outcomes import PushResult, Reason, RecordOutcome
-from mediator.redact import redact_message, uids_in
 
 
 @dataclass(frozen=True)

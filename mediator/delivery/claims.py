@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from mediator.answer.outcomes import PushResult, Reason, RecordOutcome
 from mediator.delivery.atomic import Deliverable, deliver_in_batches
 from mediator.delivery.insurees import FIELD_OF_CODE, field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
@@ -16,7 +17,6 @@ from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.claim import map_claim, review_event_uids, review_updates
 from mediator.mapping.model import Setup
 from mediator.openimis.records import Claim, ClaimReview, CodeEntry
-from mediator.outcomes import PushResult, Reason, RecordOutcome
 
 CLAIM_FIELDS = {
     **FIELD_OF_CODE,

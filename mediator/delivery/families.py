@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mediator.answer.outcomes import PushResult, Reason, RecordOutcome
 from mediator.delivery.atomic import Deliverable, deliver
 from mediator.delivery.insurees import field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.insuree import InsureeTarget, enrollment_uid, family_values
 from mediator.openimis.records import Family
-from mediator.outcomes import PushResult, Reason, RecordOutcome
 
 ENROLLMENT_FIELDS = ("enrollment", "program", "trackedEntity", "orgUnit", "enrolledAt", "occurredAt", "status")
 

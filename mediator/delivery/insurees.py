@@ -6,11 +6,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mediator.answer.outcomes import PushResult
 from mediator.delivery.atomic import Attempt, Deliverable, Refusal, deliver_in_batches
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.writer import TrackerWriter
 from mediator.mapping.insuree import InsureeTarget, MappedInsuree
-from mediator.outcomes import PushResult
 
 # Which part of the openIMIS record a DHIS2 error code points at.
 FIELD_OF_CODE = {

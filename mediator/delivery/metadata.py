@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mediator.answer.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
+from mediator.answer.redact import redact_message
 from mediator.delivery.atomic import Attempt, Deliverable, Refusal, deliver
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.metadata import CollectionRefusal, add_to_collection, get_object, import_metadata
@@ -23,8 +25,6 @@ from mediator.mapping.org_units import (
     merge_facilities,
 )
 from mediator.openimis.records import Area, CodeEntry, Facility
-from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
-from mediator.redact import redact_message
 
 Membership = tuple[str, str, str]  # (collection, owner UID, member UID)
 

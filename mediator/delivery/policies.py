@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mediator.answer.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
 from mediator.delivery.atomic import Deliverable, deliver_in_batches
 from mediator.delivery.insurees import field_namer, tracker_sender
 from mediator.dhis2.client import Dhis2Client
@@ -16,7 +17,6 @@ from mediator.mapping.insuree import enrollment_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.policy import merge_policies, policy_event
 from mediator.openimis.records import Insuree, Policy
-from mediator.outcomes import PushResult, Reason, RecordOutcome, mirror_twins
 
 
 class _Villages:

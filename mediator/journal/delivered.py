@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
 
 from mediator.journal.models import Transaction, Work
-from mediator.journal.queue import _chunks, _count
+from mediator.journal.rows import chunks, rowcount
 from mediator.journal.store import Journal
 
 VOUCHED = ("delivered", "duplicate")
@@ -78,7 +78,7 @@ def _hosts(session: Any, lodgers: set[tuple[int, int, str]]) -> dict[tuple[int, 
     lodger_of = {host: kind for kind, host in LIVES_ON.items()}
     found: dict[tuple[int, int, str], dict[str, Any]] = {}
     for (push, host), units in wanted.items():
-        for chunk in _chunks(sorted(units)):
+        for chunk in chunks(sorted(units)):
             query = select(Work.unit, Work.key, Work.uids).where(
                 Work.transaction_id == push, Work.kind == host, Work.unit.in_(chunk)
             )
@@ -100,16 +100,16 @@ def send_again(journal: Journal, ids: Collection[int]) -> SentAgain:
     now = datetime.now(UTC)
     queued = marked = 0
     with journal.sessions.begin() as session:
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids)):
             # Checked again here: a newer push of the record may have come since it was found missing.
             vouching = Work.id.in_(chunk) & Work.state.in_(VOUCHED) & ~_newer_row()
             kept = vouching & Work.resource.is_not(None)
             pushes = select(Work.transaction_id).where(kept)
             session.execute(update(Transaction).where(Transaction.id.in_(pushes)).values(status="Processing"))
             again = {"state": "pending", "next_attempt_at": now, "claimed_until": None, "claimed_by": None}
-            queued += _count(session.execute(update(Work).where(kept).values(**again, updated_at=now)))
+            queued += rowcount(session.execute(update(Work).where(kept).values(**again, updated_at=now)))
             gone = vouching & Work.resource.is_(None)
-            marked += _count(session.execute(update(Work).where(gone).values(state=MISSING, updated_at=now)))
+            marked += rowcount(session.execute(update(Work).where(gone).values(state=MISSING, updated_at=now)))
     return SentAgain(queued, marked)
 
 
@@ -118,7 +118,7 @@ def enrollment_org_units(journal: Journal, insuree_keys: Collection[str]) -> dic
     vouches for (what the mediator delivered itself needs no request to DHIS2)."""
     found: dict[str, str] = {}
     with journal.sessions() as session:
-        for chunk in _chunks(sorted(insuree_keys)):
+        for chunk in chunks(sorted(insuree_keys)):
             rows = session.execute(
                 select(Work.key, Work.uids)
                 .where(Work.kind == "Patient", Work.key.in_(chunk), Work.state.in_(VOUCHED), ~_newer_row())

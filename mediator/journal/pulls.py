@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from mediator.journal.claim import holder_alive
 from mediator.journal.models import PullCursor, PullLease
-from mediator.journal.queue import holder_alive
 from mediator.journal.store import Journal
 
 LEASE = timedelta(minutes=30)  # renewed between feeds; a pull whose process died elsewhere is taken over after this

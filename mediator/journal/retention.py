@@ -15,8 +15,8 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
 
+from mediator.journal.accept import RECEIVING
 from mediator.journal.models import Purge, Transaction, Work
-from mediator.journal.queue import RECEIVING
 from mediator.journal.store import Journal
 
 log = logging.getLogger(__name__)

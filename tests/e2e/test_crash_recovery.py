@@ -28,7 +28,7 @@ INSUREES = 3000
 
 
 def start_mediator(env: dict[str, str], log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mediator.cli", "serve"]
+    cmd = [sys.executable, "-m", "mediator.app.cli", "serve"]
     return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -30,7 +30,7 @@ def mediator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     port = free_port()
     env = mediator_env(port, tmp / "state", dhis2, PASSWORD)
     log = (tmp / "mediator.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "mediator.cli", "serve"], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen([sys.executable, "-m", "mediator.app.cli", "serve"], env=env, stdout=log, stderr=log)
     try:
         wait_for_port(port, 30, proc)
         yield port

@@ -86,7 +86,7 @@ def mediator(core: Core, dhis2: str, run_dir: Path) -> Iterator[dict[str, Any]]:
         "MEDIATOR_RETRY_SECONDS": "1",
     }
     log = run_dir / "mediator.log"
-    proc = spawn([sys.executable, "-m", "mediator.cli", "serve"], env, log)
+    proc = spawn([sys.executable, "-m", "mediator.app.cli", "serve"], env, log)
     wait_for_port(port, 30, proc)
     yield {"port": port, "log": log, "proc": proc}
     stop(proc)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from mediator.bootstrap import bootstrap
+from mediator.delivery.bootstrap import bootstrap
 from mediator.dhis2.client import Dhis2Client, make_auth
 from mediator.mapping.insuree import tracked_entity_uid
 from mediator.mapping.model import Setup
@@ -63,7 +63,7 @@ def mediator_env(core: Core, dhis2: str, openimis: OpenImis, run_dir: Path) -> d
 @pytest.fixture(scope="module")
 def mediator(mediator_env: dict[str, str], run_dir: Path) -> Iterator[dict[str, Any]]:
     log = run_dir / "mediator.log"
-    proc = spawn([sys.executable, "-m", "mediator.cli", "serve"], mediator_env, log)
+    proc = spawn([sys.executable, "-m", "mediator.app.cli", "serve"], mediator_env, log)
     wait_for_port(int(mediator_env["MEDIATOR_LISTEN_PORT"]), 30, proc)
     yield {"log": log, "proc": proc}
     stop(proc)
@@ -110,7 +110,7 @@ def test_the_polling_channel_pulls_everything_from_openimis_into_dhis2(
 def test_an_insuree_changed_in_openimis_reaches_dhis2_through_its_subscription_and_openhim(
     api: CoreClient, channels: dict[str, dict[str, Any]], mediator_env: dict[str, str], dhis2: str, openimis: OpenImis
 ):
-    command = [sys.executable, "-m", "mediator.cli", "subscribe"]
+    command = [sys.executable, "-m", "mediator.app.cli", "subscribe"]
     made = subprocess.run(command, env=mediator_env, capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stdout + made.stderr
     assert "Patient -> " in made.stdout

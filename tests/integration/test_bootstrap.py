@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from fake_dhis2.store import import_metadata
-from mediator.bootstrap import bootstrap
+from mediator.delivery.bootstrap import bootstrap
 from mediator.mapping.metadata import option_uid
 from mediator.mapping.model import DATA_ELEMENTS, PROGRAMS, STAGES, Setup
 from mediator.mapping.uids import org_unit_uid
@@ -92,7 +92,7 @@ def test_bootstrap_command_reports_and_exits_zero(empty, tmp_path):
         "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "mediator.cli", "bootstrap"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "mediator.app.cli", "bootstrap"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert "set up for the mediator" in done.stderr
@@ -102,7 +102,7 @@ def test_bootstrap_command_reports_and_exits_zero(empty, tmp_path):
 def test_bootstrap_command_fails_clearly_without_dhis2(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "MEDIATOR_STATE_DIR": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "mediator.cli", "bootstrap"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "mediator.app.cli", "bootstrap"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 1
     assert "bootstrap failed" in done.stderr and "not set" in done.stderr

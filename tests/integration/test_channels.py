@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from mediator.live_settings import LiveSettings
-from mediator.settings import build_settings
-from mediator.web.app import create_app
+from mediator.app.web.app import create_app
+from mediator.config.console import LiveSettings
+from mediator.config.settings import build_settings
 from tests import samples
 from tests.conftest import DHIS2_PASSWORD, INSUREES_AUTH, basic
 
@@ -104,7 +104,7 @@ def test_a_channel_may_send_personal_data_the_global_settings_keep_back(env, fak
 
 
 def test_unknown_personal_data_kinds_are_refused(env):
-    from mediator.settings import SettingsError
+    from mediator.config.settings import SettingsError
 
     doc = json.loads(build_settings(env).config_file.read_text())
     doc["config"]["channels"][0]["personal_data"] = "names,religion"

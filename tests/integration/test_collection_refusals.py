@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mediator.bootstrap import bootstrap
-from mediator.journal.queue import dead_letters, replay
+from mediator.config.settings import build_settings
+from mediator.delivery.bootstrap import bootstrap
+from mediator.journal.dead_letters import dead_letters, replay
 from mediator.mapping.model import Setup
 from mediator.mapping.uids import org_unit_uid
-from mediator.settings import build_settings
 from tests import samples
 from tests.conftest import basic, dhis2_client, mediator_client
 

@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mediator.deliverer import Deliverer, openhim_update
+from mediator.config.settings import build_settings
+from mediator.delivery.worker import Deliverer, openhim_update
+from mediator.journal.claim import claim, due
+from mediator.journal.dead_letters import dead_letters, replay
 from mediator.journal.models import Work
-from mediator.journal.queue import claim, dead_letters, due, replay
 from mediator.mapping.insuree import tracked_entity_uid
-from mediator.settings import build_settings
 from tests import samples
 from tests.conftest import INSUREES_AUTH, mediator_client
 
@@ -130,7 +131,7 @@ def test_a_push_whose_records_were_all_superseded_is_decided(client, fake, env):
 
 def keep(journal, resources, rejected=()):
     """Accept records straight into the journal, as a channel would after reading them."""
-    from mediator.journal.queue import accept
+    from mediator.journal.accept import accept
 
     return accept(
         journal,

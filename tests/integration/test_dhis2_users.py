@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
+from mediator.app.web.app import create_app
+from mediator.config.console import LiveSettings
+from mediator.config.settings import build_settings
 from mediator.dhis2.errors import Dhis2AuthFailed
-from mediator.live_settings import LiveSettings
 from mediator.mapping.insuree import tracked_entity_uid
-from mediator.settings import build_settings
-from mediator.web.app import create_app
 from tests import samples
 from tests.conftest import INSUREES_AUTH, basic
 

@@ -8,7 +8,7 @@ import pytest
 
 from fake_dhis2 import FakeDhis2
 from fake_dhis2.server import RunningFake
-from mediator.bootstrap import bootstrap
+from mediator.delivery.bootstrap import bootstrap
 from mediator.mapping.model import Setup
 from tests import samples
 from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, basic, dhis2_client, mediator_client

@@ -13,14 +13,14 @@ import pytest
 
 from fake_dhis2 import FakeDhis2
 from fake_dhis2.server import RunningFake
-from mediator.bootstrap import bootstrap
+from mediator.app.web.app import create_app
+from mediator.config.console import LiveSettings
+from mediator.config.settings import build_settings
+from mediator.delivery.bootstrap import bootstrap
 from mediator.dhis2.client import Dhis2Client, make_auth
-from mediator.live_settings import LiveSettings
 from mediator.mapping.claim import claim_details_uid
 from mediator.mapping.model import Setup
 from mediator.openimis import fhir
-from mediator.settings import build_settings
-from mediator.web.app import create_app
 from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, basic
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -22,10 +22,12 @@ from sqlalchemy import func, select
 
 from fake_dhis2 import FakeDhis2
 from fake_dhis2.server import RunningFake
-from mediator.bootstrap import bootstrap
-from mediator.deliverer import Deliverer
+from mediator.config.settings import Settings, build_settings
+from mediator.delivery.bootstrap import bootstrap
+from mediator.delivery.worker import Deliverer
+from mediator.intake.pull import pull
+from mediator.journal.dead_letters import dead_letters
 from mediator.journal.models import Transaction, Work
-from mediator.journal.queue import dead_letters
 from mediator.journal.store import Journal
 from mediator.mapping.claim import claim_details_uid, claim_enrollment_uid, claim_line_uid
 from mediator.mapping.insuree import family_values
@@ -35,8 +37,6 @@ from mediator.mapping.uids import org_unit_uid, tracked_entity_uid
 from mediator.openimis.reader import read_document
 from mediator.openimis.records import Claim, ClaimReview, CodeEntry, Family, Insuree, Policy
 from mediator.openimis.schemas import SCHEMAS
-from mediator.pull import pull
-from mediator.settings import Settings, build_settings
 from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, dhis2_client
 from tests.openimis_local import PASSWORD, USER, OpenImis, Proxy, served
 
@@ -286,7 +286,7 @@ def test_a_pull_killed_half_way_is_read_again_and_ends_with_everything_in_dhis2_
             "MEDIATOR_OPENIMIS_PASSWORD": PASSWORD,
             "MEDIATOR_ALLOW_DEFAULT_PASSWORDS": "true",
         }
-        command = [sys.executable, "-m", "mediator.cli", "pull", "--no-deliver"]
+        command = [sys.executable, "-m", "mediator.app.cli", "pull", "--no-deliver"]
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
         while proxy.requests < 6 and time.time() < deadline:

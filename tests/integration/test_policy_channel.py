@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from mediator.live_settings import LiveSettings
+from mediator.app.web.app import create_app
+from mediator.config.console import LiveSettings
+from mediator.config.settings import build_settings
 from mediator.mapping.model import Setup
 from mediator.mapping.policy import policy_event_uid
-from mediator.settings import build_settings
-from mediator.web.app import create_app
 from tests import samples
 from tests.conftest import INSUREES_AUTH, basic
 

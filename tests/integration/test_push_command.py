@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mediator import cli
+from mediator.app import cli
 from mediator.mapping.insuree import tracked_entity_uid
 from tests import samples
 from tests.integration.test_slices import families

@@ -19,7 +19,7 @@ import pytest
 
 from fake_dhis2 import FakeDhis2
 from fake_dhis2.server import RunningFake
-from mediator.bootstrap import bootstrap
+from mediator.delivery.bootstrap import bootstrap
 from mediator.mapping import defaults
 from mediator.mapping.claim import claim_details_uid, claim_enrollment_uid, claim_line_uid
 from mediator.mapping.insuree import enrollment_uid

@@ -9,14 +9,14 @@ import pytest
 
 from fake_dhis2 import FakeDhis2
 from fake_dhis2.server import RunningFake
-from mediator.bootstrap import bootstrap
-from mediator.cli import main
+from mediator.app.cli import main
+from mediator.app.reconcile_command import reconcile_command
+from mediator.config.settings import build_settings
+from mediator.delivery.bootstrap import bootstrap
 from mediator.journal.models import Work
 from mediator.mapping.insuree import tracked_entity_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.uids import org_unit_uid
-from mediator.reconcile_command import reconcile_command
-from mediator.settings import build_settings
 from tests import samples
 from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, basic, dhis2_client, mediator_client
 from tests.integration.test_dhis2_versions import data_set

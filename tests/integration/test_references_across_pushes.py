@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from mediator.journal.dead_letters import dead_letters
 from mediator.journal.models import InsureeNumber, Outcome, Work
-from mediator.journal.queue import dead_letters
 from mediator.mapping.claim import claim_details_uid, claim_enrollment_uid
 from mediator.mapping.model import Setup
 from mediator.mapping.policy import policy_event_uid

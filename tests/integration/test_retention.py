@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from mediator.journal.accept import accept
 from mediator.journal.models import Purge, Transaction, Work
-from mediator.journal.queue import accept
 from mediator.journal.retention import purge, purge_if_due
 from mediator.journal.store import Journal
 from tests import samples
@@ -118,8 +118,8 @@ def test_a_purge_runs_at_most_once_an_hour(journal):
 
 
 def test_the_delivery_worker_purges_the_journal(tmp_path):
-    from mediator.service import start_worker
-    from mediator.settings import build_settings
+    from mediator.app.service import start_worker
+    from mediator.config.settings import build_settings
 
     env = {"MEDIATOR_STATE_DIR": str(tmp_path), "MEDIATOR_DELIVERY_SECONDS": "0.05"}
     journal = Journal.open(f"sqlite:///{tmp_path / 'journal.sqlite'}")

@@ -6,12 +6,12 @@ import sys
 
 import pytest
 
-from mediator.bootstrap import bootstrap
+from mediator.config.mapping_file import dhis2_setup
+from mediator.config.settings import SettingsError, build_settings
+from mediator.delivery.bootstrap import bootstrap
+from mediator.delivery.setup_check import check_setup
 from mediator.mapping.insuree import InsureeTarget
 from mediator.mapping.model import Setup
-from mediator.settings import SettingsError, build_settings
-from mediator.setup_check import check_setup
-from mediator.targets import dhis2_setup
 from tests.conftest import DHIS2_PASSWORD, DHIS2_USER, dhis2_client
 
 SETUP = Setup()
@@ -75,7 +75,7 @@ def test_check_command_exits_non_zero_on_problems(dhis2, tmp_path):
         "MEDIATOR_DHIS2_USERNAME": DHIS2_USER,
         "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
     }
-    run = [sys.executable, "-m", "mediator.cli", "check"]
+    run = [sys.executable, "-m", "mediator.app.cli", "check"]
     done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "is not in DHIS2" in done.stderr
     bootstrap(client(dhis2), SETUP, "openIMIS")

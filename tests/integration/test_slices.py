@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mediator.journal.queue import claim, decide, finish
+from mediator.config.settings import build_settings
+from mediator.journal.claim import claim
+from mediator.journal.finish import decide, finish
 from mediator.openimis.reader import read_kept
 from mediator.openimis.schemas import SCHEMAS
-from mediator.settings import build_settings
 from tests import samples
 from tests.conftest import basic, mediator_client
 from tests.integration.test_dhis2_versions import content, start
@@ -156,7 +157,7 @@ def test_a_slice_never_splits_a_family(env, tmp_path, size):
 
 def test_a_unit_cut_by_a_failure_is_completed_with_what_it_already_delivered(env, tmp_path, monkeypatch):
     """DHIS2 fails after a family's Patient went and before its Coverage: the retry still finds the beneficiary."""
-    import mediator.push as pushing
+    import mediator.delivery.push as pushing
     from mediator.dhis2.errors import Dhis2Unavailable
     from mediator.journal.models import Work
     from tests.integration.test_delivery_queue import LATER
@@ -196,8 +197,9 @@ def test_a_unit_cut_by_a_failure_is_completed_with_what_it_already_delivered(env
 
 
 def test_records_kept_for_the_request_delivering_them_are_not_taken_by_the_worker(env, tmp_path):
-    from mediator.intake import Spooled, take_in
-    from mediator.journal.queue import due, release
+    from mediator.intake.keep import take_in
+    from mediator.intake.spool import Spooled
+    from mediator.journal.claim import due, release
 
     running = start("2.40.5")
     try:

@@ -92,7 +92,7 @@ def test_credentials_go_with_each_request_and_never_onto_a_shared_session():
 
 
 def test_two_users_or_a_changed_password_never_share_a_session():
-    from mediator.deliverer import Deliverer
+    from mediator.delivery.worker import Deliverer
 
     deliverer = Deliverer(journal=None)  # type: ignore[arg-type]  # sessions need no journal
     alice = deliverer.session(URL, "basic", "alice", "a-1", "")

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 import responses
 
+from mediator.answer.envelope import Orchestration, cut, mediator_response
 from mediator.openhim.auth import TokenAuth, utc_timestamp
 from mediator.openhim.core import CoreClient
-from mediator.openhim.envelope import Orchestration, cut, mediator_response
 from mediator.openhim.errors import CoreAuthFailed, CoreRejected, CoreUnavailable, MediatorNotFound
 from mediator.openhim.heartbeat import Heartbeat, LeaderLock
 
@@ -269,8 +269,8 @@ def config_defs(defs):
 
 
 def test_the_registered_config_and_config_defs_carry_no_secret():
-    from mediator.service import registration_document
-    from mediator.settings import build_settings
+    from mediator.app.service import registration_document
+    from mediator.config.settings import build_settings
 
     doc = registration_document(build_settings(SECRETS_ENV))
     assert [d["param"] for d in config_defs(doc["configDefs"]) if d["type"] == "password"] == []
@@ -282,7 +282,7 @@ def test_the_registered_config_and_config_defs_carry_no_secret():
 
 
 def test_every_default_channel_keeps_its_bodies_for_a_limited_time():
-    from mediator.settings import DEFAULT_CONFIG_FILE, load_registration
+    from mediator.config.settings import DEFAULT_CONFIG_FILE, load_registration
 
     channels = load_registration(DEFAULT_CONFIG_FILE)["defaultChannelConfig"]
     # the core accepts maxBodyAgeDays only from 1 to 36499 days, and only on a channel that stores a body

@@ -5,13 +5,13 @@ import re
 
 import responses
 
+from mediator.delivery.push import push
 from mediator.dhis2.client import Dhis2Client, RetryPolicy, make_auth
 from mediator.dhis2.version import Version
 from mediator.dhis2.writer import choose_writer
 from mediator.mapping.insuree import InsureeTarget
 from mediator.mapping.model import Setup
 from mediator.openimis.reader import read_body
-from mediator.push import push
 from tests import samples
 
 URL = "https://dhis2.test"

@@ -1,4 +1,4 @@
-from mediator.redact import REDACTED, redact, redact_message, uids_in
+from mediator.answer.redact import REDACTED, redact, redact_message, uids_in
 
 PAYLOAD = {
     "trackedEntities": [

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mediator.serving import (
+from mediator.app.serving import (
     BodyTooSlow,
     Deadlines,
     DeadlineSocket,
@@ -16,7 +16,7 @@ from mediator.serving import (
     HeadersTooSlow,
     gunicorn_options,
 )
-from mediator.settings import SettingsError, build_settings
+from mediator.config.settings import SettingsError, build_settings
 
 DEADLINES = Deadlines(header_seconds=10, body_seconds=30, body_min_rate=1024)
 

@@ -1,7 +1,7 @@
 import pytest
 
-from mediator.live_settings import LiveSettings
-from mediator.settings import SettingsError, build_settings, insecure_warnings, with_console
+from mediator.config.console import LiveSettings
+from mediator.config.settings import SettingsError, build_settings, insecure_warnings, with_console
 
 
 def test_defaults_come_from_mediator_config_json():

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from mediator import cli
-from mediator.intake import remove_stale
+from mediator.app import cli
+from mediator.intake.spool import remove_stale
 from mediator.journal.store import migrate, open_engine
 
 
@@ -92,15 +92,15 @@ def test_serve_push_and_pull_remove_the_spool_left_behind_before_they_start(
 ):
     """The server's master removes every spool file nobody has open; a command started beside a running server
     only those older than an hour (the server may be between two reads of a push it is taking in)."""
-    import mediator.pull_command
-    import mediator.push_file
+    import mediator.app.pull_command
+    import mediator.app.push_file
 
     left = spool_file(command_line / "incoming")
     os.utime(left, (time.time() - age, time.time() - age))
     seen = []
     monkeypatch.setattr(cli, "_serve", lambda settings, env: seen.append(left.exists()))
-    monkeypatch.setattr(mediator.push_file, "push_file", lambda *a, **k: seen.append(left.exists()) or 0)
-    monkeypatch.setattr(mediator.pull_command, "pull_command", lambda *a, **k: seen.append(left.exists()) or 0)
+    monkeypatch.setattr(mediator.app.push_file, "push_file", lambda *a, **k: seen.append(left.exists()) or 0)
+    monkeypatch.setattr(mediator.app.pull_command, "pull_command", lambda *a, **k: seen.append(left.exists()) or 0)
     argv = {"serve": ["serve"], "push": ["push", str(left.parent.parent / "x.json"), "--channel", "insurees"]}
     (command_line / "x.json").write_text("{}")
     assert run(argv.get(command, [command])) == 0
@@ -114,7 +114,7 @@ def test_the_command_line_keeps_what_it_writes_to_its_user(command_line, monkeyp
 
 
 def test_a_push_being_taken_in_keeps_its_spool_file_from_a_process_starting_beside_it(tmp_path):
-    from mediator.intake import spooled
+    from mediator.intake.spool import spooled
 
     directory = tmp_path / "incoming"
     with spooled(io.BytesIO(b"{}"), directory) as body:

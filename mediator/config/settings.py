@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 ENV_PREFIX = "MEDIATOR_"
 UID = re.compile(r"^[a-zA-Z][a-zA-Z0-9]{10}$")
-DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "mediator_config.json"
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parents[2] / "mediator_config.json"
 # Passwords that ship with OpenHIM and DHIS2 demos; using them needs an explicit opt-in.
 WELL_KNOWN_PASSWORDS = frozenset({"openhim-password", "district", "admin", "password", "admin123"})
 
@@ -52,7 +52,7 @@ class Settings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8000
     workers: int = 2
-    # How gunicorn serves (mediator/serving.py): a request takes one of a worker's threads once its headers are in.
+    # How gunicorn serves (mediator/app/serving.py): a request takes one of a worker's threads once its headers are in.
     threads: int = 8  # requests a worker serves at once (a push delivered inline holds its thread until answered)
     connections_per_worker: int = 1000  # open connections a worker holds, slow ones included; more wait unaccepted
     header_timeout_seconds: float = 10.0  # from a connection's opening or a request's first byte to its last header

@@ -14,15 +14,15 @@ from typing import Any
 from flask import Response, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from mediator.deliverer import Deliverer
+from mediator.answer.outcomes import PushResult, RecordOutcome
+from mediator.answer.response import envelope, to_orchestration
+from mediator.app.web.guard import Origin
+from mediator.config.settings import ChannelSettings, Settings
+from mediator.delivery.worker import Deliverer
 from mediator.dhis2.client import Exchange
-from mediator.intake import Intake
-from mediator.journal.queue import worker_id
+from mediator.intake.keep import Intake
+from mediator.journal.claim import worker_id
 from mediator.journal.store import Journal, PushRecord
-from mediator.outcomes import PushResult, RecordOutcome
-from mediator.settings import ChannelSettings, Settings
-from mediator.web.answer import envelope, to_orchestration
-from mediator.web.guard import Origin
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,15 @@ from typing import IO
 from sqlalchemy import select
 from tqdm import tqdm
 
-from mediator.deliverer import Deliverer
-from mediator.intake import Spooled, incoming_dir, spooled, take_in
+from mediator.answer.outcomes import PushResult
+from mediator.config.settings import ChannelSettings, Settings
+from mediator.delivery.worker import Deliverer
+from mediator.intake.keep import take_in
+from mediator.intake.spool import Spooled, incoming_dir, spooled
+from mediator.journal.finish import progress
 from mediator.journal.models import Transaction
-from mediator.journal.queue import progress
 from mediator.journal.store import Journal
 from mediator.openimis.stream import Survey
-from mediator.outcomes import PushResult
-from mediator.settings import ChannelSettings, Settings
 
 log = logging.getLogger(__name__)
 DECIDED = ("delivered", "duplicate", "rejected", "superseded")

@@ -13,12 +13,12 @@ from typing import Any
 
 import urllib3
 
-from mediator.intake import STALE_SECONDS, incoming_dir, remove_stale
-from mediator.live_settings import LiveSettings
+from mediator.config.console import LiveSettings
+from mediator.config.settings import Settings, insecure_warnings, load_registration
+from mediator.intake.spool import STALE_SECONDS, incoming_dir, remove_stale
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import OpenHimError
 from mediator.openhim.heartbeat import Heartbeat, LeaderLock, start_in_thread
-from mediator.settings import Settings, insecure_warnings, load_registration
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
     On SQLite one process of the machine delivers (a lock file decides which); on PostgreSQL every process does,
     each taking other pushes.
     """
-    from mediator.deliverer import Deliverer, openhim_update
+    from mediator.delivery.worker import Deliverer, openhim_update
     from mediator.journal.retention import purge_if_due
     from mediator.journal.store import Journal, default_url, open_engine
 

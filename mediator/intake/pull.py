@@ -21,7 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from mediator.intake import Intake, Spooled, incoming_dir, take_in
+from mediator.config.settings import ChannelSettings, Settings, pull_types
+from mediator.intake.keep import Intake, take_in
+from mediator.intake.spool import Spooled, incoming_dir
+from mediator.journal.claim import worker_id
 from mediator.journal.pulls import (
     FeedState,
     PullRunning,
@@ -32,13 +35,11 @@ from mediator.journal.pulls import (
     renew_lease,
     take_lease,
 )
-from mediator.journal.queue import worker_id
 from mediator.journal.store import Journal
 from mediator.openimis import fhir
 from mediator.openimis.api import FhirApi, OpenImisError
 from mediator.openimis.feeds import Feed, FeedRead, choose_filter, feeds_for, read_feed, stamp
 from mediator.openimis.reader import Problem
-from mediator.settings import ChannelSettings, Settings, pull_types
 
 
 def openimis_api(settings: Settings) -> FhirApi:

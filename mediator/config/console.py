@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mediator.settings import Settings, SettingsError, insecure_warnings, with_console, without_env_only
+from mediator.config.settings import Settings, SettingsError, insecure_warnings, with_console, without_env_only
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import RequestTimeout
 
-from mediator.settings import Settings
+from mediator.config.settings import Settings
 
 HEAD_LIMIT = 32 * 1024  # the largest request line and headers taken, the only thing held for a slow client
 LIMIT_REQUEST_LINE = 4094

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from mediator.answer.outcomes import PushResult, Reason, RecordOutcome
 from mediator.delivery.claims import deliver_claims
 from mediator.delivery.families import deliver_families
 from mediator.delivery.insurees import deliver_insurees
@@ -21,7 +22,6 @@ from mediator.mapping.insuree import InsureeTarget, map_insurees
 from mediator.mapping.model import Setup
 from mediator.openimis.reader import Problem, Reading
 from mediator.openimis.records import Area, Claim, ClaimReview, CodeEntry, Facility, Family, Insuree, Policy
-from mediator.outcomes import PushResult, Reason, RecordOutcome
 
 
 def label(record: object) -> str:

@@ -9,13 +9,13 @@ from typing import IO
 
 from tqdm import tqdm
 
+from mediator.app.push_file import follow, say_refused
+from mediator.config.settings import Settings
+from mediator.intake.pull import FeedReport, openimis_api, pull, source_of
 from mediator.journal.pulls import PullRunning, forget
 from mediator.journal.store import Journal
 from mediator.openimis.api import OpenImisError
 from mediator.openimis.subscriptions import basic_header, subscribe, wanted
-from mediator.pull import FeedReport, openimis_api, pull, source_of
-from mediator.push_file import follow, say_refused
-from mediator.settings import Settings
 
 
 def pull_command(

@@ -8,13 +8,13 @@ import logging
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mediator.deliverer import Deliverer
-from mediator.intake import incoming_dir, remove_stale
-from mediator.journal.queue import drop_unfinished
+from mediator.app.web import channels
+from mediator.config.console import LiveSettings
+from mediator.config.settings import load_registration
+from mediator.delivery.worker import Deliverer
+from mediator.intake.spool import incoming_dir, remove_stale
+from mediator.journal.accept import drop_unfinished
 from mediator.journal.store import Journal, default_url, open_engine
-from mediator.live_settings import LiveSettings
-from mediator.settings import load_registration
-from mediator.web import channels
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 
-from mediator.settings import ChannelSettings
+from mediator.config.settings import ChannelSettings
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:

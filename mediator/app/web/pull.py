@@ -7,14 +7,14 @@ from typing import Any
 
 from flask import Response, current_app
 
+from mediator.answer.envelope import mediator_response
+from mediator.answer.response import operation_outcome
+from mediator.app.web.guard import Origin
+from mediator.app.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
+from mediator.config.settings import ChannelSettings, Settings
+from mediator.intake.pull import PullResult, pull
 from mediator.journal.pulls import PullRunning
 from mediator.journal.store import Journal
-from mediator.openhim.envelope import mediator_response
-from mediator.pull import PullResult, pull
-from mediator.settings import ChannelSettings, Settings
-from mediator.web.answer import operation_outcome
-from mediator.web.guard import Origin
-from mediator.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
 
 
 def _notes(result: PullResult) -> list[dict[str, Any]]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mediator.answer.envelope import mediator_response
+from mediator.answer.orchestrations import to_orchestration
+from mediator.answer.outcomes import PushResult, final_status
 from mediator.dhis2.client import Exchange
 from mediator.dhis2.errors import Dhis2NotConfigured
-from mediator.openhim.envelope import mediator_response
 from mediator.openimis.reader import Problem
-from mediator.orchestrations import to_orchestration
-from mediator.outcomes import PushResult, final_status
 
 MAX_ISSUES = 5000
 UNCHANGED = "unchanged: DHIS2 already has this version of the record"

@@ -7,14 +7,14 @@ import logging
 import sys
 from typing import IO
 
+from mediator.config.mapping_file import dhis2_setup
+from mediator.config.settings import Settings
+from mediator.delivery.reconcile import KindCount, Presence, Reconciliation, reconcile
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.errors import Dhis2Error
 from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import choose_writer
 from mediator.journal.store import Journal
-from mediator.reconcile import KindCount, Presence, Reconciliation, reconcile
-from mediator.settings import Settings
-from mediator.targets import dhis2_setup
 
 log = logging.getLogger(__name__)
 COLUMNS = ("checked", "present", "missing", "queued again", "next push")

@@ -7,9 +7,9 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from mediator.config.settings import ChannelSettings, Settings, SettingsError
 from mediator.mapping.insuree import InsureeTarget
 from mediator.mapping.model import Setup
-from mediator.settings import ChannelSettings, Settings, SettingsError
 
 _loaded: dict[tuple[Path, int], dict[str, object]] = {}
 

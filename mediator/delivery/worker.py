@@ -14,36 +14,27 @@ from typing import Any
 import requests
 from sqlalchemy import insert
 
+from mediator.answer.envelope import Orchestration
+from mediator.answer.orchestrations import to_orchestration
+from mediator.answer.outcomes import PushResult, Reason, RecordOutcome
+from mediator.config.mapping_file import dhis2_setup, insuree_target
+from mediator.config.settings import ChannelSettings, Settings
+from mediator.delivery.push import label, push
 from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, credentials_key, make_auth
 from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
+from mediator.journal.accept import drop_unfinished
+from mediator.journal.claim import Slice, claim, due, on_their_way, release, release_dead_claims, undecided
 from mediator.journal.delivered import enrollment_org_units
+from mediator.journal.finish import decide, finish
 from mediator.journal.models import Exchange as ExchangeRow
 from mediator.journal.models import Outcome, Transaction
 from mediator.journal.numbers import insurees_by_number
-from mediator.journal.queue import (
-    Slice,
-    claim,
-    decide,
-    drop_unfinished,
-    due,
-    finish,
-    on_their_way,
-    release,
-    release_dead_claims,
-    undecided,
-)
 from mediator.journal.store import Journal
-from mediator.openhim.envelope import Orchestration
 from mediator.openimis.reader import read_kept
 from mediator.openimis.records import CodeEntry, Insuree, Policy, Record
 from mediator.openimis.schemas import SCHEMAS
 from mediator.openimis.units import referents
-from mediator.orchestrations import to_orchestration
-from mediator.outcomes import PushResult, Reason, RecordOutcome
-from mediator.push import label, push
-from mediator.settings import ChannelSettings, Settings
-from mediator.targets import dhis2_setup, insuree_target
 
 log = logging.getLogger(__name__)
 RETRY_CAP = timedelta(hours=1)

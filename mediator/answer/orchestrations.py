@@ -3,9 +3,9 @@ with personal data redacted."""
 
 from __future__ import annotations
 
+from mediator.answer.envelope import Orchestration
+from mediator.answer.redact import redact, uids_in
 from mediator.dhis2.client import Exchange, body_text
-from mediator.openhim.envelope import Orchestration
-from mediator.redact import redact, uids_in
 
 
 def to_orchestration(index: int, ex: Exchange) -> Orchestration:

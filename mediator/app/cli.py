@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from mediator import __version__
-from mediator.settings import Settings, SettingsError, build_settings
+from mediator.config.settings import Settings, SettingsError, build_settings
 
 log = logging.getLogger("mediator")
 
 
 def _serve(settings: Settings, env: dict[str, str]) -> None:
+    from mediator.app.service import start_heartbeat, start_worker
+    from mediator.app.serving import serve
+    from mediator.app.web.app import create_app, journal_url
+    from mediator.config.console import LiveSettings
     from mediator.journal.store import migrate, open_engine
-    from mediator.live_settings import LiveSettings
-    from mediator.service import start_heartbeat, start_worker
-    from mediator.serving import serve
-    from mediator.web.app import create_app, journal_url
 
     # The journal's schema is brought up to date once, before the workers start.
     engine = open_engine(journal_url(LiveSettings(settings, env)))
@@ -36,7 +36,7 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
 
 
 def _print_registration(settings: Settings) -> None:
-    from mediator.service import registration_document
+    from mediator.app.service import registration_document
 
     doc = registration_document(settings)
     for channel in doc.get("defaultChannelConfig", []):
@@ -56,9 +56,9 @@ def _dhis2(settings: Settings) -> Any:
 
 def _check(settings: Settings, strict: bool) -> int:
     """Report what DHIS2 lacks; `strict` (the check command) makes problems an error, at start-up a warning."""
+    from mediator.config.mapping_file import dhis2_setup, insuree_target
+    from mediator.delivery.setup_check import check_setup
     from mediator.dhis2.errors import Dhis2Error
-    from mediator.setup_check import check_setup
-    from mediator.targets import dhis2_setup, insuree_target
 
     try:
         problems = check_setup(_dhis2(settings), dhis2_setup(settings), insuree_target(settings))
@@ -73,7 +73,7 @@ def _check(settings: Settings, strict: bool) -> int:
 
 
 def _dead_letters(settings: Settings, do_replay: bool, ids: list[int] | None) -> None:
-    from mediator.journal.queue import dead_letters, replay
+    from mediator.journal.dead_letters import dead_letters, replay
 
     journal = _journal(settings)
     if do_replay:
@@ -94,8 +94,8 @@ def _journal(settings: Settings) -> Any:
 
 
 def _reconcile(settings: Settings, resend: bool) -> int:
+    from mediator.app.reconcile_command import reconcile_command
     from mediator.dhis2.errors import Dhis2Error
-    from mediator.reconcile_command import reconcile_command
 
     try:
         client = _dhis2(settings)
@@ -106,9 +106,9 @@ def _reconcile(settings: Settings, resend: bool) -> int:
 
 
 def _bootstrap(settings: Settings, root_name: str) -> int:
-    from mediator.bootstrap import bootstrap
+    from mediator.config.mapping_file import dhis2_setup
+    from mediator.delivery.bootstrap import bootstrap
     from mediator.dhis2.errors import Dhis2Error
-    from mediator.targets import dhis2_setup
 
     try:
         result = bootstrap(_dhis2(settings), dhis2_setup(settings), root_name)
@@ -160,14 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     env = dict(os.environ)
     try:
         settings = build_settings(env)
-        from mediator.targets import dhis2_setup
+        from mediator.config.mapping_file import dhis2_setup
 
         dhis2_setup(settings)  # a mapping file that cannot be used stops the mediator here, not on a push
     except SettingsError as exc:
         sys.stderr.write(f"openimis-dhis2-mediator: settings refused: {exc}\n")
         raise SystemExit(2) from exc
 
-    from mediator.service import clear_spool, configure_logging, warn_insecure
+    from mediator.app.service import clear_spool, configure_logging, warn_insecure
 
     configure_logging(settings.log_level)
     if args.command in ("serve", "push", "pull"):
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "check":
         raise SystemExit(_check(settings, strict=True))
     if args.command == "push":
-        from mediator.push_file import push_file
+        from mediator.app.push_file import push_file
 
         if not args.file.is_file():
             sys.stderr.write(f"openimis-dhis2-mediator: no such file: {args.file}\n")
@@ -189,11 +189,11 @@ def main(argv: list[str] | None = None) -> None:
             push_file(_journal(settings), settings, args.file, args.channel, deliver=args.deliver, wait=args.wait)
         )
     if args.command == "pull":
-        from mediator.pull_command import pull_command
+        from mediator.app.pull_command import pull_command
 
         raise SystemExit(pull_command(_journal(settings), settings, full=args.full, deliver=not args.no_deliver))
     if args.command == "subscribe":
-        from mediator.pull_command import subscribe_command
+        from mediator.app.pull_command import subscribe_command
 
         raise SystemExit(
             subscribe_command(
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     if args.command == "pushes":
-        from mediator.push_file import list_pushes
+        from mediator.app.push_file import list_pushes
 
         list_pushes(_journal(settings), args.last)
         return

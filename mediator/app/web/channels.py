@@ -7,15 +7,16 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, request
 
-from mediator.intake import incoming_dir, spooled, take_in
+from mediator.answer.envelope import mediator_response
+from mediator.answer.response import operation_outcome
+from mediator.app.web.auth import channel_allows
+from mediator.app.web.guard import BodyReader, Refused, check_body_headers, origin
+from mediator.app.web.pull import pull_now
+from mediator.app.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
+from mediator.config.settings import ChannelSettings, Settings
+from mediator.intake.keep import take_in
+from mediator.intake.spool import incoming_dir, spooled
 from mediator.journal.store import Journal
-from mediator.openhim.envelope import mediator_response
-from mediator.settings import ChannelSettings, Settings
-from mediator.web.answer import operation_outcome
-from mediator.web.auth import channel_allows
-from mediator.web.guard import BodyReader, Refused, check_body_headers, origin
-from mediator.web.pull import pull_now
-from mediator.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
 
 log = logging.getLogger(__name__)
 bp = Blueprint("channels", __name__)

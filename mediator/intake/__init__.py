@@ -1,0 +1,1 @@
+"""Intake: what comes in (channel pushes, files, pulls from openIMIS) spooled, read and kept in the journal."""

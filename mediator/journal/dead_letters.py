@@ -1,0 +1,34 @@
+"""Dead letters: records DHIS2 refused for a reason retrying cannot fix, and sending them again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+
+from mediator.journal.models import Transaction, Work
+from mediator.journal.rows import rowcount
+from mediator.journal.store import Journal
+
+
+def dead_letters(journal: Journal) -> list[Work]:
+    """Records DHIS2 refused for a reason that retrying cannot fix, newest first."""
+    with journal.sessions() as session:
+        rows = session.scalars(select(Work).where(Work.state == "rejected").order_by(Work.id.desc())).all()
+        session.expunge_all()
+        return list(rows)
+
+
+def replay(journal: Journal, ids: Iterable[int] | None = None) -> int:
+    """Send rejected records again (all, or these), once the mapping or DHIS2 has been fixed; their pushes are open
+    again until the worker has decided them anew (and told OpenHIM)."""
+    now = datetime.now(UTC)
+    which = (Work.state == "rejected") & Work.resource.is_not(None)
+    if ids is not None:
+        which = which & Work.id.in_(list(ids))
+    with journal.sessions.begin() as session:
+        pushes = select(Work.transaction_id).where(which)
+        session.execute(update(Transaction).where(Transaction.id.in_(pushes)).values(status="Processing"))
+        query = update(Work).where(which)
+        return rowcount(session.execute(query.values(state="pending", next_attempt_at=now, reasons=[], updated_at=now)))
