@@ -366,3 +366,14 @@ def code_lists_for_claims() -> list[dict[str, Any]]:
         code_list_entry("Medication", ITEM, "0022", "PARACETAMOL 500MG"),
         code_list_entry("ActivityDefinition", SERVICE, "A1", "General Consultation"),
     ]
+
+
+def compact(resource: dict[str, Any]) -> bytes:
+    """A resource as the journal keeps it once read: its validated record, in the compact form."""
+    from mediator.journal.compact import encode
+    from mediator.openimis.reader import read_resource
+    from mediator.openimis.schemas import SCHEMAS
+
+    read = read_resource(resource, "", SCHEMAS.keys())
+    assert read.record is not None, read.problems
+    return encode(read.record)

@@ -31,9 +31,9 @@ from mediator.journal.models import Exchange as ExchangeRow
 from mediator.journal.models import Outcome, Transaction
 from mediator.journal.numbers import insurees_by_number
 from mediator.journal.store import Journal
-from mediator.openimis.reader import read_kept
+from mediator.openimis.reader import Reading
 from mediator.openimis.records import CodeEntry, Insuree, Policy, Record
-from mediator.openimis.schemas import SCHEMAS
+from mediator.openimis.references import resolve
 from mediator.openimis.units import referents
 
 log = logging.getLogger(__name__)
@@ -165,15 +165,14 @@ class Deliverer:
     ) -> tuple[PushResult, list[Exchange], dict[str, str]]:
         """Deliver a slice; also returns the records that wait for one still on its way in another push."""
         exchanges: list[Exchange] = []
-        reading = read_kept(taken.resources, SCHEMAS.keys(), aliases=taken.aliases)
+        reading = Reading(records=[resolve(r, taken.aliases) for r in taken.records])
         numbers = _numbers_from_elsewhere(reading.records)
         known = insurees_by_number(self.journal, numbers) if numbers else {}
         waiting = self._waiting(taken, reading.records, known)
         reading.records = [r for r in reading.records if label(r) not in waiting]
         covered = _insurees_from_elsewhere(reading.records, known)
         org_units = enrollment_org_units(self.journal, covered) if covered else {}
-        context = read_kept(taken.context, SCHEMAS)
-        entries = [r for r in context.records if isinstance(r, CodeEntry)]
+        entries = [r for r in taken.context if isinstance(r, CodeEntry)]
 
         def writer_for(dhis2: Dhis2Client) -> TrackerWriter:
             return choose_writer(

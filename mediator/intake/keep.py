@@ -1,5 +1,6 @@
-"""Taking a push in: the spooled body is read in two passes (mediator.openimis.stream) and kept in the journal
-before anything is sent. The web channels, the pull and the `push` command all come through here."""
+"""Taking a push in: the spooled body is read and validated once (mediator.openimis.stream), and its records are
+kept in the journal, in their compact form, before anything is sent. The web channels, the pull and the `push`
+command all come through here."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from datetime import datetime
 from mediator.answer.outcomes import Reason, RecordOutcome
 from mediator.config.mapping_file import mapping_fingerprint
 from mediator.config.settings import ChannelSettings, Settings
-from mediator.intake.spool import Spooled
+from mediator.intake.spool import Spooled, record_spool
 from mediator.journal.accept import Accepted, accept
 from mediator.journal.finish import decide
 from mediator.journal.numbers import pseudonyms
 from mediator.journal.store import Journal
 from mediator.openimis.reader import Problem
-from mediator.openimis.stream import Survey, kept_resources, survey
+from mediator.openimis.stream import Survey, survey
 
 
 @dataclass(frozen=True)
@@ -47,35 +48,36 @@ def take_in(
     `holder` keeps the records claimed for the caller when it will deliver them itself, if the push has at most
     `inline_limit` records (`Intake.held` says whether it does). `problems` are records the sender could not give
     (a pull's unreadable rows): rejected with the push's own. `origin` says where the push came from."""
-    found = survey(body.path, channel.resources, on_read)
-    found.problems.extend(problems)
-    records = found.records
-    if not records:
-        return Intake(found, [], None)
-    held = holder if holder and len(records) <= settings.inline_limit else None
-    rejected = _rejected(found)
-    digests = pseudonyms(journal, found.numbers.values())
-    accepted = accept(
-        journal,
-        channel=channel.name,
-        openhim_id=openhim_id,
-        client_id=client_id,
-        received_at=received_at,
-        body_sha256=body.sha256,
-        received=found.resource_counts,
-        resources=kept_resources(body.path, found),
-        rejected=[(o.record, [asdict(r) for r in o.reasons]) for o in rejected],
-        units=found.units,
-        aliases=found.aliases,
-        mapping=mapping_fingerprint(settings, channel),
-        numbers={digests[n]: label.split("/", 1)[1] for label, n in found.numbers.items()},
-        origin=origin,
-        holder=held,
-        on_progress=on_kept,
-    )
-    if not accepted.pending:
-        decide(journal, accepted.transaction_id)  # nothing to send (all unchanged): decided now, not by a worker
-    return Intake(found, rejected, accepted, held)
+    with record_spool(body) as spool:
+        found = survey(body.path, channel.resources, on_read, spool.write)
+        found.problems.extend(problems)
+        records = found.records
+        if not records:
+            return Intake(found, [], None)
+        held = holder if holder and len(records) <= settings.inline_limit else None
+        rejected = _rejected(found)
+        digests = pseudonyms(journal, found.numbers.values())
+        accepted = accept(
+            journal,
+            channel=channel.name,
+            openhim_id=openhim_id,
+            client_id=client_id,
+            received_at=received_at,
+            body_sha256=body.sha256,
+            received=found.resource_counts,
+            records=spool.kept(found.labels),
+            rejected=[(o.record, [asdict(r) for r in o.reasons]) for o in rejected],
+            units=found.units,
+            aliases=found.aliases,
+            mapping=mapping_fingerprint(settings, channel),
+            numbers={digests[n]: label.split("/", 1)[1] for label, n in found.numbers.items()},
+            origin=origin,
+            holder=held,
+            on_progress=on_kept,
+        )
+        if not accepted.pending:
+            decide(journal, accepted.transaction_id)  # nothing to send (all unchanged): decided now, not by a worker
+        return Intake(found, rejected, accepted, held)
 
 
 def _rejected(found: Survey) -> list[RecordOutcome]:

@@ -7,13 +7,15 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from mediator.config.settings import Settings
+from mediator.journal.compact import encode
+from mediator.openimis.records import Record
 
 READ_SIZE = 1 << 20
 
@@ -98,3 +100,39 @@ def _open_files() -> set[str] | None:
             except OSError:
                 continue
     return found
+
+
+class RecordSpool:
+    """The records read from a push, in the journal's compact form, in a private file beside its body until the
+    journal has them (they hold personal data): validated once, never read from the body again."""
+
+    def __init__(self, directory: Path) -> None:
+        fd, name = tempfile.mkstemp(prefix="push-", suffix=".records.json", dir=directory)
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "w+b")
+
+    def write(self, position: int, record: Record) -> None:
+        self._file.write(b"%d\t%s\n" % (position, encode(record)))
+
+    def kept(self, labels: Sequence[str | None]) -> Iterator[tuple[str, bytes]]:
+        """(record, its compact form) for each record still kept (`labels[position]`), in the order of the push."""
+        self._file.flush()
+        with self.path.open("rb") as file:
+            for line in file:
+                position, _, data = line.rstrip(b"\n").partition(b"\t")
+                label = labels[int(position)]
+                if label is not None:
+                    yield label, data
+
+    def close(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+@contextmanager
+def record_spool(body: Spooled) -> Iterator[RecordSpool]:
+    spool = RecordSpool(body.path.parent)
+    try:
+        yield spool
+    finally:
+        spool.close()

@@ -13,7 +13,6 @@ between sending and recording harmless."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,11 +30,11 @@ from mediator.journal.store import Journal
 from mediator.openimis.units import stage
 
 
-def content_hash(resource: Mapping[str, Any], mapping: str = "") -> str:
-    """What a record becomes in DHIS2 depends on the resource and on how it is mapped (UIDs, privacy choices):
-    both go into the hash, so a settings change sends records again."""
-    text = json.dumps(resource, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{mapping}\x1f{text}".encode()).hexdigest()
+def content_hash(record: bytes, mapping: str = "") -> str:
+    """What a record becomes in DHIS2 depends on the record (its compact form, mediator.journal.compact) and on how
+    it is mapped (UIDs, privacy choices): both go into the hash, so a settings change sends records again, and a
+    change to what the mapping does not read of the resource does not."""
+    return hashlib.sha256(mapping.encode() + b"\x1f" + record).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def accept(
     received_at: datetime,
     body_sha256: str,
     received: Mapping[str, int],
-    resources: Iterable[tuple[str, Mapping[str, Any]]],
+    records: Iterable[tuple[str, bytes]],
     rejected: Iterable[tuple[str, list[dict[str, Any]]]],
     units: Mapping[str, int] | None = None,
     aliases: Mapping[tuple[str, str], str] | None = None,
@@ -66,7 +65,7 @@ def accept(
 ) -> Accepted:
     """Keep the push and each of its records before anything is sent.
 
-    `resources` ("Kind/key", resource) may be a stream. They are written a chunk per database transaction, as
+    `records` ("Kind/key", compact form) may be a stream. They are written a chunk per database transaction, as
     `incoming` rows no worker sees, so a large push never holds the database's write lock for long; one last
     transaction makes them pending. A push that fails on the way leaves nothing behind.
 
@@ -106,13 +105,13 @@ def accept(
             ]
             session.execute(insert(Outcome), rows)
     try:
-        for chunk in chunks(resources):
+        for chunk in chunks(records):
             with journal.sessions.begin() as session:
-                items = [(*label.split("/", 1), label, resource) for label, resource in chunk]
+                items = [(*label.split("/", 1), label, record) for label, record in chunk]
                 latest = _latest(session, [(kind, key) for kind, key, _, _ in items])
                 rows = []
-                for kind, key, label, resource in items:
-                    digest = content_hash(resource, mapping)
+                for kind, key, label, record in items:
+                    digest = content_hash(record, mapping)
                     last = latest.get((kind, key))
                     state = "incoming"
                     if last is not None and last.state in ("delivered", "duplicate") and last.content_hash == digest:
@@ -128,7 +127,7 @@ def accept(
                             "stage": stage(kind),
                             "unit": units.get(label, 0),
                             "content_hash": digest,
-                            "resource": json.dumps(resource) if state == "incoming" else None,
+                            "record": record.decode() if state == "incoming" else None,
                             "state": state,
                             "attempts": 0,
                             "next_attempt_at": now,
@@ -192,7 +191,7 @@ def _open(journal: Journal, transaction_id: int, now: datetime) -> list[int]:
         )
         .exists()
     )
-    gone = {"state": "superseded", "resource": None, "claimed_until": None, "claimed_by": None, "updated_at": now}
+    gone = {"state": "superseded", "record": None, "claimed_until": None, "claimed_by": None, "updated_at": now}
     with journal.sessions.begin() as session:
         if journal.engine.dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(7302047)"))  # one push opened at a time

@@ -11,7 +11,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Collection, Iterable
@@ -22,9 +21,11 @@ from typing import Any
 from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.orm import aliased
 
+from mediator.journal.compact import decode
 from mediator.journal.models import Transaction, Work
 from mediator.journal.rows import chunks, rowcount
 from mediator.journal.store import Journal
+from mediator.openimis.records import Record
 
 LEASE = timedelta(minutes=10)  # a claim left by a worker on another machine that died is taken over after this
 
@@ -41,8 +42,8 @@ class Slice:
     transaction_id: int
     ids: list[int]  # the pending records taken
     labels: set[str]  # theirs, as "Kind/key"
-    resources: list[dict[str, Any]]  # theirs, and those of their units' records already delivered (context)
-    context: list[dict[str, Any]]  # code list entries of the push already in DHIS2, for looking codes up
+    records: list[Record]  # theirs, and their units' records already delivered (context), as validated
+    context: list[Record]  # code list entries of the push already in DHIS2, for looking codes up
     aliases: dict[tuple[str, str], str]
 
 
@@ -115,18 +116,16 @@ def claim(
                 taken += rowcount(session.execute(take.values(**values)))
             if taken != len(ids):
                 raise _Taken
-            resources: list[dict[str, Any]] = []
+            records: list[Record] = []
             labels: set[str] = set()
             for chunk in chunks(ids):
                 for kind, key, text in session.execute(
-                    select(Work.kind, Work.key, Work.resource).where(Work.id.in_(chunk))
+                    select(Work.kind, Work.key, Work.record).where(Work.id.in_(chunk))
                 ):
                     labels.add(f"{kind}/{key}")
                     if text is not None:
-                        resources.append(json.loads(text))
-            delivered = (
-                (Work.transaction_id == transaction_id) & (Work.state == "delivered") & Work.resource.is_not(None)
-            )
+                        records.append(decode(text))
+            delivered = (Work.transaction_id == transaction_id) & (Work.state == "delivered") & Work.record.is_not(None)
             later = aliased(Work)
             superseded_since = (
                 select(later.id)
@@ -140,15 +139,15 @@ def claim(
             )
             for chunk in chunks(units):
                 context_of_units = (delivered, Work.stage == 1, Work.unit.in_(chunk), ~superseded_since)
-                kept = session.scalars(select(Work.resource).where(*context_of_units))
-                resources += [json.loads(r) for r in kept if r is not None]
-            context: list[dict[str, Any]] = []
-            if rows[0].stage != 0 and any(r.get("resourceType") in ("Claim", "ClaimResponse") for r in resources):
-                entries = select(Work.resource).where(delivered, Work.kind.in_(("Medication", "ActivityDefinition")))
-                context = [json.loads(r) for r in session.scalars(entries) if r is not None]
+                kept = session.scalars(select(Work.record).where(*context_of_units))
+                records += [decode(r) for r in kept if r is not None]
+            context: list[Record] = []
+            if rows[0].stage != 0 and any(r.kind in ("Claim", "ClaimResponse") for r in records):
+                entries = select(Work.record).where(delivered, Work.kind.in_(("Medication", "ActivityDefinition")))
+                context = [decode(r) for r in session.scalars(entries) if r is not None]
             tx = session.get(Transaction, transaction_id)
             aliases = {(k, rid): key for k, rid, key in (tx.aliases or [])} if tx is not None else {}
-            return Slice(transaction_id, ids, labels, resources, context, aliases)
+            return Slice(transaction_id, ids, labels, records, context, aliases)
     except _Taken:
         return None
 

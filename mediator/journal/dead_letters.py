@@ -24,7 +24,7 @@ def replay(journal: Journal, ids: Iterable[int] | None = None) -> int:
     """Send rejected records again (all, or these), once the mapping or DHIS2 has been fixed; their pushes are open
     again until the worker has decided them anew (and told OpenHIM)."""
     now = datetime.now(UTC)
-    which = (Work.state == "rejected") & Work.resource.is_not(None)
+    which = (Work.state == "rejected") & Work.record.is_not(None)
     if ids is not None:
         which = which & Work.id.in_(list(ids))
     with journal.sessions.begin() as session:

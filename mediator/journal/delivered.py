@@ -2,7 +2,7 @@
 
 A record's newest row (delivered now, or unchanged since an earlier delivery) is what makes the next push of the same
 content "unchanged": the journal vouches for DHIS2 holding it. When DHIS2 no longer does (restored from a backup,
-reset), the row is sent again if the journal still keeps its FHIR resource (its push is still being delivered), or
+reset), the row is sent again if the journal still keeps its record (its push is still being delivered), or
 else marked `missing`, which vouches for nothing: the next push or pull of the record delivers it.
 """
 
@@ -103,12 +103,12 @@ def send_again(journal: Journal, ids: Collection[int]) -> SentAgain:
         for chunk in chunks(sorted(ids)):
             # Checked again here: a newer push of the record may have come since it was found missing.
             vouching = Work.id.in_(chunk) & Work.state.in_(VOUCHED) & ~_newer_row()
-            kept = vouching & Work.resource.is_not(None)
+            kept = vouching & Work.record.is_not(None)
             pushes = select(Work.transaction_id).where(kept)
             session.execute(update(Transaction).where(Transaction.id.in_(pushes)).values(status="Processing"))
             again = {"state": "pending", "next_attempt_at": now, "claimed_until": None, "claimed_by": None}
             queued += rowcount(session.execute(update(Work).where(kept).values(**again, updated_at=now)))
-            gone = vouching & Work.resource.is_(None)
+            gone = vouching & Work.record.is_(None)
             marked += rowcount(session.execute(update(Work).where(gone).values(state=MISSING, updated_at=now)))
     return SentAgain(queued, marked)
 

@@ -115,8 +115,8 @@ def decide(journal: Journal, transaction_id: int) -> str | None:
             return None
         session.execute(
             update(Work)
-            .where(Work.transaction_id == transaction_id, Work.state == "delivered", Work.resource.is_not(None))
-            .values(resource=None)
+            .where(Work.transaction_id == transaction_id, Work.state == "delivered", Work.record.is_not(None))
+            .values(record=None)
         )
         return status
 

@@ -1,6 +1,9 @@
-"""Journal tables. What is stored holds no personal data but the FHIR resource of a record (`Work.resource`), kept
-while it may still have to be sent and cleared at the latest after the retention period (mediator.journal.retention):
-otherwise record keys, counts, DHIS2 UIDs, redacted bodies, keyed pseudonyms."""
+"""Journal tables.
+
+Personal data is in one column only: `Work.record`, the validated record in its compact form (what the mapping reads
+of the resource: names, birth date, insurance number, ... as openIMIS sent them), kept while the record may still
+have to be sent and cleared at the latest after the retention period (mediator.journal.retention). Everything else
+is record keys, counts, states, DHIS2 UIDs, redacted bodies and keyed pseudonyms of insurance numbers."""
 
 from __future__ import annotations
 
@@ -78,8 +81,8 @@ class Exchange(Base):
 class Work(Base):
     """One record accepted on a push, and where its delivery stands; the queue the delivery workers take from.
 
-    The FHIR resource is kept only while the record may still have to be sent (pending, or rejected and so open to
-    a replay); it is cleared once the record is delivered or has become needless, and a rejected record's once the
+    The record itself is kept only while it may still have to be sent (pending, or rejected and so open to a
+    replay); it is cleared once the record is delivered or has become needless, and a rejected record's once the
     retention period has passed (then it can no longer be replayed).
     """
 
@@ -88,12 +91,12 @@ class Work(Base):
         Index("ix_work_due", "state", "next_attempt_at"),
         Index("ix_work_record", "kind", "key"),
         Index("ix_work_slice", "transaction_id", "state", "stage", "unit", "id"),
-        # The rows that still hold a resource, by age: what the retention purge looks at, without a full scan.
+        # The rows that still hold a record, by age: what the retention purge looks at, without a full scan.
         Index(
             "ix_work_kept",
             "updated_at",
-            sqlite_where=text("resource IS NOT NULL"),
-            postgresql_where=text("resource IS NOT NULL"),
+            sqlite_where=text("record IS NOT NULL"),
+            postgresql_where=text("record IS NOT NULL"),
         ),
     )
 
@@ -104,7 +107,7 @@ class Work(Base):
     stage: Mapped[int] = mapped_column(Integer, default=1)  # 0: metadata, delivered before the rest of its push
     unit: Mapped[int] = mapped_column(Integer, default=0)  # records of a push with one unit go in one slice
     content_hash: Mapped[str] = mapped_column(String(64))
-    resource: Mapped[str | None] = mapped_column(Text)
+    record: Mapped[str | None] = mapped_column(Text)  # the validated record (mediator.journal.compact)
     state: Mapped[str] = mapped_column(String(16))  # pending | delivered | rejected | superseded | duplicate
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

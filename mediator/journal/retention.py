@@ -1,5 +1,5 @@
-"""How long the journal keeps personal data: the FHIR resource of a decided record is cleared once the retention
-period has passed since it was decided, keeping the audit facts (keys, states, reasons, hashes, DHIS2 UIDs); every
+"""How long the journal keeps personal data: a decided record's kept form (mediator.journal.compact) is cleared once
+the retention period has passed since it was decided, keeping the audit facts (keys, states, reasons, hashes, DHIS2 UIDs); every
 purge is recorded in the journal.
 
 Pending records are never touched (they still have to be delivered), nor any record of a push still being delivered
@@ -34,12 +34,12 @@ class PurgeDone:
 
 
 def purge(journal: Journal, retention_days: int, now: datetime | None = None) -> PurgeDone:
-    """Clear the FHIR resources of the records decided before `now - retention_days`, and record the purge."""
+    """Clear the kept records of those decided before `now - retention_days`, and record the purge."""
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=retention_days)
     open_pushes = select(Transaction.id).where(Transaction.status.in_(("Processing", RECEIVING)))
     old = (
-        Work.resource.is_not(None)
+        Work.record.is_not(None)
         & (Work.updated_at < cutoff)
         & Work.state.in_(DECIDED)
         & Work.transaction_id.not_in(open_pushes)
@@ -49,15 +49,15 @@ def purge(journal: Journal, retention_days: int, now: datetime | None = None) ->
         with journal.sessions.begin() as session:
             ids = list(session.scalars(select(Work.id).where(old).limit(CHUNK)))
             if ids:
-                # Only the resource goes: updated_at stays the time the record was decided.
-                result = session.execute(update(Work).where(Work.id.in_(ids), old).values(resource=None))
+                # Only the record goes: updated_at stays the time the record was decided.
+                result = session.execute(update(Work).where(Work.id.in_(ids), old).values(record=None))
                 cleared += int(cast(CursorResult[Any], result).rowcount)
         if len(ids) < CHUNK:
             break
     with journal.sessions.begin() as session:
         session.add(Purge(purged_at=now, cutoff=cutoff, retention_days=retention_days, records=cleared))
     if cleared:
-        log.info("cleared the FHIR resources of %d record(s) decided before %s", cleared, f"{cutoff:%Y-%m-%d %H:%M}")
+        log.info("cleared the kept personal data of %d record(s) decided before %s", cleared, f"{cutoff:%Y-%m-%d %H:%M}")
     return PurgeDone(now, cutoff, cleared)
 
 

@@ -34,7 +34,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 
 
 def _private(database: Path) -> None:
-    """The journal holds FHIR resources: its file is the mediator user's alone. SQLite creates the -wal and -shm
+    """The journal holds personal data: its file is the mediator user's alone. SQLite creates the -wal and -shm
     files with the database file's mode, so creating that one 0600 is enough; older ones are narrowed."""
     with contextlib.suppress(FileExistsError):
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -58,15 +58,16 @@ def open_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (safe to call at every start, from several processes at once)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest revision, or to `revision` (safe to call at every start, from several
+    processes at once)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7302046)")  # one migrating instance at a time
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 @dataclass(frozen=True)

@@ -159,12 +159,6 @@ def read_document(
     return _read_entries(bundle["entry"], accepted, reading, aliases)
 
 
-def read_kept(resources: Iterable[Any], accepted: Collection[str], aliases: Aliases | None = None) -> Reading:
-    """Read resources the journal kept of one push (a slice, or the records it names), as the entries of its
-    Bundle; `aliases` are those of the whole push."""
-    return _read_entries(({"resource": r} for r in resources), accepted, Reading(), aliases)
-
-
 def _read_entries(
     entries: Iterable[Any], accepted: Collection[str], reading: Reading, aliases: Aliases | None
 ) -> Reading:

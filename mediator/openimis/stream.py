@@ -1,5 +1,5 @@
-"""Reads a push from a file without holding it whole: a first pass validates every resource and keeps only what
-the journal needs (labels, problems, counts, delivery units); a second pass hands the resources over one at a time.
+"""Reads a push from a file without holding it whole: one pass validates every resource into a domain record, handed
+over as it is read, and keeps only what deciding the push needs (labels, problems, counts, delivery units).
 
 Bundles are read entry by entry (ijson), so a push of 100,000 resources costs the memory of one resource plus a
 label per record.
@@ -17,7 +17,7 @@ from typing import IO, Any
 import ijson
 
 from mediator.openimis.reader import Problem, Skipped, read_resource
-from mediator.openimis.records import Insuree
+from mediator.openimis.records import Insuree, Record
 from mediator.openimis.schemas import BUNDLE_SCHEMA
 from mediator.openimis.units import Units
 from mediator.openimis.wellformed import NotWellFormed, check
@@ -119,10 +119,16 @@ def _open_document(path: Path) -> bool:
     return True
 
 
-def survey(path: Path, accepted: Collection[str], on_read: Callable[[int], None] | None = None) -> Survey:
-    """First pass: validate each resource, count, and decide which records the push keeps.
+def survey(
+    path: Path,
+    accepted: Collection[str],
+    on_read: Callable[[int], None] | None = None,
+    on_record: Callable[[int, Record], None] | None = None,
+) -> Survey:
+    """The one pass that reads and validates the push: count, and decide which records it keeps.
 
-    `on_read(n)` hears every thousandth resource read, for progress."""
+    `on_record(position, record)` hears each record read (a record later found twice in the Bundle is heard too:
+    `labels[position]` is None for it once the pass is over); `on_read(n)` hears every thousandth resource read."""
     result = Survey()
     try:
         result.exact_numbers = check(path).big_numbers
@@ -149,6 +155,8 @@ def survey(path: Path, accepted: Collection[str], on_read: Callable[[int], None]
                 label = f"{read.record.kind}/{read.record.key}"
                 result.labels.append(label)
                 units.add(label, position, read.record)
+                if on_record is not None:
+                    on_record(position, read.record)
                 if isinstance(read.record, Insuree) and read.record.insurance_number:
                     result.numbers[label] = read.record.insurance_number
         if result.bundle and not result.labels:
@@ -176,11 +184,3 @@ def _drop_duplicates(result: Survey) -> None:
         refused = set(twice)
         result.labels = [None if label in refused else label for label in result.labels]
         result.numbers = {label: n for label, n in result.numbers.items() if label not in refused}
-
-
-def kept_resources(path: Path, found: Survey) -> Iterator[tuple[str, Any]]:
-    """Second pass: (record, resource) for each record the first pass kept, in the order of the push."""
-    with path.open("rb") as file:
-        for label, (_, resource) in zip(found.labels, _resources(file, found.bundle, found.exact_numbers), strict=True):
-            if label is not None:
-                yield label, resource

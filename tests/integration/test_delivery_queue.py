@@ -141,7 +141,7 @@ def keep(journal, resources, rejected=()):
         received_at=datetime.now(UTC),
         body_sha256="0" * 64,
         received={"Patient": 2},
-        resources=resources,
+        records=((label, samples.compact(resource)) for label, resource in resources),
         rejected=list(rejected),
     )
 

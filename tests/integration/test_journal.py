@@ -1,9 +1,14 @@
 """The journal keeps every push, on SQLite and on PostgreSQL, and never personal data."""
 
 import json
+from datetime import UTC, datetime
 
-from mediator.journal.models import Exchange, Outcome, Transaction
+from sqlalchemy import text
+
+from mediator.journal.compact import decode
+from mediator.journal.models import Exchange, Outcome, Transaction, Work
 from mediator.journal.store import Journal, migrate, open_engine
+from mediator.openimis.records import Insuree
 from tests import samples
 from tests.conftest import INSUREES_AUTH, mediator_client
 
@@ -49,4 +54,40 @@ def test_sqlite_journal_runs_in_wal_mode(tmp_path):
     engine = open_engine(f"sqlite:///{tmp_path / 'j.sqlite'}")
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+
+
+def test_a_journal_that_kept_fhir_resources_keeps_validated_records_after_the_upgrade(journal_url):
+    """Journals written before records were kept in the compact form: what they still hold is read once more."""
+    engine = open_engine(journal_url)
+    migrate(engine, "0005")
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO transactions (channel, received_at, status, body_sha256, received, stats, origin)"
+                " VALUES ('insurees', :now, 'Processing', :sha, '{}', '{}', 'channel')"
+            ),
+            {"now": now, "sha": "0" * 64},
+        )
+        broken = {**samples.patient(samples.MEMBER), "birthDate": "not a date"}
+        for key, resource in ((samples.HEAD, samples.patient()), (samples.MEMBER, broken)):
+            connection.execute(
+                text(
+                    "INSERT INTO work (transaction_id, kind, key, content_hash, resource, state, attempts,"
+                    " next_attempt_at, uids, reasons, updated_at, stage, unit)"
+                    " VALUES (1, 'Patient', :key, :hash, :resource, 'pending', 0, :now, '{}', '[]', :now, 1, 0)"
+                ),
+                {"key": key, "hash": "0" * 64, "resource": json.dumps(resource), "now": now},
+            )
+    migrate(engine)
+    with Journal(engine).session() as session:
+        rows = {w.key: w for w in session.query(Work)}
+    head, member = rows[samples.HEAD], rows[samples.MEMBER]
+    assert head.state == "pending" and decode(head.record) == decode(samples.compact(samples.patient()))
+    assert isinstance(decode(head.record), Insuree)
+    assert "Ageni" in head.record and "resourceType" not in head.record
+    assert member.state == "rejected" and member.record is None
+    assert [r["field"] for r in member.reasons] == ["birthDate"]
+    migrate(engine)  # and again: nothing changes
     engine.dispose()

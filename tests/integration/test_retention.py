@@ -1,4 +1,4 @@
-"""What the journal keeps of personal data: a decided record's FHIR resource goes once the retention period has
+"""What the journal keeps of personal data: a decided record goes once the retention period has
 passed, its audit facts stay, pending records are never touched, and every purge is recorded."""
 
 import time
@@ -34,7 +34,7 @@ def keep(journal, *keys, status="Completed"):
         received_at=NOW,
         body_sha256="0" * 64,
         received={"Patient": len(keys)},
-        resources=[(f"Patient/{key}", samples.patient(key, f"10400{i:04d}")) for i, key in enumerate(keys)],
+        records=[(f"Patient/{k}", samples.compact(samples.patient(k, f"10400{i:04d}"))) for i, k in enumerate(keys)],
         rejected=[],
     )
     with journal.sessions.begin() as session:
@@ -57,14 +57,14 @@ def record(journal, key):
         return session.scalars(select(Work).where(Work.key == key)).one()
 
 
-def test_a_rejected_record_past_the_retention_loses_its_resource_and_keeps_its_audit_facts(journal):
+def test_a_rejected_record_past_the_retention_loses_its_record_and_keeps_its_audit_facts(journal):
     keep(journal, samples.HEAD)
     why = [{"field": "orgUnit", "code": "E1049", "message": "no such org unit"}]
     set_record(journal, samples.HEAD, "rejected", LONG_AGO, why)
     before = record(journal, samples.HEAD)
     assert purge(journal, 90, NOW).records == 1
     after = record(journal, samples.HEAD)
-    assert after.resource is None
+    assert after.record is None
     assert (after.kind, after.key, after.state, after.reasons, after.content_hash, after.transaction_id) == (
         before.kind,
         before.key,
@@ -75,27 +75,27 @@ def test_a_rejected_record_past_the_retention_loses_its_resource_and_keeps_its_a
     )
 
 
-def test_a_record_decided_within_the_retention_keeps_its_resource(journal):
+def test_a_record_decided_within_the_retention_keeps_its_record(journal):
     keep(journal, samples.HEAD)
     set_record(journal, samples.HEAD, "rejected", NOW - timedelta(days=89))
     assert purge(journal, 90, NOW).records == 0
-    assert record(journal, samples.HEAD).resource is not None
+    assert record(journal, samples.HEAD).record is not None
 
 
 def test_a_pending_record_is_never_purged(journal):
     keep(journal, samples.HEAD, status="Processing")
     set_record(journal, samples.HEAD, "pending", LONG_AGO)
     purge(journal, 90, NOW)
-    assert record(journal, samples.HEAD).resource is not None
+    assert record(journal, samples.HEAD).record is not None
 
 
-def test_the_records_of_a_push_still_being_delivered_keep_their_resources(journal):
+def test_the_records_of_a_push_still_being_delivered_keep_their_records(journal):
     # A delivered record of a unit goes again as context with the rest of its unit, still pending.
     keep(journal, samples.HEAD, samples.MEMBER, status="Processing")
     set_record(journal, samples.HEAD, "delivered", LONG_AGO)
     set_record(journal, samples.MEMBER, "pending", LONG_AGO)
     purge(journal, 90, NOW)
-    assert record(journal, samples.HEAD).resource is not None
+    assert record(journal, samples.HEAD).record is not None
 
 
 def test_each_purge_is_recorded_with_its_time_cutoff_and_count(journal):
@@ -132,4 +132,4 @@ def test_the_delivery_worker_purges_the_journal(tmp_path):
             time.sleep(0.05)
     finally:
         stop.set()
-    assert record(journal, samples.HEAD).resource is None
+    assert record(journal, samples.HEAD).record is None

@@ -10,7 +10,7 @@ import pytest
 from mediator.config.settings import build_settings
 from mediator.journal.claim import claim
 from mediator.journal.finish import decide, finish
-from mediator.openimis.reader import read_kept
+from mediator.openimis.reader import read_document
 from mediator.openimis.schemas import SCHEMAS
 from tests import samples
 from tests.conftest import basic, mediator_client
@@ -77,8 +77,8 @@ def test_a_push_larger_than_a_slice_ends_as_if_delivered_in_one_go(env, tmp_path
         sliced.stop()
 
 
-def labels(resources):
-    return set(read_kept(resources, SCHEMAS).resources)
+def labels(records):
+    return {f"{r.kind}/{r.key}" for r in records}
 
 
 def test_slices_hold_whole_units_and_metadata_comes_first(env, journal_url, tmp_path):
@@ -89,7 +89,7 @@ def test_slices_hold_whole_units_and_metadata_comes_first(env, journal_url, tmp_
         journal = client.application.extensions["journal"]
         slices = []
         while (taken := claim(journal, 1, size=2)) is not None:
-            slices.append(labels(taken.resources))
+            slices.append(labels(taken.records))
             delivered = [{"record": label, "status": "delivered"} for label in slices[-1]]
             finish(journal, taken, delivered, retry=False, error=None)
         kinds = [{label.split("/")[0] for label in s} for s in slices]
@@ -107,7 +107,7 @@ def test_slices_hold_whole_units_and_metadata_comes_first(env, journal_url, tmp_
         assert sum(head_unit <= s for s in slices) == 1
         assert sum({f"Patient/{OTHER_HEAD}", f"Group/{OTHER_FAMILY}"} <= s for s in slices) == 1
         everything = [label for s in slices for label in s]
-        assert len(everything) == len(set(everything)) == len(labels([e["resource"] for e in push_doc()["entry"]]))
+        assert len(everything) == len(set(everything)) == len(labels(read_document(push_doc(), SCHEMAS).records))
         assert decide(journal, 1) == "Successful"
         assert decide(journal, 1) is None  # decided once
     finally:
@@ -148,7 +148,7 @@ def test_a_slice_never_splits_a_family(env, tmp_path, size):
         client.post("/channels/openimis", data=json.dumps(samples.bundle(*families(3))), headers=AUTH)
         journal = client.application.extensions["journal"]
         while (taken := claim(journal, 1, size=size)) is not None:
-            got = labels(taken.resources)
+            got = labels(taken.records)
             assert len(got) % 3 == 0  # two members and their Group, always together
             finish(journal, taken, [{"record": label, "status": "delivered"} for label in got], False, None)
     finally:
@@ -190,7 +190,7 @@ def test_a_unit_cut_by_a_failure_is_completed_with_what_it_already_delivered(env
         assert deliverer.work_once(settings, now=LATER) == 1
         with journal.session() as session:
             assert {w.state for w in session.query(Work)} == {"delivered"}
-            assert all(w.resource is None for w in session.query(Work))  # cleared once the push is decided
+            assert all(w.record is None for w in session.query(Work))  # cleared once the push is decided
         assert len([e for e in running.fake.store.events.values() if e["programStage"]]) == 1
     finally:
         running.stop()

@@ -3,9 +3,11 @@ keep together what the mapping looks up within the push."""
 
 import json
 
+from mediator.intake.spool import RecordSpool
+from mediator.journal.compact import decode
 from mediator.openimis.reader import read_body
 from mediator.openimis.schemas import SCHEMAS
-from mediator.openimis.stream import kept_resources, survey
+from mediator.openimis.stream import survey
 from tests import samples
 
 ALL = tuple(SCHEMAS)
@@ -36,12 +38,17 @@ def mixed():
 
 def test_a_bundle_read_entry_by_entry_gives_what_reading_it_whole_gives(tmp_path):
     doc = mixed()
-    found = survey(write(tmp_path, doc), ALL)
+    spool = RecordSpool(tmp_path)
+    found = survey(write(tmp_path, doc), ALL, on_record=spool.write)
     whole = read_body(json.dumps(doc).encode(), ALL)
     assert found.records == list(whole.resources)
     assert found.problems == whole.problems
     assert found.resource_counts == whole.resource_counts
-    assert dict(kept_resources(write(tmp_path, doc), found)) == dict(whole.resources)
+    kept = list(spool.kept(found.labels))
+    assert [label for label, _ in kept] == found.records
+    assert [decode(data) for _, data in kept] == whole.records
+    spool.close()
+    assert not spool.path.exists()
 
 
 def test_resource_type_after_the_entries_still_makes_a_bundle(tmp_path):
@@ -67,10 +74,12 @@ def test_an_entry_list_that_is_not_a_list_is_named(tmp_path):
 
 def test_a_record_sent_twice_is_refused_and_not_kept(tmp_path):
     doc = samples.bundle(samples.patient(), samples.patient(), samples.group())
-    found = survey(write(tmp_path, doc), ALL)
+    spool = RecordSpool(tmp_path)
+    found = survey(write(tmp_path, doc), ALL, on_record=spool.write)
     assert found.records == [f"Group/{samples.FAMILY}"]
     assert [p.message for p in found.problems] == ["appears more than once in the Bundle"]
-    assert [label for label, _ in kept_resources(write(tmp_path, doc), found)] == [f"Group/{samples.FAMILY}"]
+    assert [label for label, _ in spool.kept(found.labels)] == [f"Group/{samples.FAMILY}"]
+    spool.close()
 
 
 def test_a_family_its_members_their_policy_and_claims_share_a_unit(tmp_path):

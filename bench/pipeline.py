@@ -1,0 +1,112 @@
+"""Benchmark: the mediator's main job against reading its input, on one Bundle, in one process.
+
+1. baseline: parsing the Bundle with orjson (CPU seconds, Patients per CPU-second);
+2. accept: the channel's POST (checked, read, validated, kept in the journal, answered without waiting for DHIS2);
+3. delivery: the delivery worker sends the push to a fake DHIS2 in its own process (the mediator's CPU only).
+
+Reports each phase in records per CPU-second, accept as a multiple of the orjson parse, and the peak RSS of the
+mediator process after each phase (run with --insurees 100000 to see that it stays flat).
+
+    .venv/bin/python bench/pipeline.py --insurees 2000 [--families] [--journal postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.journal_push import VILLAGES, write_bundle  # noqa: E402
+from mediator.config.settings import build_settings  # noqa: E402
+from mediator.journal.finish import progress  # noqa: E402
+from tests.conftest import basic, mediator_client  # noqa: E402
+from tests.processes import BENCH_CHANNEL_PASSWORD, BENCH_DHIS2, bench_env, start_fake_dhis2  # noqa: E402
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def orjson_parse(body: Path, rounds: int = 3) -> float:
+    """CPU seconds to parse the body with orjson, best of a few rounds (the file read included)."""
+    best = float("inf")
+    for _ in range(rounds):
+        cpu = time.process_time()
+        doc = orjson.loads(body.read_bytes())
+        best = min(best, time.process_time() - cpu)
+        del doc
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--insurees", type=int, default=2000)
+    parser.add_argument("--families", action="store_true", help="a Group for every four insurees")
+    parser.add_argument("--slice", type=int, default=1000)
+    parser.add_argument("--journal", default="", help="SQLAlchemy URL (default: SQLite in a temporary folder)")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    fake, dhis2_url = start_fake_dhis2(work, VILLAGES, *BENCH_DHIS2)
+    try:
+        env = bench_env(work, dhis2_url, slice_size=str(args.slice), inline_limit="1")
+        if args.journal:
+            env["MEDIATOR_JOURNAL_URL"] = args.journal
+        body = work / "bundle.json"
+        records = write_bundle(body, args.insurees, args.families)
+        client = mediator_client(env)
+        headers = {**basic("openhim-insurees", BENCH_CHANNEL_PASSWORD), "Content-Type": "application/json"}
+
+        parse_cpu = orjson_parse(body)
+        base = peak_mib()
+
+        cpu = time.process_time()
+        with body.open("rb") as stream:
+            resp = client.post(
+                "/channels/insurees", input_stream=stream, headers=headers, content_length=body.stat().st_size
+            )
+        accept_cpu = time.process_time() - cpu
+        assert resp.status_code == 202, resp.data[:300]
+        after_accept = peak_mib()
+
+        deliverer = client.application.extensions["deliverer"]
+        start = time.perf_counter()
+        cpu = time.process_time()
+        deliverer.work_once(build_settings(env))
+        deliver_wall = time.perf_counter() - start
+        deliver_cpu = time.process_time() - cpu
+        left = progress(deliverer.journal, 1)  # the one push of a fresh journal
+        assert set(left) <= {"delivered"}, left
+
+        journal = "PostgreSQL" if args.journal else "SQLite"
+        print(
+            f"records: {records} ({args.insurees} insurees{', with families' if args.families else ''}) in one Bundle "
+            f"({body.stat().st_size / 1e6:.1f} MB), journal {journal}"
+        )
+        print(f"orjson parse:  {parse_cpu:6.2f} CPU-s = {records / parse_cpu:9,.0f} records/CPU-s")
+        print(
+            f"accept:        {accept_cpu:6.2f} CPU-s = {records / accept_cpu:9,.0f} records/CPU-s "
+            f"({accept_cpu / parse_cpu:.1f}x the orjson parse)"
+        )
+        print(
+            f"delivery:      {deliver_cpu:6.2f} CPU-s = {records / deliver_cpu:9,.0f} records per mediator CPU-s "
+            f"({deliver_wall:.1f} s wall)"
+        )
+        print(
+            f"peak RSS: {base:.0f} MiB before the push, {after_accept:.0f} MiB after accepting it, "
+            f"{peak_mib():.0f} MiB after delivering it"
+        )
+    finally:
+        fake.terminate()
+        fake.wait(10)
+
+
+if __name__ == "__main__":
+    main()
