@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mediator import __version__
-from mediator.config.settings import Settings, SettingsError, build_settings
+from mediator.config.settings import DEFAULT_CONFIG_FILE, Settings, SettingsError, build_settings
 
 log = logging.getLogger("mediator")
 
@@ -120,6 +120,21 @@ def _bootstrap(settings: Settings, root_name: str) -> int:
     return 0
 
 
+def _settings(config_file: Path, write: bool) -> int:
+    from mediator.config import declared
+
+    readme = config_file.parent / "README.md"
+    readme_or_none = readme if readme.is_file() else None
+    if write:
+        for path in declared.write(config_file, readme_or_none):
+            sys.stdout.write(f"wrote {path}\n")
+        return 0
+    stale = declared.stale(config_file, readme_or_none)
+    for path in stale:
+        sys.stdout.write(f"{path} differs from the declaration of the settings: run `settings --write`\n")
+    return 1 if stale else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     os.umask(0o077)  # what the mediator writes (journal, spool, console config, locks) is its user's alone
     parser = argparse.ArgumentParser(prog="openimis-dhis2-mediator", description="openIMIS to DHIS2 OpenHIM mediator")
@@ -155,9 +170,15 @@ def main(argv: list[str] | None = None) -> None:
     boot.add_argument("--root-name", default="openIMIS", help="name of the root org unit, if it has to be created")
     rec = sub.add_parser("reconcile", help="check that DHIS2 holds what the journal says it delivered, per kind")
     rec.add_argument("--resend", action="store_true", help="send again what DHIS2 lacks (after a restore or reset)")
+    declared = sub.add_parser(
+        "settings", help="check that mediator_config.json and the README say what the settings' declaration says"
+    )
+    declared.add_argument("--write", action="store_true", help="write them from the declaration")
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
+    if args.command == "settings":
+        raise SystemExit(_settings(Path(env.get("MEDIATOR_CONFIG_FILE", DEFAULT_CONFIG_FILE)), args.write))
     try:
         settings = build_settings(env)
         from mediator.config.mapping_file import dhis2_setup

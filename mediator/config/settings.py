@@ -11,8 +11,9 @@ import logging
 import math
 import os
 import re
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -45,148 +46,252 @@ class ChannelSettings:
     pulls: bool = False  # the endpoint an OpenHIM polling channel calls: each call pulls from openIMIS
 
 
+def _declare(default: Any, doc: str, scope: str, **more: Any) -> Any:
+    meta = {"doc": doc, "scope": scope, **more}
+    secret = scope == "secret"
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+def process(default: Any, doc: str, *, shown: str | None = None, values: tuple[str, ...] = ()) -> Any:
+    """A process setting: from the environment, fixed for the life of the process. `shown` is how the README
+    shows a default that is computed; `values` are the only ones allowed."""
+    return _declare(default, doc, "process", shown=shown, values=values)
+
+
+def secret(doc: str) -> Any:
+    """A secret: from the environment only, never logged, never in the OpenHIM console or the registration."""
+    return _declare("", doc, "secret", shown=None, values=())
+
+
+def console(default: Any, title: str, doc: str, *, values: tuple[str, ...] = (), shown: str | None = None) -> Any:
+    """A setting an implementer may change in the OpenHIM console (a configDef titled `title`); the environment
+    sets it too, under the console's value once that was changed."""
+    return _declare(default, doc, "console", title=title, shown=shown, values=values)
+
+
 @dataclass(frozen=True)
 class Settings:
-    # Process settings: environment only, fixed for the life of the process.
-    config_file: Path
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 8000
-    workers: int = 2
-    # How gunicorn serves (mediator/app/serving.py): a request takes one of a worker's threads once its headers are in.
-    threads: int = 8  # requests a worker serves at once (a push delivered inline holds its thread until answered)
-    connections_per_worker: int = 1000  # open connections a worker holds, slow ones included; more wait unaccepted
-    header_timeout_seconds: float = 10.0  # from a connection's opening or a request's first byte to its last header
-    body_timeout_seconds: float = 30.0  # longest pause in a request body, and the slack before its minimum rate
-    body_min_kib_per_second: float = 16.0  # the average (KiB/s) a request body must keep up, or it is cut off
-    keepalive_seconds: int = 5  # how long an idle connection is kept open between two requests
-    public_host: str = "127.0.0.1"
-    public_port: int = 8000
-    state_dir: Path = Path("var")
-    log_level: str = "INFO"
-    openhim_url: str = "https://127.0.0.1:8080"
-    openhim_username: str = "root@openhim.org"
-    openhim_password: str = field(default="", repr=False)
-    openhim_auth_mode: str = "basic"
-    openhim_verify_tls: bool | str = True
-    openhim_register: bool = True
-    heartbeat_seconds: float = 10.0
-    allow_default_passwords: bool = False
-    mapping_file: Path | None = None  # DHIS2 UIDs of an existing setup, by the mediator's keys
-    journal_url: str = ""  # SQLAlchemy URL; empty: SQLite in the state directory
-    inline_limit: int = 5000  # records of a push delivered before answering; a larger push is answered at once
-    delivery_seconds: float = 5.0  # how often the delivery worker looks for pushes that are due
-    retry_seconds: float = 30.0  # first wait after DHIS2 could not take a push; it doubles, up to an hour
-    slice_size: int = 1000  # records a worker delivers of a push at a time (whole units: a family, a claim...)
-    max_body_mb: int = 1024  # largest push taken; it is spooled to the state directory, never held in memory
-    openimis_url: str = ""  # openIMIS's FHIR R4 base, e.g. https://openimis.example.org/api/api_fhir_r4/
-    openimis_username: str = ""
-    openimis_password: str = field(default="", repr=False)
-    openimis_verify_tls: bool | str = True
-    openimis_timeout_seconds: float = 300.0  # read timeout of one openIMIS request (a feed is read as one page)
-    openhim_router_url: str = ""  # how openIMIS reaches the OpenHIM router, for its subscriptions
-    subscription_client_id: str = ""  # the OpenHIM client openIMIS's subscriptions authenticate as
-    subscription_client_password: str = field(default="", repr=False)
-    # Secrets and TLS verification: environment only, never in the OpenHIM console (see ENV_ONLY_CONSOLE_KEYS).
-    dhis2_password: str = field(default="", repr=False)
-    dhis2_token: str = field(default="", repr=False)
-    pseudonym_key: str = field(default="", repr=False)
-    dhis2_verify_tls: bool | str = True
-    dhis2_allowed_hosts: str = ""  # where the DHIS2 credentials may go; empty: the environment's DHIS2 URL's host
-    personal_data_retention_days: int = 90  # decided records' FHIR resources are cleared from the journal after this
-    # Console-editable settings (configDefs in mediator_config.json).
-    dhis2_url: str = ""
-    dhis2_auth: str = "basic"
-    dhis2_username: str = ""
-    dhis2_timeout_seconds: float = 60.0
-    dhis2_max_attempts: int = 5
-    tracker_api: str = "auto"
-    async_threshold: int = 1000
-    dhis2_concurrency: int = 2
-    batch_size: int = 200
-    person_tracked_entity_type: str = ""
-    insuree_program: str = ""
-    root_org_unit: str = ""
-    attribute_uids: Mapping[str, str] = field(default_factory=dict)
-    send_names: bool = False
-    send_phone: bool = False
-    send_identification_number: bool = False
-    birth_date_precision: str = "year"
-    uid_scheme: str = "mediator"
-    pull_page_size: int = 1000
-    pull_resource_types: str = ""  # empty: every type the mapping takes
-    pull_overlap_seconds: float = 300.0
-    channels: tuple[ChannelSettings, ...] = ()
+    """Every setting, declared once: its type, default, scope and meaning. The configDefs and defaults in
+    mediator_config.json and the settings table in the README are made from these (mediator.config.declared)."""
+
+    # Process settings: from the environment (over the defaults here), fixed for the life of the process.
+    config_file: Path = process(DEFAULT_CONFIG_FILE, "the registration document", shown="`./mediator_config.json`")
+    listen_host: str = process("127.0.0.1", "the address gunicorn listens on")
+    listen_port: int = process(8000, "the port gunicorn listens on")
+    workers: int = process(2, 'gunicorn worker processes (see "How the mediator serves HTTP")')
+    threads: int = process(
+        8, "requests a worker serves at once (a push delivered inline holds its thread until answered)"
+    )
+    connections_per_worker: int = process(
+        1000, "open connections a worker holds, slow ones included; more wait unaccepted; must be more than `threads`"
+    )
+    header_timeout_seconds: float = process(
+        10.0, "from a connection's opening, or a request's first byte, to the end of its headers; then 408"
+    )
+    body_timeout_seconds: float = process(
+        30.0, "longest pause in a request body, and how long a body may take before its minimum rate applies"
+    )
+    body_min_kib_per_second: float = process(
+        16.0, "average rate (KiB/s) a request body must keep up after that; a slower one is cut off"
+    )
+    keepalive_seconds: int = process(5, "how long an idle connection is kept open between two requests")
+    public_host: str = process("127.0.0.1", "the host the core's routes use to reach the mediator")
+    public_port: int = process(8000, "the port the core's routes use to reach the mediator")
+    state_dir: Path = process(
+        Path("var"), "heartbeat lock, the console config shared by the workers (mode 0600), the SQLite journal"
+    )
+    log_level: str = process("INFO", "DEBUG, INFO, WARNING or ERROR")
+    openhim_url: str = process("https://127.0.0.1:8080", "the OpenHIM core's API")
+    openhim_username: str = process("root@openhim.org", "an admin user of the core")
+    openhim_password: str = secret("its password; without one, the mediator does not register")
+    openhim_auth_mode: str = process(
+        "basic", "`basic` (cores 7.1+) or `token` (the legacy scheme, cores up to 7.x)", values=("basic", "token")
+    )
+    openhim_verify_tls: bool | str = process(True, "`true`, `false` (warned) or the path of a CA bundle")
+    openhim_register: bool = process(True, "register with the core and heartbeat (`false`: serve only)")
+    heartbeat_seconds: float = process(10.0, "heartbeat interval")
+    allow_default_passwords: bool = process(
+        False, "well-known passwords (`openhim-password`, `district`...) are refused unless this is `true`"
+    )
+    mapping_file: Path | None = process(None, "UIDs of an existing DHIS2 setup, by the mediator's keys")
+    journal_url: str = process(
+        "", "the journal's database (`postgresql://...` for PostgreSQL)", shown="SQLite in the state directory"
+    )
+    inline_limit: int = process(5000, "records of a push delivered before answering; a larger push is answered at once")
+    delivery_seconds: float = process(5.0, "how often the delivery worker looks for records that are due")
+    retry_seconds: float = process(
+        30.0, "first wait after DHIS2 could not take a push; it doubles after each failure, up to an hour"
+    )
+    slice_size: int = process(
+        1000, "records the worker delivers of a push at a time (whole families, policies, claims)"
+    )
+    max_body_mb: int = process(1024, "largest push body taken (spooled to the state directory, refused above with 413)")
+    openimis_url: str = process("", "openIMIS's FHIR R4 base (`…/api/api_fhir_r4/`) that pulls read")
+    openimis_username: str = process("", "the openIMIS user pulls log in as")
+    openimis_password: str = secret("its password")
+    openimis_verify_tls: bool | str = process(True, "`true`, `false` (warned) or the path of a CA bundle")
+    openimis_timeout_seconds: float = process(
+        300.0, "read timeout of one openIMIS request (a feed is read as one page)"
+    )
+    openhim_router_url: str = process("", "how openIMIS reaches the OpenHIM router, for `subscribe`")
+    subscription_client_id: str = process("", "the OpenHIM client openIMIS's subscriptions authenticate as")
+    subscription_client_password: str = secret("its password")
+    dhis2_password: str = secret("the default DHIS2 user's password (`dhis2_auth=basic`)")
+    dhis2_token: str = secret("a DHIS2 personal access token (`dhis2_auth=token`, DHIS2 2.37+)")
+    pseudonym_key: str = secret("HMAC key for insurance numbers; without it they are not sent")
+    dhis2_verify_tls: bool | str = process(
+        True, "`true`, `false` (test servers only, warned) or the path of a CA bundle; never from the console"
+    )
+    dhis2_allowed_hosts: str = process(
+        "",
+        "comma-separated `host` (any port) or `host:port` entries: the only hosts the DHIS2 credentials are sent to",
+        shown="the host and port of `MEDIATOR_DHIS2_URL`",
+    )
+    personal_data_retention_days: int = process(
+        90, "days after which a decided record's kept data is cleared from the journal"
+    )
+
+    # Console settings: configDefs in mediator_config.json, editable in the OpenHIM console.
+    dhis2_url: str = console(
+        "",
+        "DHIS2 base URL",
+        "Base URL of the DHIS2 instance, without /api (for example https://dhis2.example.org): a plain http(s) URL on "
+        "a host the mediator's environment allows (MEDIATOR_DHIS2_ALLOWED_HOSTS, or the host of its "
+        "MEDIATOR_DHIS2_URL), since the DHIS2 credentials come from the environment.",
+    )
+    dhis2_auth: str = console(
+        "basic",
+        "DHIS2 authentication",
+        "basic: username and password; token: personal access token (DHIS2 2.37+, MEDIATOR_DHIS2_TOKEN in the "
+        "mediator's environment).",
+        values=("basic", "token"),
+    )
+    dhis2_username: str = console(
+        "",
+        "DHIS2 username",
+        "Default DHIS2 user for every channel that names none of its own (its password is MEDIATOR_DHIS2_PASSWORD in "
+        "the mediator's environment).",
+    )
+    dhis2_timeout_seconds: float = console(
+        60.0, "DHIS2 read timeout (s)", "How long one DHIS2 request may take before it counts as failed."
+    )
+    dhis2_max_attempts: int = console(
+        5,
+        "DHIS2 attempts per request",
+        "How many times one DHIS2 request is tried while DHIS2 is unreachable or answers 429/502/503/504 (exponential "
+        "backoff with jitter, honouring Retry-After).",
+    )
+    tracker_api: str = console(
+        "auto",
+        "DHIS2 tracker API",
+        "auto: the tracker importer (/api/tracker) on DHIS2 2.36+, the legacy API before; legacy: "
+        "/api/trackedEntityInstances, /api/enrollments, /api/events (up to 2.41); tracker: always /api/tracker.",
+        values=("auto", "tracker", "legacy"),
+    )
+    async_threshold: int = console(
+        1000,
+        "Objects per synchronous import",
+        "A tracker import of more objects than this runs as a DHIS2 job that the mediator polls.",
+    )
+    dhis2_concurrency: int = console(
+        2,
+        "Concurrent DHIS2 requests",
+        "How many import requests of one push run at the same time (keep it small: DHIS2 limits sessions per user and "
+        "slows down under parallel imports).",
+    )
+    batch_size: int = console(
+        200, "Records per DHIS2 request", "Largest number of insurees sent in one tracker import request."
+    )
+    person_tracked_entity_type: str = console(
+        "EoBGArVCQ69", "Person tracked entity type UID", "DHIS2 tracked entity type used for insurees."
+    )
+    insuree_program: str = console(
+        "IR5BiEXrBD7", "Family/Insuree program UID", "DHIS2 tracker program that insurees are enrolled in."
+    )
+    root_org_unit: str = console(
+        "ImspTQPwCqd",
+        "Root org unit UID",
+        "The DHIS2 org unit under which openIMIS regions are placed (bootstrap creates it when missing).",
+    )
+    attribute_uids: Mapping[str, str] = console(
+        {},
+        "Attribute UID overrides",
+        "Tracked entity attribute UIDs by field name (insuree_id, insurance_number, family_id, gender, birth_date, "
+        "...), for a DHIS2 set up with other UIDs.",
+    )
+    send_names: bool = console(
+        False, "Send names", "Send first and last names to DHIS2 (personal data; off by default)."
+    )
+    send_phone: bool = console(
+        False, "Send phone numbers", "Send phone numbers to DHIS2 (personal data; off by default)."
+    )
+    send_identification_number: bool = console(
+        False,
+        "Send identification numbers",
+        "Send national identification numbers to DHIS2 (personal data; off by default).",
+    )
+    birth_date_precision: str = console(
+        "year",
+        "Birth date precision",
+        "full: the exact birth date; year: 1 January of the birth year.",
+        values=("year", "full"),
+    )
+    uid_scheme: str = console(
+        "mediator",
+        "UID scheme",
+        "mediator: the mediator's own keyed UIDs; openimis-etl: tracked entity and org unit UIDs as openIMIS's own "
+        "DHIS2 module made them, to keep the records a migration finds in DHIS2.",
+        values=("mediator", "openimis-etl"),
+    )
+    pull_page_size: int = console(
+        1000,
+        "Pull: page size",
+        "Records asked of openIMIS per page; a feed that holds more is read again in one page large enough for all of "
+        "it (openIMIS's ordering is not unique, so smaller pages would skip records).",
+    )
+    pull_resource_types: str = console(
+        "",
+        "Pull: resource types",
+        "Comma-separated openIMIS resource types a pull reads (empty: all the mediator maps: Location, Organization, "
+        "InsurancePlan, Medication, ActivityDefinition, Patient, Group, Coverage, Contract, Claim, ClaimResponse).",
+    )
+    pull_overlap_seconds: float = console(
+        300.0,
+        "Pull: overlap (seconds)",
+        "How far before the last pull each pull reads again, so that nothing changed while a pull ran is missed "
+        "(records already delivered are recognised and not sent again).",
+    )
+    channels: tuple[ChannelSettings, ...] = field(default=(), metadata={"scope": "console", "title": "Channels"})
 
     def channel(self, name: str) -> ChannelSettings | None:
         return next((c for c in self.channels if c.name == name), None)
 
 
-PROCESS_KEYS: dict[str, type] = {
-    "listen_host": str,
-    "listen_port": int,
-    "workers": int,
-    "threads": int,
-    "connections_per_worker": int,
-    "header_timeout_seconds": float,
-    "body_timeout_seconds": float,
-    "body_min_kib_per_second": float,
-    "keepalive_seconds": int,
-    "public_host": str,
-    "public_port": int,
-    "state_dir": Path,
-    "log_level": str,
-    "openhim_url": str,
-    "openhim_username": str,
-    "openhim_password": str,
-    "openhim_auth_mode": str,
-    "openhim_verify_tls": bool | str,  # type: ignore[dict-item]
-    "openhim_register": bool,
-    "heartbeat_seconds": float,
-    "allow_default_passwords": bool,
-    "mapping_file": Path,
-    "journal_url": str,
-    "inline_limit": int,
-    "delivery_seconds": float,
-    "retry_seconds": float,
-    "slice_size": int,
-    "max_body_mb": int,
-    "openimis_url": str,
-    "openimis_username": str,
-    "openimis_password": str,
-    "openimis_verify_tls": bool | str,  # type: ignore[dict-item]
-    "openimis_timeout_seconds": float,
-    "openhim_router_url": str,
-    "subscription_client_id": str,
-    "subscription_client_password": str,
-    "dhis2_password": str,
-    "dhis2_token": str,
-    "pseudonym_key": str,
-    "dhis2_verify_tls": bool | str,  # type: ignore[dict-item]
-    "dhis2_allowed_hosts": str,
-    "personal_data_retention_days": int,
+def _kind(hint: Any) -> Any:
+    """The type a raw (environment or console) value is read as."""
+    if hint == bool | str:
+        return hint
+    if hint in (Path | None, Path):
+        return Path
+    if typing.get_origin(hint) is Mapping:
+        return dict
+    return hint
+
+
+_HINTS = typing.get_type_hints(Settings)
+SCOPES: dict[str, str] = {f.name: f.metadata.get("scope", "process") for f in fields(Settings)}
+PROCESS_KEYS: dict[str, Any] = {
+    f.name: _kind(_HINTS[f.name])
+    for f in fields(Settings)
+    if SCOPES[f.name] in ("process", "secret") and f.name != "config_file"
 }
-CONSOLE_KEYS: dict[str, type] = {
-    "dhis2_url": str,
-    "dhis2_auth": str,
-    "dhis2_username": str,
-    "dhis2_timeout_seconds": float,
-    "dhis2_max_attempts": int,
-    "tracker_api": str,
-    "async_threshold": int,
-    "dhis2_concurrency": int,
-    "batch_size": int,
-    "person_tracked_entity_type": str,
-    "insuree_program": str,
-    "root_org_unit": str,
-    "attribute_uids": dict,
-    "send_names": bool,
-    "send_phone": bool,
-    "send_identification_number": bool,
-    "birth_date_precision": str,
-    "uid_scheme": str,
-    "pull_page_size": int,
-    "pull_resource_types": str,
-    "pull_overlap_seconds": float,
+CONSOLE_KEYS: dict[str, Any] = {
+    f.name: _kind(_HINTS[f.name]) for f in fields(Settings) if SCOPES[f.name] == "console" and f.name != "channels"
+}
+OPTIONS: dict[str, tuple[str, ...]] = {
+    f.name: f.metadata["values"] for f in fields(Settings) if f.metadata.get("values")
 }
 CHANNEL_FIELDS = ("name", "path", "resources", "personal_data", "username", "dhis2_username")
 # A channel's passwords come from MEDIATOR_CHANNEL_<NAME>_PASSWORD and _DHIS2_PASSWORD only.
@@ -372,21 +477,14 @@ def _check(s: Settings) -> None:
     problems = []
     if s.connections_per_worker <= s.threads:
         problems.append("connections_per_worker: must be more than threads (slow connections wait without one)")
-    if s.openhim_auth_mode not in {"basic", "token"}:
-        problems.append("openhim_auth_mode: must be basic or token")
-    if s.dhis2_auth not in {"basic", "token"}:
-        problems.append("dhis2_auth: must be basic or token")
-    if s.tracker_api not in {"auto", "tracker", "legacy"}:
-        problems.append("tracker_api: must be auto, tracker or legacy")
+    for key, allowed in OPTIONS.items():
+        if getattr(s, key) not in allowed:
+            problems.append(f"{key}: must be {' or '.join(allowed)}")
     if s.openimis_url and not s.openimis_url.startswith(("http://", "https://")):
         problems.append("openimis_url: must be an http(s) URL (openIMIS's FHIR R4 base)")
     unknown_types = sorted(set(pull_types(s)) - set(PULLED_TYPES))
     if unknown_types:
         problems.append(f"pull_resource_types: unknown {unknown_types}; known: {', '.join(PULLED_TYPES)}")
-    if s.uid_scheme not in {"mediator", "openimis-etl"}:
-        problems.append("uid_scheme: must be mediator or openimis-etl")
-    if s.birth_date_precision not in {"year", "full"}:
-        problems.append("birth_date_precision: must be year or full")
     if not s.allow_default_passwords:
         for key, value in [
             ("openhim_password", s.openhim_password),

@@ -1,6 +1,6 @@
 """How long the journal keeps personal data: a decided record's kept form (mediator.journal.compact) is cleared once
-the retention period has passed since it was decided, keeping the audit facts (keys, states, reasons, hashes, DHIS2 UIDs); every
-purge is recorded in the journal.
+the retention period has passed since it was decided, keeping the audit facts (keys, states, reasons, hashes, DHIS2
+UIDs); every purge is recorded in the journal.
 
 Pending records are never touched (they still have to be delivered), nor any record of a push still being delivered
 (its delivered records are the context the rest of their unit is sent with).
@@ -57,7 +57,7 @@ def purge(journal: Journal, retention_days: int, now: datetime | None = None) ->
     with journal.sessions.begin() as session:
         session.add(Purge(purged_at=now, cutoff=cutoff, retention_days=retention_days, records=cleared))
     if cleared:
-        log.info("cleared the kept personal data of %d record(s) decided before %s", cleared, f"{cutoff:%Y-%m-%d %H:%M}")
+        log.info("cleared the kept data of %d record(s) decided before %s", cleared, f"{cutoff:%Y-%m-%d %H:%M}")
     return PurgeDone(now, cutoff, cleared)
 
 
