@@ -13,7 +13,7 @@ from mediator.answer.envelope import mediator_response
 from mediator.answer.orchestrations import to_orchestration
 from mediator.answer.outcomes import PushResult, final_status
 from mediator.dhis2.client import Exchange
-from mediator.dhis2.errors import Dhis2NotConfigured
+from mediator.errors import MediatorError
 from mediator.openimis.reader import Problem
 
 MAX_ISSUES = 5000
@@ -92,10 +92,8 @@ def envelope(
         # Accepted and kept in the journal: the mediator delivers the rest itself and then updates this transaction.
         issues = []
         if result.failure is not None:
-            failure = result.failure
-            properties["dhis2_failure"] = type(failure).__name__
-            what = "is not configured" if isinstance(failure, Dhis2NotConfigured) else "is not available"
-            issues.append({"severity": "warning", "code": "transient", "diagnostics": f"DHIS2 {what}: {failure}"})
+            properties["dhis2_failure"] = type(result.failure).__name__
+            issues.append(result.failure.issue("warning"))
         note = f"{pending} record(s) accepted and kept; they will be delivered to DHIS2 as soon as it takes them"
         issues.append({"severity": "information", "code": "informational", "diagnostics": note})
         body = operation_outcome([*notes, *issues, *_record_issues(result)])
@@ -106,3 +104,13 @@ def envelope(
         http = 200 if status == "Successful" else 422
     doc = mediator_response(urn, status, http, body, orchestrations, properties, error)
     return doc, http
+
+
+def error_envelope(
+    urn: str, error: MediatorError, properties: Mapping[str, Any], notes: Sequence[dict[str, Any]] = ()
+) -> tuple[dict[str, Any], int]:
+    """The answer to a request the mediator could not take, as the error says: its HTTP status, OpenHIM status and
+    OperationOutcome issue (`notes` before it)."""
+    body = operation_outcome([*notes, error.issue()])
+    doc = mediator_response(urn, error.openhim_status, error.http_status, body, [], dict(properties))
+    return doc, error.http_status

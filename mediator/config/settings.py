@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from mediator.errors import MediatorError
 from mediator.mapping.defaults import INSUREE_ATTRIBUTES
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,10 @@ DEFAULT_CONFIG_FILE = Path(__file__).resolve().parents[2] / "mediator_config.jso
 WELL_KNOWN_PASSWORDS = frozenset({"openhim-password", "district", "admin", "password", "admin123"})
 
 
-class SettingsError(ValueError):
+class SettingsError(MediatorError, ValueError):
     """The settings cannot be used; the message names every offending setting."""
+
+    summary = "settings refused"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from mediator.errors import MediatorError
 from mediator.journal.claim import holder_alive
 from mediator.journal.models import PullCursor, PullLease
 from mediator.journal.store import Journal
@@ -66,8 +67,14 @@ def forget(journal: Journal, source: str) -> int:
         return len(rows)
 
 
-class PullRunning(Exception):
-    """Another pull of the same openIMIS holds the lease."""
+class PullRunning(MediatorError):
+    """Another pull of the same openIMIS holds the lease: this one reads nothing; the next may."""
+
+    http_status = 409
+    openhim_status = "Completed"
+    fhir_code = "conflict"
+    retryable = True
+    summary = "this call pulls nothing"
 
     def __init__(self, holder: str, until: datetime) -> None:
         super().__init__(f"another pull of this openIMIS is running ({holder}, lease until {until:%H:%M:%S} UTC)")

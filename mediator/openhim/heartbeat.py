@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mediator.openhim.core import CoreClient
-from mediator.openhim.errors import CoreAuthFailed, CoreRejected, MediatorNotFound, OpenHimError
+from mediator.openhim.errors import MediatorNotFound, OpenHimError
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +116,12 @@ class Heartbeat:
             log.warning("the OpenHIM core no longer knows this mediator; registering again")
             self.registered = False
             return 0.0
-        except (CoreAuthFailed, CoreRejected) as exc:
-            log.error("OpenHIM core refused the mediator: %s", exc)
-            return self._backoff()
         except OpenHimError as exc:
             wait = self._backoff()
-            log.warning("OpenHIM core unreachable (%s); retrying in %.1f s", exc, wait)
+            if exc.retryable:
+                log.warning("%s (%s); retrying in %.1f s", exc.summary, exc, wait)
+            else:  # the core refuses what the mediator sends: an administrator has to act
+                log.error("%s: %s; trying again in %.1f s", exc.summary, exc, wait)
             return wait
 
     def _drop_undefined_config(self) -> bool:

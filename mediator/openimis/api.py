@@ -27,24 +27,45 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from mediator.errors import MediatorError
+
 CONNECT_TIMEOUT = 10.0
 RENEW_BEFORE = 300.0  # seconds before the token expires that a new one is asked for
 
 
-class OpenImisError(Exception):
+class OpenImisError(MediatorError):
     """openIMIS did not give an answer the mediator can use."""
+
+    http_status = 502
+    summary = "openIMIS could not answer"
+
+
+class OpenImisNotConfigured(OpenImisError):
+    """No openIMIS to pull from: MEDIATOR_OPENIMIS_URL (and its user) are not set."""
+
+    http_status = 503
+    summary = "openIMIS is not configured: set MEDIATOR_OPENIMIS_URL, _USERNAME and _PASSWORD"
 
 
 class OpenImisUnavailable(OpenImisError):
     """openIMIS could not be reached, timed out, or answered 502/503/504: the same request may succeed later."""
 
+    fhir_code = "transient"
+    retryable = True
+    summary = "openIMIS is not available"
+
 
 class OpenImisRefused(OpenImisError):
     """openIMIS refused the user (401/403)."""
 
+    fhir_code = "security"
+    summary = "openIMIS refused the mediator's user"
+
 
 class OpenImisFailed(OpenImisError):
     """openIMIS answered with an error for this request (a 500 caused by one bad row, a 404...)."""
+
+    summary = "openIMIS answered with an error"
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)

@@ -12,6 +12,7 @@ from mediator.app.web import channels
 from mediator.config.console import LiveSettings
 from mediator.config.settings import load_registration
 from mediator.delivery.worker import Deliverer
+from mediator.errors import MediatorError
 from mediator.intake.spool import incoming_dir, remove_stale
 from mediator.journal.accept import drop_unfinished
 from mediator.journal.store import Journal, default_url, open_engine
@@ -26,6 +27,13 @@ def _outcome(status: int, code: str, text: str) -> Response:
 
 def _http_error(exc: HTTPException) -> Response:
     return _outcome(exc.code or 500, "invalid" if (exc.code or 500) < 500 else "exception", exc.description or exc.name)
+
+
+def _known(exc: MediatorError) -> Response:
+    """An error the mediator raises on purpose that no view answered: as the error says."""
+    log.warning("%s: %s", type(exc).__name__, exc)
+    issue = exc.issue()
+    return _outcome(exc.http_status, issue["code"], issue["diagnostics"])
 
 
 def _unexpected(exc: Exception) -> Response:
@@ -52,5 +60,6 @@ def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
     drop_unfinished(journal)
     app.register_blueprint(channels.bp)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(MediatorError, _known)
     app.register_error_handler(Exception, _unexpected)
     return app

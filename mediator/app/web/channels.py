@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, request
 
-from mediator.answer.envelope import mediator_response
 from mediator.answer.response import operation_outcome
 from mediator.app.web.auth import channel_allows
 from mediator.app.web.guard import BodyReader, Refused, check_body_headers, origin
 from mediator.app.web.pull import pull_now
-from mediator.app.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
+from mediator.app.web.respond import answer_intake, error_response, json_response, request_holder
 from mediator.config.settings import ChannelSettings, Settings
 from mediator.intake.keep import take_in
 from mediator.intake.spool import incoming_dir, spooled
@@ -74,10 +73,5 @@ def receive(subpath: str) -> Response:
 
 def _refused(channel: ChannelSettings, exc: Refused) -> Response:
     """A request refused before its body was read: nothing of it is kept; OpenHIM's log has the transaction."""
-    log.info("channel=%s refused before reading: %s %s", channel.name, exc.status, exc)
-    issue = {"severity": "error", "code": "invalid", "diagnostics": str(exc), "expression": [exc.field]}
-    body = operation_outcome([issue])
-    doc = mediator_response(
-        current_app.config["MEDIATOR_URN"], "Completed", exc.status, body, [], {"channel": channel.name}
-    )
-    return json_response(doc, exc.status, OPENHIM_CONTENT_TYPE)
+    log.info("channel=%s refused before reading: %s %s", channel.name, exc.http_status, exc)
+    return error_response(channel, exc)

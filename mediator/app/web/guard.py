@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
+
+from mediator.errors import MediatorError
 
 # The journal's columns hold them: an OpenHIM transaction id is a 24-hex MongoDB id.
 # A transaction id is visible ASCII; a client id is whatever the core's admin typed, as HTTP carries it (Latin-1).
@@ -19,14 +21,20 @@ OPENHIM_HEADERS = {
 MEDIA_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 
 
-class Refused(Exception):
+class Refused(MediatorError):
     """A request refused before its body is read: the HTTP status, the header or part named, and why."""
+
+    openhim_status = "Completed"
+    fhir_code = "invalid"
 
     def __init__(self, status: int, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
-        self.status = status
+        self.http_status = status
         self.field = field
         self.message = message
+
+    def issue(self, severity: str = "error") -> dict[str, Any]:
+        return {"severity": severity, "code": self.fhir_code, "diagnostics": str(self), "expression": [self.field]}
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,18 @@ from flask import Response, current_app
 from mediator.answer.envelope import mediator_response
 from mediator.answer.response import operation_outcome
 from mediator.app.web.guard import Origin
-from mediator.app.web.respond import OPENHIM_CONTENT_TYPE, answer_intake, json_response, request_holder
+from mediator.app.web.respond import (
+    OPENHIM_CONTENT_TYPE,
+    answer_intake,
+    error_response,
+    json_response,
+    request_holder,
+)
 from mediator.config.settings import ChannelSettings, Settings
 from mediator.intake.pull import PullResult, pull
 from mediator.journal.pulls import PullRunning
 from mediator.journal.store import Journal
+from mediator.openimis.api import OpenImisNotConfigured
 
 
 def _notes(result: PullResult) -> list[dict[str, Any]]:
@@ -30,7 +37,7 @@ def _notes(result: PullResult) -> list[dict[str, Any]]:
             f"openIMIS stopped the pull while {result.failed_feed or 'logging in'} was read: {result.failure}; "
             "what was read before is kept, and the next pull reads the rest from where this one stopped"
         )
-        said.append({"severity": "warning", "code": "transient", "diagnostics": text})
+        said.append({"severity": "warning", "code": result.failure.fhir_code, "diagnostics": text})
     return said
 
 
@@ -43,18 +50,9 @@ def _properties(result: PullResult) -> dict[str, Any]:
     return found
 
 
-def _plain(channel: ChannelSettings, status: str, http: int, issues: list[dict], extra: dict) -> Response:
-    body = operation_outcome(issues)
-    doc = mediator_response(
-        current_app.config["MEDIATOR_URN"], status, http, body, [], {"channel": channel.name, **extra}
-    )
-    return json_response(doc, http, OPENHIM_CONTENT_TYPE)
-
-
 def pull_now(channel: ChannelSettings, settings: Settings, origin: Origin) -> Response:
     if not settings.openimis_url:
-        why = "openIMIS is not configured: set MEDIATOR_OPENIMIS_URL, _USERNAME and _PASSWORD"
-        return _plain(channel, "Failed", 503, [{"severity": "error", "code": "exception", "diagnostics": why}], {})
+        return error_response(channel, OpenImisNotConfigured("no openIMIS to pull from"))
     journal: Journal = current_app.extensions["journal"]
     received_at = datetime.now(UTC)
     try:
@@ -67,12 +65,19 @@ def pull_now(channel: ChannelSettings, settings: Settings, origin: Origin) -> Re
             client_id=origin.client_id,
         )
     except PullRunning as exc:
-        issue = {"severity": "information", "code": "conflict", "diagnostics": f"{exc}: this call pulls nothing"}
-        return _plain(channel, "Completed", 409, [issue], {})
+        return error_response(channel, exc)
     said, extra = _notes(result), _properties(result)
     if result.intake is not None:
         return answer_intake(result.intake, origin, channel, settings, received_at, result.body_sha256, said, extra)
     if result.failure is not None:
-        return _plain(channel, "Failed", 502, said, extra)
+        return error_response(channel, result.failure, said[:-1], extra)
     nothing = {"severity": "information", "code": "informational", "diagnostics": "nothing changed in openIMIS"}
-    return _plain(channel, "Successful", 200, [*said, nothing], extra)
+    doc = mediator_response(
+        current_app.config["MEDIATOR_URN"],
+        "Successful",
+        200,
+        operation_outcome([*said, nothing]),
+        [],
+        {"channel": channel.name, **extra},
+    )
+    return json_response(doc, 200, OPENHIM_CONTENT_TYPE)

@@ -15,11 +15,12 @@ from flask import Response, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from mediator.answer.outcomes import PushResult, RecordOutcome
-from mediator.answer.response import envelope, to_orchestration
+from mediator.answer.response import envelope, error_envelope, to_orchestration
 from mediator.app.web.guard import Origin
 from mediator.config.settings import ChannelSettings, Settings
 from mediator.delivery.worker import Deliverer
 from mediator.dhis2.client import Exchange
+from mediator.errors import MediatorError
 from mediator.intake.keep import Intake
 from mediator.journal.claim import worker_id
 from mediator.journal.store import Journal, PushRecord
@@ -31,6 +32,18 @@ OPENHIM_CONTENT_TYPE = "application/json+openhim"
 
 def json_response(doc: dict[str, Any], status: int, content_type: str = "application/json") -> Response:
     return Response(json.dumps(doc, separators=(",", ":")), status=status, content_type=content_type)
+
+
+def error_response(
+    channel: ChannelSettings,
+    error: MediatorError,
+    notes: Sequence[dict[str, Any]] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    """The OpenHIM answer to a channel request the mediator could not take, as the error says."""
+    properties = {"channel": channel.name, **(extra or {})}
+    doc, status = error_envelope(current_app.config["MEDIATOR_URN"], error, properties, notes)
+    return json_response(doc, status, OPENHIM_CONTENT_TYPE)
 
 
 def keep_refused(
