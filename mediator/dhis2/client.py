@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from mediator.backoff import full_jitter, retry_after
 from mediator.dhis2.errors import Dhis2AuthFailed, Dhis2NotConfigured, Dhis2Unavailable
 
 CONNECT_TIMEOUT = 10.0
@@ -33,27 +32,11 @@ class RetryPolicy:
     cap: float = 30.0
     sleep: Callable[[float], None] = time.sleep
 
-    def wait(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after:
-            asked = _seconds(retry_after)
-            if asked is not None:
-                return min(self.cap, asked)
-        return random.uniform(0, min(self.cap, self.base * 2**attempt))
-
-
-def _seconds(retry_after: str) -> float | None:
-    """Retry-After as seconds: a number of seconds, or an HTTP date."""
-    try:
-        return max(0.0, float(retry_after))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(retry_after)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000" means UTC without saying so
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    def wait(self, attempt: int, asked: str | None = None) -> float:
+        seconds = retry_after(asked)
+        if seconds is not None:
+            return min(self.cap, seconds)
+        return full_jitter(attempt, self.base, self.cap)
 
 
 @dataclass(frozen=True)

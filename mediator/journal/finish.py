@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from mediator.answer.outcomes import final_status
+from mediator.backoff import exponential
 from mediator.journal.claim import Slice
 from mediator.journal.models import Transaction, Work
 from mediator.journal.rows import chunks, rowcount
@@ -58,7 +59,8 @@ def finish(
                 row.waits_for = None
                 if outcome["status"] == "pending":
                     row.claimed_by = None
-                    row.next_attempt_at = now + min(cap, base * 2 ** (row.attempts - 1)) if retry else now
+                    wait = exponential(row.attempts - 1, base.total_seconds(), cap.total_seconds())
+                    row.next_attempt_at = now + timedelta(seconds=wait) if retry else now
                     latest_retry = max(latest_retry, row.next_attempt_at)
                     row.last_error = error
                     continue

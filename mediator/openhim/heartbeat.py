@@ -13,13 +13,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from mediator.backoff import half_jitter
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import MediatorNotFound, OpenHimError
 
@@ -90,7 +90,7 @@ class Heartbeat:
 
     def _backoff(self) -> float:
         self.failures += 1
-        return min(MAX_BACKOFF, 2 ** min(self.failures, 6)) * random.uniform(0.5, 1.0)
+        return half_jitter(self.failures, 1.0, MAX_BACKOFF)
 
     def step(self) -> float:
         if self.lock is not None and not self.lock.try_acquire():
