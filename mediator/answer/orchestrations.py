@@ -4,21 +4,24 @@ with personal data redacted."""
 from __future__ import annotations
 
 from mediator.answer.envelope import Orchestration
-from mediator.answer.redact import redact, uids_in
-from mediator.dhis2.client import Exchange, body_text
+from mediator.answer.redact import redacted_json, uids_in
+from mediator.dhis2.client import Exchange
 
 
 def to_orchestration(index: int, ex: Exchange) -> Orchestration:
     path = ex.url.split("?", 1)[0].split("/api/", 1)[-1]
-    known = uids_in(ex.request_body)
+
+    def known() -> set[str]:
+        return uids_in(ex.request_body)
+
     return Orchestration(
         name=f"DHIS2 {ex.method} /api/{path} #{index}",
         method=ex.method,
         url=ex.url,
-        request_body=body_text(redact(ex.request_body, known)),
+        request_body=redacted_json(ex.request_body, known),
         request_started=ex.started,
         status=ex.status,
-        response_body=body_text(redact(ex.response_body, known)),
+        response_body=redacted_json(ex.response_body, known),
         response_finished=ex.finished,
         request_headers={"content-type": "application/json"} if ex.request_body is not None else {},
         response_headers={"content-type": "application/json"},

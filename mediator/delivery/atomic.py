@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from mediator.answer.outcomes import PushResult, Reason, RecordOutcome
@@ -55,14 +56,18 @@ def deliver(
 ) -> list[Deliverable]:
     """Send until DHIS2 takes what is left; returns the records it took."""
     pending = items
+
     # UIDs the mediator itself sent may stay in DHIS2's messages; any other quoted value is hidden.
-    known: Collection[str] = uids_in([obj for item in items for _, obj in item.objects])
+    @cache
+    def known() -> Collection[str]:
+        return uids_in([obj for item in items for _, obj in item.objects])
+
     while pending:
         try:
             attempt = send(payload(pending))
         except Dhis2Rejected as exc:
             # DHIS2 refused the request as a whole: sending it again cannot help.
-            reason = Reason("record", "", redact_message(str(exc), known))
+            reason = Reason("record", "", redact_message(str(exc), known()))
             result.outcomes += [RecordOutcome(i.record, "rejected", dict(i.uids), [reason]) for i in pending]
             return []
         result.add_stats(attempt.stats)
@@ -72,7 +77,7 @@ def deliver(
             for w in attempt.warnings:
                 if w.uid in owner:
                     warned.setdefault(owner[w.uid].record, []).append(
-                        Reason(field_of(w), w.code, redact_message(w.message, known))
+                        Reason(field_of(w), w.code, redact_message(w.message, known()))
                     )
             result.outcomes += [
                 RecordOutcome(i.record, "delivered", dict(i.uids), warned.get(i.record, [])) for i in pending
@@ -84,11 +89,11 @@ def deliver(
             item = owner.get(r.uid)
             if item is not None:
                 refused.setdefault(item.record, []).append(
-                    Reason(field_of(r), r.code, redact_message(r.message, known))
+                    Reason(field_of(r), r.code, redact_message(r.message, known()))
                 )
         if not refused:
             # DHIS2 refused the request without naming an object of ours: nothing was written.
-            reasons = [Reason("record", r.code, redact_message(r.message, known)) for r in attempt.refusals]
+            reasons = [Reason("record", r.code, redact_message(r.message, known())) for r in attempt.refusals]
             result.outcomes += [RecordOutcome(i.record, "rejected", dict(i.uids), reasons) for i in pending]
             return []
         result.outcomes += [

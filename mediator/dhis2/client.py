@@ -4,13 +4,13 @@ record of every exchange so the caller can show each DHIS2 call in its own log."
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
@@ -20,6 +20,7 @@ from mediator.dhis2.errors import Dhis2AuthFailed, Dhis2NotConfigured, Dhis2Unav
 CONNECT_TIMEOUT = 10.0
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 ACCEPT = {"Accept": "application/json"}
+SENDING = {**ACCEPT, "Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -149,19 +150,16 @@ class Dhis2Client:
                 method,
                 url,
                 params=params,
-                json=body,
+                data=None if body is None else orjson.dumps(body),
                 auth=self.auth,
-                headers=ACCEPT,
+                headers=ACCEPT if body is None else SENDING,
                 timeout=self.timeout,
                 verify=self.verify,
             )
         except requests.RequestException as exc:
             self._record(method, url, params, body, started, None, None, type(exc).__name__)
             raise Dhis2Unavailable(f"{method} {path}: {type(exc).__name__}") from exc
-        try:
-            answer: Any = resp.json()
-        except ValueError:
-            answer = resp.text
+        answer = _answer(resp)
         self._record(method, url, params, body, started, resp.status_code, answer, None)
         return resp.status_code, answer, resp.headers
 
@@ -186,7 +184,19 @@ class Dhis2Client:
         return body if isinstance(body, dict) else {}
 
 
+def _answer(resp: requests.Response) -> Any:
+    """DHIS2's answer as JSON, or as text when it is not JSON."""
+    try:
+        return orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return resp.json()  # what orjson does not read (integers past 64 bits)
+    except ValueError:
+        return resp.text
+
+
 def body_text(value: Any) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return value if isinstance(value, str) else orjson.dumps(value).decode()

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 
 from mediator.answer.outcomes import final_status
 from mediator.backoff import exponential
@@ -40,34 +40,33 @@ def finish(
     by_label = {o["record"]: o for o in outcomes}
     latest_retry = now
     decided: list[str] = []
+    waits: list[dict[str, Any]] = []
+    again: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
     with journal.sessions.begin() as session:
         for chunk in chunks(taken.ids):
-            for row in session.scalars(select(Work).where(Work.id.in_(chunk))):
-                if row.state != "pending":
-                    continue  # superseded while on its way
-                outcome = by_label.get(f"{row.kind}/{row.key}") or {"status": "pending"}
-                row.claimed_until = None
-                row.updated_at = now
+            query = select(Work.id, Work.kind, Work.key, Work.attempts).where(Work.id.in_(chunk))
+            for wid, kind, key, attempts in session.execute(query.where(Work.state == "pending")):
+                outcome = by_label.get(f"{kind}/{key}") or {"status": "pending"}
                 if outcome.get("waits_for"):
                     # Not an attempt: what it refers to is still on its way; woken when that is decided.
-                    row.claimed_by = None
-                    row.waits_for = outcome["waits_for"]
-                    row.next_attempt_at = now + WAIT_RECHECK
-                    row.last_error = "; ".join(r["message"] for r in outcome.get("reasons") or [])
-                    continue
-                row.attempts += 1
-                row.waits_for = None
-                if outcome["status"] == "pending":
-                    row.claimed_by = None
-                    wait = exponential(row.attempts - 1, base.total_seconds(), cap.total_seconds())
-                    row.next_attempt_at = now + timedelta(seconds=wait) if retry else now
-                    latest_retry = max(latest_retry, row.next_attempt_at)
-                    row.last_error = error
-                    continue
-                row.state = outcome["status"]
-                row.uids = dict(outcome.get("uids") or {})
-                row.reasons = list(outcome.get("reasons") or [])
-                decided.append(f"{row.kind}/{row.key}")
+                    reasons = "; ".join(r["message"] for r in outcome.get("reasons") or [])
+                    waits.append({"b_id": wid, "waits_for": outcome["waits_for"], "last_error": reasons})
+                elif outcome["status"] == "pending":
+                    wait = exponential(attempts, base.total_seconds(), cap.total_seconds())
+                    next_at = now + timedelta(seconds=wait) if retry else now
+                    latest_retry = max(latest_retry, next_at)
+                    again.append({"b_id": wid, "attempts": attempts + 1, "next_attempt_at": next_at})
+                else:
+                    row = {"b_id": wid, "attempts": attempts + 1, "state": outcome["status"]}
+                    row.update(uids=dict(outcome.get("uids") or {}), reasons=list(outcome.get("reasons") or []))
+                    done.append(row)
+                    decided.append(f"{kind}/{key}")
+        # Each group in one statement per chunk; a record superseded meanwhile (no longer pending) is left as it is.
+        common = {"claimed_until": None, "updated_at": now}
+        _each(session, waits, {**common, "claimed_by": None, "next_attempt_at": now + WAIT_RECHECK})
+        _each(session, again, {**common, "claimed_by": None, "waits_for": None, "last_error": error})
+        _each(session, done, {**common, "waits_for": None})
         for chunk in chunks(decided):
             # Records waiting for these go now: DHIS2 has them, or they will never come and the waiting is over.
             waiting = (Work.state == "pending") & Work.waits_for.in_(chunk)
@@ -83,6 +82,22 @@ def finish(
                 )
                 .values(next_attempt_at=latest_retry)
             )
+
+
+def _each(session: Any, rows: list[dict[str, Any]], same: Mapping[str, Any]) -> None:
+    """UPDATE each pending row of `rows` ({"b_id": id, column: value...}) and set `same` on all of them."""
+    if not rows:
+        return
+    table = cast(Table, Work.__table__)
+    columns = [c for c in rows[0] if c != "b_id"]
+    statement = (
+        table.update()
+        .where(table.c.id == bindparam("b_id"), table.c.state == "pending")
+        .values({**{c: bindparam(f"b_{c}") for c in columns}, **same})
+    )
+    connection = session.connection()
+    for chunk in chunks(rows):
+        connection.execute(statement, [{"b_id": r["b_id"], **{f"b_{c}": r[c] for c in columns}} for r in chunk])
 
 
 def decide(journal: Journal, transaction_id: int) -> str | None:

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, missing, post_load, validate, validates_schema
 
 from mediator.openimis import fhir
 from mediator.openimis.records import (
@@ -33,8 +33,36 @@ GENDER_CODES = {"male": "M", "female": "F", "other": "O"}
 
 
 class _Base(Schema):
+    """Unknown elements are ignored, and so, cheaply, are the declared fields a resource leaves out: marshmallow
+    would call each absent field only to learn that it is absent (an extension declares ten value fields and holds
+    one). A field that is required or has a load default is always called, as marshmallow does."""
+
     class Meta:
         unknown = EXCLUDE
+
+    def _deserialize(self, data: Any, *, error_store: Any, many: bool = False, partial: Any = None,
+                     unknown: Any = EXCLUDE, index: Any = None) -> Any:  # fmt: skip
+        if many or partial is not None or unknown != EXCLUDE or not isinstance(data, Mapping):
+            return super()._deserialize(
+                data, error_store=error_store, many=many, partial=partial, unknown=unknown, index=index
+            )
+        index = index if self.opts.index_errors else None
+        loaded = self.dict_class()
+        for attr_name, field_obj in self.load_fields.items():
+            field_name = field_obj.data_key if field_obj.data_key is not None else attr_name
+            raw = data.get(field_name, missing)
+            if raw is missing and not (field_obj.required or field_obj.load_default is not missing):
+                continue
+
+            def getter(value: Any, field_obj: Any = field_obj, field_name: str = field_name) -> Any:
+                return field_obj.deserialize(value, field_name, data)
+
+            value = self._call_and_store(
+                getter_func=getter, data=raw, field_name=field_name, error_store=error_store, index=index
+            )
+            if value is not missing:
+                loaded[field_obj.attribute or attr_name] = value
+        return loaded
 
 
 def _finite(value: Decimal) -> None:

@@ -1,4 +1,10 @@
-from mediator.answer.redact import REDACTED, redact, redact_message, uids_in
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mediator.answer.redact import REDACTED, redact, redact_message, redacted_json, uids_in
+from mediator.dhis2.client import body_text
 
 PAYLOAD = {
     "trackedEntities": [
@@ -30,3 +36,31 @@ def test_messages_keep_the_mediators_uids_but_lose_other_quoted_values():
     text = "Non-unique attribute value `Christopher` for attribute `Bbbbbbbbbb1`"
     assert redact_message(text, known) == f"Non-unique attribute value `{REDACTED}` for attribute `Bbbbbbbbbb1`"
     assert redact({"message": text}, known)["message"] == redact_message(text, known)
+
+
+KEYS = st.sampled_from(["value", "storedBy", "message", "description", "attribute", "id", "x`y", 'a"b', "ü"])
+TEXT = st.text(alphabet=st.sampled_from('ab `"\\\n\u00e9\u2028Z9'), max_size=12) | st.sampled_from(
+    ["Aaaaaaaaaa1", "`Aaaaaaaaaa1`", "value `Christopher` for `Bbbbbbbbbb1`", "x\\`y`"]
+)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT
+)
+PAYLOADS = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4), max_leaves=25
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(PAYLOADS)
+def test_redacting_the_json_text_gives_what_redacting_the_payload_gives(payload):
+    expected = "" if payload is None else body_text(redact(payload, uids_in(payload)))
+    assert redacted_json(payload, lambda: uids_in(payload)) == expected
+
+
+def test_integers_past_64_bits_are_redacted_the_slow_way():
+    payload = {"value": "secret", "count": 2**70, "message": "`x`"}
+    assert json.loads(redacted_json(payload, set)) == {"value": REDACTED, "count": 2**70, "message": f"`{REDACTED}`"}
