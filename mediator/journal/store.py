@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select
@@ -17,6 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from mediator.journal.models import Exchange, Outcome, Transaction
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The journal's JSON columns (UIDs, reasons, counts) written and read by orjson.
+JSON_CODEC: dict[str, Any] = {
+    "json_serializer": lambda value: orjson.dumps(value).decode(),
+    "json_deserializer": orjson.loads,
+}
 
 
 def default_url(state_dir: Path) -> str:
@@ -50,12 +56,12 @@ def open_engine(url: str) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             _private(Path(path))
-        engine = create_engine(url)
+        engine = create_engine(url, **JSON_CODEC)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **JSON_CODEC)
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+from functools import lru_cache
 
 LETTERS = string.ascii_letters
 ALPHANUMERIC = string.digits + string.ascii_letters
@@ -15,6 +16,7 @@ def is_uid(value: str) -> bool:
     return bool(UID_PATTERN.match(value))
 
 
+@lru_cache(maxsize=1 << 16)  # a push names the same villages and families over and over
 def derive_uid(kind: str, key: str, namespace: str = "openimis") -> str:
     """11 characters, a letter first, from a hash of the namespace, the kind of object and the openIMIS key.
 
