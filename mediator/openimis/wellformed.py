@@ -25,6 +25,7 @@ MAX_EXPONENT = 4300  # as many digits as Python turns into an integer
 INT64 = 1 << 63
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _LOW = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+WINDOW = 16 << 20  # bytes of the body scanned at a time (a multiple of the page size)
 
 
 class NotWellFormed(Exception):
@@ -108,14 +109,19 @@ def _check_surrogates(path: Path) -> None:
     if path.stat().st_size == 0:
         return
     with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        for match in _SURROGATE_ESCAPE.finditer(data):
-            start = match.start()
-            if not _escapes(data, start):
-                continue  # `\\ud800` is the text "\ud800", not an escape
-            paired = _is_pair(data, start) if _high(data, start) else start >= 6 and _is_pair(data, start - 6)
-            if not paired:
-                text = f"\\u{data[start + 2 : start + 6].decode()} at byte {start} is half of a surrogate pair"
-                raise NotWellFormed(Problem("body", "body", text + ": not a character"))
+        for window in range(0, len(data), WINDOW):
+            # A match starts in this window (it may end in the next); the pages read are let go after each
+            # window, so a body of any size is checked in the memory of one window.
+            for match in _SURROGATE_ESCAPE.finditer(data, window, window + WINDOW + 5):
+                start = match.start()
+                if start >= window + WINDOW or not _escapes(data, start):
+                    continue  # `\\ud800` is the text "\ud800", not an escape
+                paired = _is_pair(data, start) if _high(data, start) else start >= 6 and _is_pair(data, start - 6)
+                if not paired:
+                    text = f"\\u{data[start + 2 : start + 6].decode()} at byte {start} is half of a surrogate pair"
+                    raise NotWellFormed(Problem("body", "body", text + ": not a character"))
+            if hasattr(mmap, "MADV_DONTNEED"):
+                data.madvise(mmap.MADV_DONTNEED, window, min(WINDOW, len(data) - window))
 
 
 def _high(data: mmap.mmap, at: int) -> bool:

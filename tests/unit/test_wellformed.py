@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mediator.openimis import wellformed
 from mediator.openimis.wellformed import MAX_DEPTH, NotWellFormed, check
 
 
@@ -84,3 +85,13 @@ def test_an_exponent_beyond_what_a_reader_can_turn_into_a_number_is_refused(tmp_
     problem = refusal(tmp_path, b'{"entry":[{"resource":{"meta":{"x":%s}}}]}' % number)
     assert (problem.record, problem.field) == ("Bundle.entry[0]", "meta.x")
     assert problem.message == "a number beyond 10^4300"
+
+
+@pytest.mark.parametrize("at", range(4085, 4100))
+def test_escapes_across_the_scanning_windows_are_read_as_one(tmp_path, monkeypatch, at):
+    monkeypatch.setattr(wellformed, "WINDOW", 4096)
+    head = b'{"a":"' + b"x" * (at - 6)
+    checked(tmp_path, head + rb"\ud83d\ude00" + b"y" * 5000 + b'"}')
+    assert "half of a surrogate pair" in refusal(tmp_path, head + rb"\ud83d" + b"y" * 5000 + b'"}').message
+    assert "half of a surrogate pair" in refusal(tmp_path, head + rb"y\ude00" + b"y" * 5000 + b'"}').message
+    checked(tmp_path, head + rb"\\ud800" + b"y" * 5000 + b'"}')  # an escaped backslash, then text
