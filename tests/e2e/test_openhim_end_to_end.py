@@ -18,6 +18,7 @@ import pytest
 import requests
 import urllib3
 
+from mediator import __version__
 from mediator.mapping import defaults
 from mediator.mapping.insuree import tracked_entity_uid
 from mediator.mapping.uids import org_unit_uid
@@ -113,7 +114,7 @@ def dhis2_entity(dhis2: str, key: str) -> dict[str, Any]:
 
 def test_mediator_registers_and_heartbeats(api: CoreClient, mediator: dict[str, Any]):
     doc = eventually(lambda: api.get_mediator(URN), 60)
-    assert doc["version"] == "0.9.0"
+    assert doc["version"] == __version__
     assert int(doc["endpoints"][0]["port"]) == mediator["port"]
     first = eventually(lambda: api.get_mediator(URN).get("_lastHeartbeat"), 30)
     eventually(lambda: api.get_mediator(URN)["_lastHeartbeat"] != first, 10)
