@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 UUID_TYPE = "UUID"
@@ -45,8 +46,12 @@ def _mappings(value: Any) -> list[Mapping[str, Any]]:
 
 
 def last_segment(url: Any) -> str:
-    text = (url if isinstance(url, str) else "").rstrip("/")
-    text = text.rsplit("/", 1)[-1]
+    return _last_segment(url) if isinstance(url, str) else ""
+
+
+@lru_cache(maxsize=4096)  # the same few system and extension URLs, in every resource
+def _last_segment(url: str) -> str:
+    text = url.rstrip("/").rsplit("/", 1)[-1]
     return text.removesuffix(".html").removeprefix("StructureDefinition-").removeprefix("CodeSystem-")
 
 

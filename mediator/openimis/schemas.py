@@ -33,9 +33,10 @@ GENDER_CODES = {"male": "M", "female": "F", "other": "O"}
 
 
 class _Base(Schema):
-    """Unknown elements are ignored, and so, cheaply, are the declared fields a resource leaves out: marshmallow
-    would call each absent field only to learn that it is absent (an extension declares ten value fields and holds
-    one). A field that is required or has a load default is always called, as marshmallow does."""
+    """Unknown elements are ignored. What marshmallow would do for nothing is skipped: a declared field the
+    resource leaves out is not called only to learn that it is absent (an extension declares ten value fields and
+    holds one), and a field without validators or processors is read without the machinery that runs them. The
+    records and the errors are marshmallow's own (tests/unit/test_schema_fast_path.py compares them)."""
 
     class Meta:
         unknown = EXCLUDE
@@ -48,21 +49,46 @@ class _Base(Schema):
             )
         index = index if self.opts.index_errors else None
         loaded = self.dict_class()
-        for attr_name, field_obj in self.load_fields.items():
-            field_name = field_obj.data_key if field_obj.data_key is not None else attr_name
+        for attr_name, field_obj, field_name, always, plain in self._plan():
             raw = data.get(field_name, missing)
-            if raw is missing and not (field_obj.required or field_obj.load_default is not missing):
+            if raw is missing and not always:
                 continue
+            if plain and raw is not missing and raw is not None:
+                # What Field.deserialize comes to for a field without validators or processors.
+                try:
+                    value = field_obj._deserialize(raw, field_name, data)
+                except ValidationError as error:
+                    error_store.store_error(error.messages, field_name, index=index)
+                    value = error.valid_data or missing
+            else:
 
-            def getter(value: Any, field_obj: Any = field_obj, field_name: str = field_name) -> Any:
-                return field_obj.deserialize(value, field_name, data)
+                def getter(value: Any, field_obj: Any = field_obj, field_name: str = field_name) -> Any:
+                    return field_obj.deserialize(value, field_name, data)
 
-            value = self._call_and_store(
-                getter_func=getter, data=raw, field_name=field_name, error_store=error_store, index=index
-            )
+                value = self._call_and_store(
+                    getter_func=getter, data=raw, field_name=field_name, error_store=error_store, index=index
+                )
             if value is not missing:
                 loaded[field_obj.attribute or attr_name] = value
         return loaded
+
+    def _plan(self) -> list[tuple[str, Any, str, bool, bool]]:
+        """Per field: its name, the field, its key in the data, whether it is called when absent (required, or with
+        a load default), and whether it has no validators or processors."""
+        plan = self.__dict__.get("_fields_plan")
+        if plan is None:
+            plan = [
+                (
+                    name,
+                    f,
+                    f.data_key if f.data_key is not None else name,
+                    bool(f.required or f.load_default is not missing),
+                    not (f.validators or f.pre_load or f.post_load),
+                )
+                for name, f in self.load_fields.items()
+            ]
+            self.__dict__["_fields_plan"] = plan
+        return plan
 
 
 def _finite(value: Decimal) -> None:

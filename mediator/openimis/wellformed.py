@@ -61,7 +61,7 @@ def _place(path: list[Any]) -> tuple[str, str]:
 
 
 def _dotted(path: list[Any]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{_shown(p)}" for p in path).lstrip(".")
 
 
 def _shown(key: str) -> str:
@@ -77,10 +77,10 @@ def _check_structure(file: Any) -> Checked:
         if event == "map_key":
             seen = keys[-1]
             if value in seen:  # type: ignore[operator]
-                record, field = _place([*path[:-1], _shown(value)])
+                record, field = _place([*path[:-1], value])
                 raise NotWellFormed(Problem(record, field, "appears twice in the same object"))
             seen.add(value)  # type: ignore[union-attr]
-            path[-1] = _shown(value)
+            path[-1] = value  # shown only if a fault is named (see _dotted)
             continue
         if keys and keys[-1] is None:  # a value in an array: its index
             path[-1] += 1
