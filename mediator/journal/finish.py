@@ -69,8 +69,9 @@ def finish(
         _each(session, done, {**common, "waits_for": None})
         for chunk in chunks(decided):
             # Records waiting for these go now: DHIS2 has them, or they will never come and the waiting is over.
-            waiting = (Work.state == "pending") & Work.waits_for.in_(chunk)
-            session.execute(update(Work).where(waiting).values(next_attempt_at=now))
+            # Found by what they wait for alone, through its index (with the state too, SQLite would walk every
+            # pending row); a row no longer pending that still names it only gets a due time nobody reads.
+            session.execute(update(Work).where(Work.waits_for.in_(chunk)).values(next_attempt_at=now))
         if retry:
             session.execute(
                 update(Work)

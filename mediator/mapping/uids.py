@@ -10,6 +10,7 @@ from functools import lru_cache
 LETTERS = string.ascii_letters
 ALPHANUMERIC = string.digits + string.ascii_letters
 UID_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9]{10}$")
+_UID_SPACE = len(LETTERS) * len(ALPHANUMERIC) ** 10
 
 
 def is_uid(value: str) -> bool:
@@ -23,7 +24,9 @@ def derive_uid(kind: str, key: str, namespace: str = "openimis") -> str:
     The kind keeps a tracked entity and its enrollment apart although both come from one insuree.
     """
     digest = hashlib.sha256(f"{namespace}\x1f{kind}\x1f{key}".encode()).digest()
-    number = int.from_bytes(digest, "big")
+    # The 11 characters are the lowest digits of the hash in mixed radix (52, then 62): they depend on it only
+    # modulo 52 * 62^10, so the digits are taken from that small number instead of the 256-bit one.
+    number = int.from_bytes(digest, "big") % _UID_SPACE
     number, first = divmod(number, len(LETTERS))
     chars = [LETTERS[first]]
     for _ in range(10):

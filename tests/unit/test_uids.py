@@ -40,3 +40,32 @@ def test_openimis_etl_scheme_maps_each_hex_pair_to_one_character():
     key = "55c8cabb-e67d-405d-b7f4-5e4435cc2eff"
     assert org_unit_uid(key, "openimis-etl") == tracked_entity_uid(key, "openimis-etl") == openimis_etl_uid(key)
     assert org_unit_uid(key) != tracked_entity_uid(key)
+
+
+def test_derived_uids_never_change_between_versions():
+    """DHIS2 holds these: a different UID for the same record would be a second copy of it."""
+    pinned = [
+        ("trackedEntity", "55c8cabb-e67d-405d-b7f4-5e4435cc2eff", "pMFa5nPtmiN"),
+        ("enrollment", "55c8cabb-e67d-405d-b7f4-5e4435cc2eff", "I7bMKrTwrtC"),
+        ("orgUnit", "b2e5b0c1-3d57-408c-b7de-11511ce1cbcf", "gLbVQCEtzBh"),
+        ("family", "1e055f4e-bd7c-4f60-85ba-b55295e9414f", "fEXujMmeWgf"),
+        ("event", "x", "pS8A0kJkNit"),
+    ]
+    assert [derive_uid(kind, key) for kind, key, _ in pinned] == [uid for _, _, uid in pinned]
+
+
+def test_derived_uids_are_the_low_digits_of_the_whole_hash():
+    import hashlib
+    import string
+
+    def by_the_book(kind, key):
+        number = int.from_bytes(hashlib.sha256(f"openimis\x1f{kind}\x1f{key}".encode()).digest(), "big")
+        number, first = divmod(number, 52)
+        chars = [string.ascii_letters[first]]
+        for _ in range(10):
+            number, rest = divmod(number, 62)
+            chars.append((string.digits + string.ascii_letters)[rest])
+        return "".join(chars)
+
+    for i in range(2000):
+        assert derive_uid("trackedEntity", f"key-{i}") == by_the_book("trackedEntity", f"key-{i}")
