@@ -2,7 +2,8 @@
 records that DHIS2 could not take (mediator.journal.finish) and registration with the OpenHIM core
 (mediator.openhim.heartbeat). openIMIS requests are retried by urllib3 (mediator.openimis.api).
 
-Exponential: `base * 2**attempt`, at most `cap`; jittered so that many waiting callers do not come back at once.
+Exponential: `base * 2**attempt`, at most `cap`; requests and the heartbeat are jittered so that many waiting
+callers do not come back at once (records that wait come back with their push, which is what they wait for).
 """
 
 from __future__ import annotations

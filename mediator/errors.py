@@ -10,8 +10,10 @@ errors to answers by testing their types:
     ├── OpenImisError              502   Failed      exception    no    (mediator.openimis.api)
     └── OpenHimError               502   Failed      exception    no    (mediator.openhim)
 
-`retryable`: the same request may succeed later unchanged (DHIS2 back up, a pull lease freed); records met by a
-retryable error wait and are tried again, the others are answered as they are.
+`retryable`: the same request may succeed later unchanged (DHIS2 or the core back up, a pull lease freed). The
+heartbeat warns and tries again on a retryable error and reports the others as needing an administrator. (A push's
+records met by any DHIS2 error wait and are tried again with backoff: DHIS2 refusing a record is a rejection of
+that record, not an error.)
 """
 
 from __future__ import annotations

@@ -194,9 +194,3 @@ def _answer(resp: requests.Response) -> Any:
         return resp.json()  # what orjson does not read (integers past 64 bits)
     except ValueError:
         return resp.text
-
-
-def body_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else orjson.dumps(value).decode()

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import func, insert, literal_column, select, update
 from sqlalchemy.orm import aliased
 
 from mediator.journal.compact import decode
-from mediator.journal.models import Transaction, Work
+from mediator.journal.models import Outcome, Transaction, Work
 from mediator.journal.rows import chunks, rowcount
 from mediator.journal.store import Journal
 from mediator.openimis.records import Record
@@ -118,13 +118,22 @@ def claim(
                 raise _Taken
             records: list[Record] = []
             labels: set[str] = set()
+            unreadable: list[tuple[int, str]] = []
             for chunk in chunks(ids):
-                for kind, key, text in session.execute(
-                    select(Work.kind, Work.key, Work.record).where(Work.id.in_(chunk))
+                for wid, kind, key, text in session.execute(
+                    select(Work.id, Work.kind, Work.key, Work.record).where(Work.id.in_(chunk))
                 ):
+                    record = _read(text)
+                    if record is None and text is not None:
+                        unreadable.append((wid, f"{kind}/{key}"))
+                        continue
                     labels.add(f"{kind}/{key}")
-                    if text is not None:
-                        records.append(decode(text))
+                    if record is not None:
+                        records.append(record)
+            if unreadable:
+                _refuse_unreadable(session, transaction_id, unreadable, now)
+                gone = {wid for wid, _ in unreadable}
+                ids = [i for i in ids if i not in gone]
             delivered = (Work.transaction_id == transaction_id) & (Work.state == "delivered") & Work.record.is_not(None)
             later = aliased(Work)
             superseded_since = (
@@ -140,16 +149,52 @@ def claim(
             for chunk in chunks(units):
                 context_of_units = (delivered, Work.stage == 1, Work.unit.in_(chunk), ~superseded_since)
                 kept = session.scalars(select(Work.record).where(*context_of_units))
-                records += [decode(r) for r in kept if r is not None]
+                records += [r for r in map(_read, kept) if r is not None]
             context: list[Record] = []
             if rows[0].stage != 0 and any(r.kind in ("Claim", "ClaimResponse") for r in records):
                 entries = select(Work.record).where(delivered, Work.kind.in_(("Medication", "ActivityDefinition")))
-                context = [decode(r) for r in session.scalars(entries) if r is not None]
+                context = [r for r in map(_read, session.scalars(entries)) if r is not None]
             tx = session.get(Transaction, transaction_id)
             aliases = {(k, rid): key for k, rid, key in (tx.aliases or [])} if tx is not None else {}
             return Slice(transaction_id, ids, labels, records, context, aliases)
     except _Taken:
         return None
+
+
+UNREADABLE = (
+    "kept in a form this version of the mediator cannot read (it was kept by another version): send the record "
+    "again from openIMIS"
+)
+
+
+def _read(text: str | None) -> Record | None:
+    """A kept record, or None when there is none or it cannot be read."""
+    if text is None:
+        return None
+    try:
+        return decode(text)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _refuse_unreadable(session: Any, transaction_id: int, rows: list[tuple[int, str]], now: datetime) -> None:
+    """Records whose kept form this version cannot read are rejected with the reason, instead of stopping their
+    push at every claim."""
+    reason = [{"field": "record", "code": "", "message": UNREADABLE}]
+    for chunk in chunks(rows):
+        wids = [wid for wid, _ in chunk]
+        session.execute(
+            update(Work)
+            .where(Work.id.in_(wids))
+            .values(state="rejected", reasons=reason, claimed_until=None, updated_at=now)
+        )
+        session.execute(
+            insert(Outcome),
+            [
+                {"transaction_id": transaction_id, "record": label, "status": "rejected", "uids": {}, "reasons": reason}
+                for _, label in chunk
+            ],
+        )
 
 
 def on_their_way(journal: Journal, labels: Iterable[str], besides: Collection[int]) -> dict[str, int]:

@@ -95,7 +95,7 @@ class SentAgain:
 
 
 def send_again(journal: Journal, ids: Collection[int]) -> SentAgain:
-    """Stop vouching for these rows: those whose resource is kept go pending (their push is open again until the
+    """Stop vouching for these rows: those whose record is kept go pending (their push is open again until the
     worker has decided it anew), the others are marked missing. Rows no longer vouched for are left alone."""
     now = datetime.now(UTC)
     queued = marked = 0

@@ -108,7 +108,8 @@ class Work(Base):
     unit: Mapped[int] = mapped_column(Integer, default=0)  # records of a push with one unit go in one slice
     content_hash: Mapped[str] = mapped_column(String(64))
     record: Mapped[str | None] = mapped_column(Text)  # the validated record (mediator.journal.compact)
-    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | rejected | superseded | duplicate
+    # incoming | pending | delivered | duplicate | rejected | superseded | missing (docs/architecture.md)
+    state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -164,7 +165,7 @@ class JournalKey(Base):
 
 
 class Purge(Base):
-    """One run of the retention purge: when, the cutoff (records decided before it lost their FHIR resource), and
+    """One run of the retention purge: when, the cutoff (records decided before it lost their kept data), and
     how many records it cleared."""
 
     __tablename__ = "purges"

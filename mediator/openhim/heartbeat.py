@@ -108,9 +108,8 @@ class Heartbeat:
             config = self.core.heartbeat(self.urn, round(self.uptime(), 3), want_config=True)
             self.beats += 1
             self.failures = 0
-            if config is not None and config != self.seen_config:
+            if config is not None and config != self.seen_config and self._apply(config):
                 self.seen_config = config
-                self._apply(config)
             return self.interval
         except MediatorNotFound:
             log.warning("the OpenHIM core no longer knows this mediator; registering again")
@@ -161,12 +160,20 @@ class Heartbeat:
                 difference,
             )
 
-    def _apply(self, config: dict[str, Any]) -> None:
+    def _apply(self, config: dict[str, Any]) -> bool:
+        """Apply a console config; False when it should be tried again (it was not refused, applying it failed)."""
         try:
             self.on_config(config)
             log.info("applied the configuration from the OpenHIM console")
-        except Exception as exc:  # a bad console config must never stop the heartbeat
-            log.error("configuration from the OpenHIM console not applied, the settings in force are kept: %s", exc)
+            return True
+        except ValueError as exc:  # refused (SettingsError): said once, until the console changes it again
+            log.error("configuration from the OpenHIM console refused, the settings in force are kept: %s", exc)
+            return True
+        except Exception as exc:  # a failure to apply it must never stop the heartbeat: tried again next beat
+            log.error(
+                "configuration from the OpenHIM console not applied yet (%s: %s); trying again", type(exc).__name__, exc
+            )
+            return False
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

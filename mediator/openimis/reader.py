@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 
 from mediator.openimis import fhir
 from mediator.openimis.records import Record
-from mediator.openimis.references import Aliases, resolve
+from mediator.openimis.references import resolve
 from mediator.openimis.schemas import BUNDLE_SCHEMA, SCHEMAS
 
 
@@ -43,7 +43,6 @@ class Reading:
     skipped: list[Skipped] = field(default_factory=list)  # counted in resource_counts under their resource type
     resource_counts: dict[str, int] = field(default_factory=dict)
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)  # (type, id) -> key, where they differ
-    resources: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # "Kind/key" -> the FHIR resource read
 
 
 def _flatten(errors: Any, path: str = "") -> Iterable[tuple[str, str]]:
@@ -120,7 +119,6 @@ def _read_resource(resource: Any, where: str, accepted: Collection[str], reading
         reading.skipped.append(read.skipped)
     if read.record is not None:
         reading.records.append(read.record)
-        reading.resources[f"{read.record.kind}/{read.record.key}"] = resource
     if read.alias is not None:
         reading.aliases[read.alias[0]] = read.alias[1]
 
@@ -138,12 +136,8 @@ def read_body(body: bytes, accepted: Collection[str]) -> Reading:
     return read_document(doc, accepted, reading)
 
 
-def read_document(
-    doc: Any, accepted: Collection[str], reading: Reading | None = None, aliases: Aliases | None = None
-) -> Reading:
-    """Read a parsed FHIR resource or Bundle (as `read_body` does after parsing the JSON).
-
-    `aliases` are those of the whole push when `doc` holds only part of it (a slice being delivered)."""
+def read_document(doc: Any, accepted: Collection[str], reading: Reading | None = None) -> Reading:
+    """Read a parsed FHIR resource or Bundle (as `read_body` does after parsing the JSON)."""
     reading = reading or Reading()
     if not isinstance(doc, Mapping) or "resourceType" not in doc:
         reading.problems.append(Problem("body", "resourceType", "expected a FHIR resource or Bundle"))
@@ -156,12 +150,10 @@ def read_document(
     except ValidationError as exc:
         reading.problems.extend(Problem("Bundle", p, m) for p, m in _flatten(exc.messages))
         return reading
-    return _read_entries(bundle["entry"], accepted, reading, aliases)
+    return _read_entries(bundle["entry"], accepted, reading)
 
 
-def _read_entries(
-    entries: Iterable[Any], accepted: Collection[str], reading: Reading, aliases: Aliases | None
-) -> Reading:
+def _read_entries(entries: Iterable[Any], accepted: Collection[str], reading: Reading) -> Reading:
     for i, entry in enumerate(entries):
         where = f"Bundle.entry[{i}]"
         if not isinstance(entry, Mapping) or "resource" not in entry:
@@ -169,7 +161,6 @@ def _read_entries(
             continue
         _read_resource(entry["resource"], where, accepted, reading)
     _check_duplicates(reading)
-    reading.aliases.update(aliases or {})
     reading.records = [resolve(r, reading.aliases) for r in reading.records]
     return reading
 
@@ -180,6 +171,3 @@ def _check_duplicates(reading: Reading) -> None:
     for kind, key in sorted(ident for ident, n in counts.items() if n > 1):
         reading.problems.append(Problem(f"{kind}/{key}", "identifier", "appears more than once in the Bundle"))
     reading.records = [r for r in reading.records if counts[(r.kind, r.key)] == 1]
-    for (kind, key), n in counts.items():
-        if n > 1:
-            reading.resources.pop(f"{kind}/{key}", None)

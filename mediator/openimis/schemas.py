@@ -29,6 +29,7 @@ from mediator.openimis.records import (
     Policy,
 )
 
+INT64 = 1 << 63
 GENDER_CODES = {"male": "M", "female": "F", "other": "O"}
 
 
@@ -117,12 +118,15 @@ class Day(fields.Date):
 
 class WholeNumber(fields.Integer):
     """An integer, also written as a float (`1.0`) as JSON serialisers of Python floats do; `1.5` is refused, not
-    cut down to 1."""
+    cut down to 1, and so is a number past 64 bits (no line of a claim has that many)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> int:
         if isinstance(value, float) and not value.is_integer():
             raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
+        number: int = super()._deserialize(value, attr, data, **kwargs)
+        if not -INT64 <= number < INT64:
+            raise ValidationError("not a whole number of at most 64 bits")
+        return number
 
 
 class CodingSchema(_Base):

@@ -27,7 +27,7 @@ BUNDLE_FIELDS = ("resourceType", "type")
 
 @dataclass
 class Survey:
-    """What the first pass learnt of a push."""
+    """What reading a push learnt of it (its records themselves are handed over as they are read)."""
 
     problems: list[Problem] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)  # not for DHIS2, and no error; counted by resource type
@@ -86,8 +86,8 @@ def _resources(file: IO[bytes], bundle: bool, exact: bool = False) -> Iterator[t
 
 
 def _plain_numbers(value: Any) -> Any:
-    """Decimals as the fast reader gives them (floats), or as integers when too large for a float: the journal
-    keeps a resource as JSON, and its content hash must not depend on how the body was read."""
+    """Decimals as the fast reader gives them (floats), or as integers when too large for a float: a record must
+    not depend on how the body was read (exactly, because some number in it is big, or not)."""
     if isinstance(value, dict):
         return {k: _plain_numbers(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -113,3 +113,16 @@ def test_an_icd_code_dhis2_already_has_under_another_uid_is_used_as_it_is(client
     resp, env = post(client, samples.claim())
     assert resp.status_code == 200, env["response"]["body"]
     assert dhis2.fake.store.options["Legacyicd01"]["name"] == "Typhoid (from the old module)"
+
+
+@pytest.mark.parametrize("sequence", ["100000000000000000000", "-9223372036854775809"])
+def test_a_line_sequence_past_64_bits_is_refused_by_name_and_the_rest_goes(client, dhis2, sequence):
+    claim = samples.claim()
+    claim["item"][0]["sequence"] = "BIG"
+    other = samples.claim(key="3f6b57f2-d6a0-4aeb-8c55-d58b3f2457c4")
+    body = json.dumps(samples.bundle(claim, other)).replace('"BIG"', sequence)
+    resp = client.post("/channels/claims", data=body, headers={**CLAIMS, "Content-Type": "application/json"})
+    env = json.loads(resp.data)
+    assert resp.status_code == 422, env["response"]["body"]
+    assert f"Claim/{samples.CLAIM}: item[0].sequence: not a whole number of at most 64 bits" in env["response"]["body"]
+    assert claim_enrollment_uid("3f6b57f2-d6a0-4aeb-8c55-d58b3f2457c4") in dhis2.fake.store.enrollments

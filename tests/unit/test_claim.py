@@ -86,3 +86,18 @@ def test_what_a_slice_holds_is_the_record_as_validated(journal):
     tid = keep(journal, units=[1])
     (record,) = claim(journal, tid).records
     assert record.kind == "Patient" and record.key == "p0" and record.insurance_number == "100000000"
+
+
+def test_a_record_kept_in_a_form_this_version_cannot_read_is_rejected_not_stuck(journal):
+    from mediator.journal.claim import UNREADABLE
+    from mediator.journal.models import Outcome
+
+    tid = keep(journal, units=[1, 2])
+    with journal.sessions.begin() as session:
+        session.execute(update(Work).where(Work.key == "p0").values(record='{"t": "Insuree", "renamed": 1}'))
+    taken = claim(journal, tid)
+    assert labels(taken) == ["Patient/p1"] and len(taken.ids) == 1
+    with journal.sessions() as session:
+        row = session.query(Work).filter(Work.key == "p0").one()
+        assert row.state == "rejected" and row.reasons[0]["message"] == UNREADABLE
+        assert [(o.record, o.status) for o in session.query(Outcome)] == [("Patient/p0", "rejected")]

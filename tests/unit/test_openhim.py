@@ -331,3 +331,19 @@ def test_config_fields_an_older_version_left_are_removed_once_the_core_holds_thi
     assert json.loads(put.request.body) == {"batch_size": 5, "channels": [{"name": "a", "username": "u"}]}
     assert "dhis2_password, channels[a].password" in caplog.text
     assert "Old-Pw" not in caplog.text
+
+
+@responses.activate
+def test_a_config_that_could_not_be_applied_is_tried_again_on_the_next_beat():
+    responses.post(f"{CORE}/mediators", status=201)
+    responses.post(HEARTBEAT, json={"x": 1})
+    tries = []
+
+    def flaky(config):
+        tries.append(config)
+        if len(tries) == 1:
+            raise OSError("state directory full")
+
+    hb = Heartbeat(CoreClient(CORE, "u", "p"), lambda: DOC, flaky, interval=10)
+    assert [hb.step(), hb.step(), hb.step()] == [10, 10, 10]
+    assert tries == [{"x": 1}, {"x": 1}]  # failed, applied, then seen

@@ -1,10 +1,10 @@
 import json
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mediator.answer.redact import REDACTED, redact, redact_message, redacted_json, uids_in
-from mediator.dhis2.client import body_text
 
 PAYLOAD = {
     "trackedEntities": [
@@ -57,7 +57,8 @@ PAYLOADS = st.recursive(
 @settings(max_examples=400, deadline=None)
 @given(PAYLOADS)
 def test_redacting_the_json_text_gives_what_redacting_the_payload_gives(payload):
-    expected = "" if payload is None else body_text(redact(payload, uids_in(payload)))
+    walked = redact(payload, uids_in(payload))
+    expected = "" if payload is None else walked if isinstance(walked, str) else orjson.dumps(walked).decode()
     assert redacted_json(payload, lambda: uids_in(payload)) == expected
 
 

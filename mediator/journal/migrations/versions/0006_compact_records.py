@@ -2,7 +2,8 @@
 `resource` column becomes `record`, and what it still holds is read once more and kept in the new form.
 
 A resource that no longer reads (none should: each was validated when it came in) leaves its row rejected, with
-the reasons, instead of pending with nothing to send. Content hashes stay as they were: a record delivered before
+the reasons, instead of pending with nothing to send; a dead letter keeps DHIS2's reasons, and is no longer
+replayable. Content hashes stay as they were: a record delivered before
 this is sent once more the next time openIMIS sends it, then known again (sending again is harmless)."""
 
 import json
@@ -24,8 +25,8 @@ def upgrade() -> None:
 
     op.drop_index("ix_work_kept", "work")
     op.execute("ALTER TABLE work RENAME COLUMN resource TO record")
-    kept = sa.text("record IS NOT NULL")
-    op.create_index("ix_work_kept", "work", ["updated_at"], sqlite_where=kept, postgresql_where=kept)
+    holds = sa.text("record IS NOT NULL")
+    op.create_index("ix_work_kept", "work", ["updated_at"], sqlite_where=holds, postgresql_where=holds)
     bind = op.get_bind()
     work = sa.table(
         "work",
@@ -38,21 +39,27 @@ def upgrade() -> None:
     last = 0
     while True:
         rows = bind.execute(
-            sa.select(work.c.id, work.c.record)
+            sa.select(work.c.id, work.c.record, work.c.state)
             .where(work.c.record.is_not(None), work.c.id > last)
             .order_by(work.c.id)
             .limit(BATCH)
         ).all()
         if not rows:
             return
-        for wid, text in rows:
+        for wid, text, state in rows:
             last = wid
             resource = json.loads(text)
             if isinstance(resource, dict) and "t" in resource and "resourceType" not in resource:
                 continue  # already compact
             read = read_resource(resource, "", SCHEMAS.keys())
-            if read.record is not None:
-                values: dict = {"record": encode(read.record).decode()}
+            try:
+                kept = None if read.record is None else encode(read.record).decode()
+            except (TypeError, ValueError):  # a value the compact form cannot hold (an integer past 64 bits)
+                kept = None
+            if kept is not None:
+                values: dict = {"record": kept}
+            elif state == "rejected":
+                values = {"record": None}  # a dead letter keeps DHIS2's reasons; it can no longer be replayed
             else:
                 reasons = [{"field": p.field, "code": "", "message": p.message} for p in read.problems]
                 why = reasons or [{"field": "resource", "code": "", "message": "no longer read as a record"}]
