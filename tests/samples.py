@@ -377,3 +377,23 @@ def compact(resource: dict[str, Any]) -> bytes:
     read = read_resource(resource, "", SCHEMAS.keys())
     assert read.record is not None, read.problems
     return encode(read.record)
+
+
+def accept_resources(journal: Any, resources: Any, **given: Any) -> Any:
+    """Accept ("Kind/key", FHIR resource) pairs straight into the journal, as a channel does once it has read them
+    (each kept as its validated record); `given` are the other arguments of `accept`, over test defaults."""
+    from datetime import UTC, datetime
+
+    from mediator.journal.accept import accept
+
+    defaults: dict[str, Any] = {
+        "channel": "insurees",
+        "openhim_id": None,
+        "client_id": None,
+        "received_at": datetime.now(UTC),
+        "body_sha256": "0" * 64,
+        "received": {},
+        "rejected": [],
+    }
+    records = ((label, compact(resource)) for label, resource in resources)
+    return accept(journal, records=records, **{**defaults, **given})

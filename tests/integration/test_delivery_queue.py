@@ -131,19 +131,7 @@ def test_a_push_whose_records_were_all_superseded_is_decided(client, fake, env):
 
 def keep(journal, resources, rejected=()):
     """Accept records straight into the journal, as a channel would after reading them."""
-    from mediator.journal.accept import accept
-
-    return accept(
-        journal,
-        channel="insurees",
-        openhim_id=None,
-        client_id=None,
-        received_at=datetime.now(UTC),
-        body_sha256="0" * 64,
-        received={"Patient": 2},
-        records=((label, samples.compact(resource)) for label, resource in resources),
-        rejected=list(rejected),
-    )
+    return samples.accept_resources(journal, resources, received={"Patient": 2}, rejected=list(rejected))
 
 
 def test_a_push_that_cannot_be_kept_leaves_nothing_behind(client):

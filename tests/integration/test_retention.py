@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from mediator.journal.accept import accept
 from mediator.journal.models import Purge, Transaction, Work
 from mediator.journal.retention import purge, purge_if_due
 from mediator.journal.store import Journal
@@ -26,17 +25,8 @@ def journal(journal_url):
 
 def keep(journal, *keys, status="Completed"):
     """A push of these insurees, kept in the journal, with its status; returns its id."""
-    accepted = accept(
-        journal,
-        channel="insurees",
-        openhim_id=None,
-        client_id=None,
-        received_at=NOW,
-        body_sha256="0" * 64,
-        received={"Patient": len(keys)},
-        records=[(f"Patient/{k}", samples.compact(samples.patient(k, f"10400{i:04d}"))) for i, k in enumerate(keys)],
-        rejected=[],
-    )
+    resources = [(f"Patient/{k}", samples.patient(k, f"10400{i:04d}")) for i, k in enumerate(keys)]
+    accepted = samples.accept_resources(journal, resources, received_at=NOW, received={"Patient": len(keys)})
     with journal.sessions.begin() as session:
         session.execute(update(Transaction).where(Transaction.id == accepted.transaction_id).values(status=status))
     return accepted.transaction_id

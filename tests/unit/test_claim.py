@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from mediator.journal.accept import accept
 from mediator.journal.claim import LEASE, claim
 from mediator.journal.models import Work
 from mediator.journal.store import Journal
@@ -26,19 +25,11 @@ def keep(journal, units, metadata=0, holder=None):
     records = [(f"Location/{VILLAGE[:-3]}{i:03d}", samples.area(f"{VILLAGE[:-3]}{i:03d}", "R", f"R{i}", "region"))
                for i in range(metadata)]  # fmt: skip
     patients = [(f"Patient/p{i}", samples.patient(f"p{i}", f"10{i:07d}")) for i in range(len(units))]
-    return accept(
-        journal,
-        channel="openimis",
-        openhim_id=None,
-        client_id=None,
-        received_at=datetime.now(UTC),
-        body_sha256="0" * 64,
-        received={},
-        records=[(label, samples.compact(r)) for label, r in [*records, *patients]],
-        rejected=[],
-        units={f"Patient/p{i}": u for i, u in enumerate(units)},
-        holder=holder,
-    ).transaction_id
+    units_of = {f"Patient/p{i}": u for i, u in enumerate(units)}
+    accepted = samples.accept_resources(
+        journal, [*records, *patients], channel="openimis", units=units_of, holder=holder
+    )
+    return accepted.transaction_id
 
 
 def labels(taken):
