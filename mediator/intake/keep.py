@@ -49,7 +49,7 @@ def take_in(
     `inline_limit` records (`Intake.held` says whether it does). `problems` are records the sender could not give
     (a pull's unreadable rows): rejected with the push's own. `origin` says where the push came from."""
     with record_spool(body) as spool:
-        found = survey(body.path, channel.resources, on_read, spool.write)
+        found = survey(body.path, channel.resources, on_read, spool.write, spool.restart)
         found.problems.extend(problems)
         records = found.records
         if not records:

@@ -114,6 +114,11 @@ class RecordSpool:
     def write(self, position: int, record: Record) -> None:
         self._file.write(b"%d\t%s\n" % (position, encode(record)))
 
+    def restart(self) -> None:
+        """Forget the records written: the push is read again from its start."""
+        self._file.seek(0)
+        self._file.truncate()
+
     def kept(self, labels: Sequence[str | None]) -> Iterator[tuple[str, bytes]]:
         """(record, its compact form) for each record still kept (`labels[position]`), in the order of the push."""
         self._file.flush()

@@ -42,7 +42,9 @@ def normalize_key(value: str) -> str:
 
 def _mappings(value: Any) -> list[Mapping[str, Any]]:
     """The objects of a FHIR list; anything else (unvalidated input) counts as empty."""
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+    if type(value) is not list:
+        return []
+    return [v for v in value if type(v) is dict or isinstance(v, Mapping)]
 
 
 def last_segment(url: Any) -> str:

@@ -10,11 +10,11 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from marshmallow import ValidationError
 
-from mediator.openimis import fhir
+from mediator.openimis import compiled, fhir
 from mediator.openimis.records import Record
 from mediator.openimis.references import resolve
 from mediator.openimis.schemas import BUNDLE_SCHEMA, SCHEMAS
@@ -97,7 +97,7 @@ def read_resource(resource: Any, where: str, accepted: Collection[str]) -> Resou
     if reason is not None:
         return ResourceRead(kind, skipped=Skipped(_label(resource, where), reason))
     try:
-        record = SCHEMAS[kind].load(resource)
+        record = compiled.load(SCHEMAS[kind], resource)
     except RecursionError:
         return ResourceRead(kind, problems=(Problem(_label(resource, where), "extension", "nested too deeply"),))
     except ValidationError as exc:
@@ -111,16 +111,28 @@ def read_resource(resource: Any, where: str, accepted: Collection[str]) -> Resou
     return ResourceRead(kind, record, alias=alias)
 
 
+class Tally(Protocol):
+    problems: list[Problem]
+    skipped: list[Skipped]
+    resource_counts: dict[str, int]
+    aliases: dict[tuple[str, str], str]
+
+
+def tally(read: ResourceRead, into: Tally) -> None:
+    """Count what one resource gave: its type, its problems, why it is skipped, the id it is known by."""
+    into.resource_counts[read.counted] = into.resource_counts.get(read.counted, 0) + 1
+    into.problems.extend(read.problems)
+    if read.skipped is not None:
+        into.skipped.append(read.skipped)
+    if read.alias is not None:
+        into.aliases[read.alias[0]] = read.alias[1]
+
+
 def _read_resource(resource: Any, where: str, accepted: Collection[str], reading: Reading) -> None:
     read = read_resource(resource, where, accepted)
-    reading.resource_counts[read.counted] = reading.resource_counts.get(read.counted, 0) + 1
-    reading.problems.extend(read.problems)
-    if read.skipped is not None:
-        reading.skipped.append(read.skipped)
+    tally(read, reading)
     if read.record is not None:
         reading.records.append(read.record)
-    if read.alias is not None:
-        reading.aliases[read.alias[0]] = read.alias[1]
 
 
 def read_body(body: bytes, accepted: Collection[str]) -> Reading:

@@ -1,8 +1,10 @@
 """Reads a push from a file without holding it whole: one pass validates every resource into a domain record, handed
 over as it is read, and keeps only what deciding the push needs (labels, problems, counts, delivery units).
 
-Bundles are read entry by entry (ijson), so a push of 100,000 resources costs the memory of one resource plus a
-label per record.
+Bundles are read entry by entry, so a push of 100,000 resources costs the memory of one resource plus a label per
+record. A Bundle is first read the fast way (mediator.openimis.scan, which checks as it reads); at anything unusual,
+and for a single resource, the body is read the careful way: checked whole (mediator.openimis.wellformed), then read
+with ijson. Both give the same resources, and the careful way names what is wrong.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import IO, Any
 
 import ijson
 
-from mediator.openimis.reader import Problem, Skipped, read_resource
+from mediator.openimis.reader import Problem, Skipped, read_resource, tally
 from mediator.openimis.records import Insuree, Record
+from mediator.openimis.scan import MISSING, Unusual, bundle_entries
 from mediator.openimis.schemas import BUNDLE_SCHEMA
 from mediator.openimis.units import Units
-from mediator.openimis.wellformed import NotWellFormed, check
+from mediator.openimis.wellformed import NotWellFormed, check, check_surrogates
 
 BUNDLE_FIELDS = ("resourceType", "type")
 
@@ -69,20 +72,29 @@ def _header(file: IO[bytes]) -> tuple[dict[str, Any], str | None]:
     return header, entry_kind
 
 
-def _resources(file: IO[bytes], bundle: bool, exact: bool = False) -> Iterator[tuple[str, Any]]:
-    """(where, resource) for each entry of a Bundle, or the one resource of the body."""
-    items = ijson.items(file, "entry.item" if bundle else "", use_float=not exact)
-    if exact:
-        items = (_plain_numbers(item) for item in items)
-    if not bundle:
-        yield "", next(items)
-        return
-    for i, entry in enumerate(items):
-        where = f"Bundle.entry[{i}]"
-        if not isinstance(entry, dict) or "resource" not in entry:
-            yield where, _MISSING
-        else:
-            yield where, entry["resource"]
+def _resources(path: Path, bundle: bool, exact: bool = False) -> Iterator[tuple[str, Any]]:
+    """(where, resource) for each entry of a Bundle, or the one resource of the body: the careful way."""
+    with path.open("rb") as file:
+        items = ijson.items(file, "entry.item" if bundle else "", use_float=not exact)
+        if exact:
+            items = (_plain_numbers(item) for item in items)
+        if not bundle:
+            yield "", next(items)
+            return
+        for i, entry in enumerate(items):
+            where = f"Bundle.entry[{i}]"
+            if not isinstance(entry, dict) or "resource" not in entry:
+                yield where, MISSING
+            else:
+                yield where, entry["resource"]
+
+
+def _plain_header(header: dict[str, Any]) -> bool:
+    """Whether what comes before a Bundle's entries is a valid Bundle header, for the fast way."""
+    kind = header.get("type")
+    if header.get("resourceType") != "Bundle" or type(kind) is not str:
+        return False
+    return not BUNDLE_SCHEMA.validate({"resourceType": "Bundle", "type": kind, "entry": []})
 
 
 def _plain_numbers(value: Any) -> Any:
@@ -98,9 +110,6 @@ def _plain_numbers(value: Any) -> Any:
             return int(value)  # integral: past 10^308, a JSON number has no fraction a float could keep
         return number
     return value
-
-
-_MISSING = object()
 
 
 def _open_document(path: Path) -> bool:
@@ -124,41 +133,57 @@ def survey(
     accepted: Collection[str],
     on_read: Callable[[int], None] | None = None,
     on_record: Callable[[int, Record], None] | None = None,
+    on_restart: Callable[[], None] | None = None,
 ) -> Survey:
     """The one pass that reads and validates the push: count, and decide which records it keeps.
 
     `on_record(position, record)` hears each record read (a record later found twice in the Bundle is heard too:
-    `labels[position]` is None for it once the pass is over); `on_read(n)` hears every thousandth resource read."""
+    `labels[position]` is None for it once the pass is over); `on_read(n)` hears every thousandth resource read.
+    `on_restart()` hears that the fast way gave up: what was heard so far is heard again, the careful way."""
+    try:
+        return _survey(path, accepted, on_read, on_record, fast=True)
+    except Unusual:
+        if on_restart is not None:
+            on_restart()
+        return _survey(path, accepted, on_read, on_record, fast=False)
+
+
+def _survey(
+    path: Path,
+    accepted: Collection[str],
+    on_read: Callable[[int], None] | None,
+    on_record: Callable[[int, Record], None] | None,
+    fast: bool,
+) -> Survey:
     result = Survey()
     try:
-        result.exact_numbers = check(path).big_numbers
-        result.bundle = _open_document(path)
+        if fast:
+            check_surrogates(path)
+            resources = bundle_entries(path, _plain_header)
+        else:
+            result.exact_numbers = check(path).big_numbers
+            result.bundle = _open_document(path)
+            resources = _resources(path, result.bundle, result.exact_numbers)
         units = Units()
-        with path.open("rb") as file:
-            for position, (where, resource) in enumerate(_resources(file, result.bundle, result.exact_numbers)):
-                if resource is _MISSING:
-                    result.problems.append(Problem(where, "resource", "each entry needs a resource"))
-                    result.labels.append(None)
-                    continue
-                if on_read is not None and position % 1000 == 999:
-                    on_read(position + 1)
-                read = read_resource(resource, where, accepted)
-                result.resource_counts[read.counted] = result.resource_counts.get(read.counted, 0) + 1
-                result.problems.extend(read.problems)
-                if read.skipped is not None:
-                    result.skipped.append(read.skipped)
-                if read.alias is not None:
-                    result.aliases[read.alias[0]] = read.alias[1]
-                if read.record is None:
-                    result.labels.append(None)
-                    continue
-                label = f"{read.record.kind}/{read.record.key}"
-                result.labels.append(label)
-                units.add(label, position, read.record)
-                if on_record is not None:
-                    on_record(position, read.record)
-                if isinstance(read.record, Insuree) and read.record.insurance_number:
-                    result.numbers[label] = read.record.insurance_number
+        for position, (where, resource) in enumerate(resources):
+            if resource is MISSING:
+                result.problems.append(Problem(where, "resource", "each entry needs a resource"))
+                result.labels.append(None)
+                continue
+            if on_read is not None and position % 1000 == 999:
+                on_read(position + 1)
+            read = read_resource(resource, where, accepted)
+            tally(read, result)
+            if read.record is None:
+                result.labels.append(None)
+                continue
+            label = f"{read.record.kind}/{read.record.key}"
+            result.labels.append(label)
+            units.add(label, position, read.record)
+            if on_record is not None:
+                on_record(position, read.record)
+            if isinstance(read.record, Insuree) and read.record.insurance_number:
+                result.numbers[label] = read.record.insurance_number
         if result.bundle and not result.labels:
             raise _Unreadable(Problem("Bundle", "entry", "the Bundle has no entries: nothing to take"))
     except (_Unreadable, NotWellFormed) as exc:

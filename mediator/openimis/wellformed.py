@@ -41,7 +41,7 @@ class Checked:
 
 def check(path: Path) -> Checked:
     """Raise NotWellFormed naming the first fault (the record, the field); else say how to read the body."""
-    _check_surrogates(path)
+    check_surrogates(path)
     with path.open("rb") as file:
         try:
             return _check_structure(file)
@@ -104,7 +104,7 @@ def _check_structure(file: Any) -> Checked:
     return Checked(big)
 
 
-def _check_surrogates(path: Path) -> None:
+def check_surrogates(path: Path) -> None:
     """A surrogate escape must be one of a high-low pair; found on the bytes (readers lose a lone one)."""
     if path.stat().st_size == 0:
         return
