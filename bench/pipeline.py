@@ -7,7 +7,10 @@
 Reports each phase in records per CPU-second, accept as a multiple of the orjson parse, and the peak RSS of the
 mediator process after each phase (run with --insurees 100000 to see that it stays flat).
 
-    .venv/bin/python bench/pipeline.py --insurees 2000 [--families] [--journal postgresql://...]
+With --mixed the Bundle is what openIMIS sends on its own channel: the locations and code lists, the insurees with
+their families, a policy (Coverage) per family and a claim (a medicine and a service) per insuree.
+
+    .venv/bin/python bench/pipeline.py --insurees 2000 [--families | --mixed] [--journal postgresql://...]
 """
 
 from __future__ import annotations
@@ -33,14 +36,21 @@ from tests.processes import BENCH_CHANNEL_PASSWORD, BENCH_DHIS2, bench_env, star
 VILLAGES = [str(uuid.UUID(int=i + 1)) for i in range(20)]
 
 
-def write_bundle(path: Path, n: int, families: bool) -> int:
-    """N Patients (and, with families, a Group for every four of them), written entry by entry."""
+def write_bundle(path: Path, n: int, families: bool, mixed: bool = False) -> int:
+    """N Patients (and, with families, a Group for every four of them; mixed, also the metadata, a Coverage per
+    family and a Claim per Patient), written entry by entry."""
+    families = families or mixed
     with path.open("w") as out:
         out.write('{"resourceType": "Bundle", "type": "collection", "entry": [')
         first = True
         family = None
         members: list[str] = []
         records = 0
+        if mixed:
+            metadata = [*samples.locations(), *samples.code_lists_for_claims()]
+            metadata.append(samples.code_list_entry("InsurancePlan", str(uuid.uuid4()), samples.PRODUCT_CODE, "B"))
+            out.write(",".join(json.dumps({"resource": doc}) for doc in metadata))
+            records, first = len(metadata), False
         for i in range(n):
             key = str(uuid.uuid4())
             if families and i % 4 == 0:
@@ -50,9 +60,18 @@ def write_bundle(path: Path, n: int, families: bool) -> int:
             first = False
             records += 1
             members.append(key)
+            if mixed:
+                claim = samples.claim(str(uuid.uuid4()), key)
+                claim["identifier"][1]["value"] = f"C{i:08d}"
+                out.write("," + json.dumps({"resource": claim}))
+                records += 1
             if families and (i % 4 == 3 or i == n - 1):
                 out.write("," + json.dumps({"resource": samples.group(str(family), tuple(members))}))
                 records += 1
+                if mixed:
+                    policy = samples.coverage(str(uuid.uuid4()), f"{100000000 + i - len(members) + 1}")
+                    out.write("," + json.dumps({"resource": policy}))
+                    records += 1
                 members = []
             elif not families:
                 members = []
@@ -88,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--insurees", type=int, default=2000)
     parser.add_argument("--families", action="store_true", help="a Group for every four insurees")
+    parser.add_argument("--mixed", action="store_true", help="openIMIS's own channel: metadata, policies, claims")
     parser.add_argument("--slice", type=int, default=1000)
     parser.add_argument("--journal", default="", help="SQLAlchemy URL (default: SQLite in a temporary folder)")
     args = parser.parse_args()
@@ -99,16 +119,17 @@ def main() -> None:
         if args.journal:
             env["MEDIATOR_JOURNAL_URL"] = args.journal
         body = work / "bundle.json"
-        records = write_bundle(body, args.insurees, args.families)
+        records = write_bundle(body, args.insurees, args.families, args.mixed)
         client = mediator_client(env)
-        headers = {**basic("openhim-insurees", BENCH_CHANNEL_PASSWORD), "Content-Type": "application/json"}
+        channel = "openimis" if args.mixed else "insurees"
+        headers = {**basic(f"openhim-{channel}", BENCH_CHANNEL_PASSWORD), "Content-Type": "application/json"}
 
         base = peak_mib()
 
         cpu = time.process_time()
         with body.open("rb") as stream:
             resp = client.post(
-                "/channels/insurees", input_stream=stream, headers=headers, content_length=body.stat().st_size
+                f"/channels/{channel}", input_stream=stream, headers=headers, content_length=body.stat().st_size
             )
         accept_cpu = time.process_time() - cpu
         assert resp.status_code == 202, resp.data[:300]
@@ -127,7 +148,7 @@ def main() -> None:
         parse_cpu = orjson_parse(body)
         journal = "PostgreSQL" if args.journal else "SQLite"
         print(
-            f"records: {records} ({args.insurees} insurees{', with families' if args.families else ''}) in one Bundle "
+            f"records: {records} ({args.insurees} insurees{_with(args)}) in one Bundle "
             f"({body.stat().st_size / 1e6:.1f} MB), journal {journal}"
         )
         print(f"orjson parse:  {parse_cpu:6.2f} CPU-s = {records / parse_cpu:9,.0f} records/CPU-s")
@@ -146,6 +167,12 @@ def main() -> None:
     finally:
         fake.terminate()
         fake.wait(10)
+
+
+def _with(args: argparse.Namespace) -> str:
+    if args.mixed:
+        return ", with families, metadata, a policy per family and a claim per insuree"
+    return ", with families" if args.families else ""
 
 
 if __name__ == "__main__":

@@ -131,13 +131,33 @@ def _plain(field: fields.Field) -> bool:
 
 
 def _generic_field(field: fields.Field, key: str) -> Callable[[Any, Any], Any]:
-    """The field's own code, given the value's object as marshmallow gives it."""
+    """The field's own code, given the value's object as marshmallow gives it: what `Field.deserialize` does for a
+    value that is there (its `_deserialize`, then its validators)."""
+    if field.pre_load or field.post_load:
+
+        def read_whole(value: Any, data: Any) -> Any:
+            try:
+                return field.deserialize(value, key, data)
+            except ValidationError:
+                raise GiveUp from None
+
+        return read_whole
+    validators = tuple(field.validators)
+    allow_none = field.allow_none
 
     def read(value: Any, data: Any) -> Any:
+        if value is None:
+            if allow_none:
+                return None
+            raise GiveUp
         try:
-            return field.deserialize(value, key, data)
+            found = field._deserialize(value, key, data)
+            for validator in validators:
+                if validator(found) is False:
+                    raise GiveUp
         except ValidationError:
             raise GiveUp from None
+        return found
 
     return read
 
