@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from mediator.dhis2.errors import Dhis2Error
 from mediator.openimis.reader import Problem
@@ -37,6 +38,30 @@ class PushResult:
     def add_stats(self, stats: dict[str, int]) -> None:
         for key, value in stats.items():
             self.stats[key] = self.stats.get(key, 0) + value
+
+
+@dataclass(frozen=True)
+class PushSummary:
+    """What a decided push came to, as the journal knows it (mediator.journal.summary reads it)."""
+
+    channel: str
+    status: str  # the OpenHIM transaction status the journal decided
+    http_status: int
+    received: dict[str, int] = field(default_factory=dict)  # resources by type
+    stats: dict[str, int] = field(default_factory=dict)  # what DHIS2 created, updated, ...
+    states: dict[str, int] = field(default_factory=dict)  # records by journal state
+    input_rejected: int = 0  # refused on input (never kept as work)
+    rejected: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # the first MAX_LISTED, reasons
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Records delivered, unchanged, rejected and pending, as the answer to OpenHIM counts them."""
+        return {
+            "delivered": self.states.get("delivered", 0),
+            "unchanged": self.states.get("duplicate", 0),
+            "rejected": self.states.get("rejected", 0) + self.input_rejected,
+            "pending": self.states.get("pending", 0),
+        }
 
 
 def mirror_twins(records: list[tuple[str, str]], result: PushResult) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from mediator.answer.envelope import mediator_response
 from mediator.answer.orchestrations import to_orchestration
-from mediator.answer.outcomes import PushResult, final_status
+from mediator.answer.outcomes import PushResult, PushSummary, Reason, RecordOutcome, final_status
 from mediator.dhis2.client import Exchange
 from mediator.errors import MediatorError
 from mediator.openimis.reader import Problem
@@ -62,6 +62,39 @@ def _record_issues(result: PushResult) -> list[dict[str, Any]]:
     return issues
 
 
+def push_properties(
+    channel: str, received: Mapping[str, int], counts: Mapping[str, int], stats: Mapping[str, int]
+) -> dict[str, Any]:
+    """The transaction's properties: resources received by type, records by outcome, what DHIS2 did."""
+    properties: dict[str, Any] = {"channel": channel, **{f"received_{k}": v for k, v in received.items()}}
+    properties.update({f"records_{k}": counts.get(k, 0) for k in ("delivered", "unchanged", "rejected", "pending")})
+    properties.update({f"dhis2_{k}": v for k, v in stats.items()})
+    return properties
+
+
+def decided_update(summary: PushSummary) -> dict[str, Any]:
+    """What the OpenHIM transaction of a push answered `Processing` says once the push is decided: its status, its
+    properties and response with the final counts (the response lists the rejected records, as the answer would
+    have)."""
+    counts = summary.counts
+    done = ", ".join(f"{n} {state}" for state, n in counts.items() if state != "pending")
+    issues = [{"severity": "information", "code": "informational", "diagnostics": f"delivered later: {done}"}]
+    rejected = [
+        RecordOutcome(record, "rejected", {}, [Reason(r.get("field", ""), r.get("code", ""), r.get("message", ""))
+                                               for r in reasons])
+        for record, reasons in summary.rejected
+    ]  # fmt: skip
+    issues += _record_issues(PushResult(outcomes=rejected))
+    if counts["rejected"] > len(rejected):
+        more = f"{counts['rejected'] - len(rejected)} more rejected record(s) are in the mediator's journal"
+        issues.append({"severity": "warning", "code": "too-costly", "diagnostics": more})
+    doc = mediator_response(
+        "", summary.status, summary.http_status, operation_outcome(issues), [],
+        push_properties(summary.channel, summary.received, counts, summary.stats),
+    )  # fmt: skip
+    return {"status": doc["status"], "response": doc["response"], "properties": doc["properties"]}
+
+
 def envelope(
     urn: str,
     result: PushResult,
@@ -73,14 +106,9 @@ def envelope(
     """The application/json+openhim document and the HTTP status the mediator answers the core with.
 
     `notes` are issues said before the records' own (what a pull read, say); `extra` joins the properties."""
-    delivered, unchanged, rejected, pending = (
-        result.count(s) for s in ("delivered", "unchanged", "rejected", "pending")
-    )
-    properties: dict[str, Any] = {"channel": channel, **{f"received_{k}": v for k, v in result.received.items()}}
-    properties.update(
-        records_delivered=delivered, records_unchanged=unchanged, records_rejected=rejected, records_pending=pending
-    )
-    properties.update({f"dhis2_{k}": v for k, v in result.stats.items()})
+    counts = {s: result.count(s) for s in ("delivered", "unchanged", "rejected", "pending")}
+    delivered, unchanged, rejected, pending = counts.values()
+    properties = push_properties(channel, result.received, counts, result.stats)
     properties.update(extra or {})
     orchestrations = [to_orchestration(i + 1, ex) for i, ex in enumerate(exchanges)]
     error = None

@@ -16,7 +16,8 @@ from sqlalchemy import insert
 
 from mediator.answer.envelope import Orchestration
 from mediator.answer.orchestrations import to_orchestration
-from mediator.answer.outcomes import PushResult, Reason, RecordOutcome
+from mediator.answer.outcomes import PushResult, PushSummary, Reason, RecordOutcome
+from mediator.answer.response import decided_update
 from mediator.config.mapping_file import dhis2_setup, insuree_target
 from mediator.config.settings import ChannelSettings, Settings
 from mediator.delivery.push import label, push
@@ -31,6 +32,7 @@ from mediator.journal.models import Exchange as ExchangeRow
 from mediator.journal.models import Outcome, Transaction
 from mediator.journal.numbers import insurees_by_number
 from mediator.journal.store import Journal
+from mediator.journal.summary import push_summary
 from mediator.openimis.reader import Reading
 from mediator.openimis.records import CodeEntry, Insuree, Policy, Record
 from mediator.openimis.references import resolve
@@ -52,6 +54,7 @@ class Run:
     orchestrations: list[dict[str, Any]] = field(default_factory=list)  # for OpenHIM, at most a hundred
     calls: int = 0  # DHIS2 calls made
     status: str | None = None  # the push's final status, when this run decided it
+    summary: PushSummary | None = None  # what the push came to, when this run decided it
 
     @property
     def decided(self) -> bool:
@@ -124,7 +127,13 @@ class Deliverer:
         finally:
             if holder:
                 release(self.journal, transaction_id, holder)  # what is left is the worker's
+        return self._decided(transaction_id, run)
+
+    def _decided(self, transaction_id: int, run: Run) -> Run:
+        """The run, with the push's final status and what it came to if the push is decided now."""
         run.status = decide(self.journal, transaction_id)
+        if run.status is not None:
+            run.summary = push_summary(self.journal, transaction_id)
         return run
 
     def _slice(
@@ -269,7 +278,7 @@ class Deliverer:
         release_dead_claims(self.journal)
         drop_unfinished(self.journal)
         for transaction_id in undecided(self.journal):  # left with nothing pending by a process that died
-            run = Run(status=decide(self.journal, transaction_id))
+            run = self._decided(transaction_id, Run())
             done += run.decided
             tell(transaction_id, run)
         for transaction_id in due(self.journal, now=now):
@@ -317,8 +326,11 @@ def _exchange_row(transaction_id: int, orch: Orchestration) -> ExchangeRow:
 
 def openhim_update(tx: Transaction, run: Run) -> dict[str, Any]:
     """What the OpenHIM transaction learns of a delivery run: the DHIS2 calls made (added to the orchestrations it
-    already shows) and, once the push is decided, its status."""
+    already shows) and, once the push is decided, its status, and its response and properties with the final
+    counts (they said `Processing` and the records pending)."""
     update: dict[str, Any] = {"$push": {"orchestrations": {"$each": run.orchestrations}}}
-    if run.decided:
+    if run.summary is not None:
+        update.update(decided_update(run.summary))
+    elif run.decided:
         update["status"] = tx.status
     return update

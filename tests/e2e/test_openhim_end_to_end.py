@@ -187,6 +187,10 @@ def test_a_push_dhis2_cannot_take_is_delivered_later_and_its_openhim_transaction
     assert calls[-1]["request"]["path"] == "/api/tracker" and calls[-1]["response"]["status"] == 200
     assert any(o["response"]["status"] == 503 for o in calls)  # the attempts DHIS2 refused are shown too
     assert "Ageni" not in json.dumps(tx["orchestrations"])
+    # What the transaction said when answered (202, one record pending) gave way to the final counts.
+    assert (tx["properties"]["records_pending"], tx["properties"]["records_delivered"]) == ("0", "1")
+    assert tx["response"]["status"] == 200
+    assert "delivered later: 1 delivered, 0 unchanged, 0 rejected" in tx["response"]["body"]
 
 
 def test_another_channels_credentials_are_refused(mediator: dict[str, Any]):

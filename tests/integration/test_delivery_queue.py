@@ -47,7 +47,34 @@ def test_what_dhis2_could_not_take_is_delivered_by_the_worker_and_openhim_told(c
     update = openhim_update(tx, run)
     assert update["status"] == "Successful"
     assert [o["request"]["path"] for o in update["$push"]["orchestrations"]["$each"]][-1] == "/api/tracker"
+    # The transaction no longer says what it said when answered (Processing, 202, two records pending).
+    props = update["properties"]
+    assert (props["records_pending"], props["records_delivered"], props["records_rejected"]) == ("0", "2", "0")
+    assert props["received_Patient"] == "1" and props["channel"] == "insurees"
+    assert (props["dhis2_tracked_entity_created"], props["dhis2_enrollment_created"]) == ("1", "1")
+    assert update["response"]["status"] == 200
+    issues = json.loads(update["response"]["body"])["issue"]
+    assert [i["diagnostics"] for i in issues] == ["delivered later: 2 delivered, 0 unchanged, 0 rejected"]
     assert deliverer.work_once(build_settings(env), now=LATER) == 0  # nothing left
+
+
+def test_a_push_decided_later_with_rejected_records_names_them_in_its_final_answer(client, fake, env):
+    fake.fake.fail_next = 100
+    lost = samples.patient(samples.MEMBER, "104000002", village="0b0b0b0b-0000-4000-8000-000000000000")
+    resp, _ = post(client, samples.bundle(samples.patient(), lost, {"resourceType": "Patient", "id": "x"}))
+    assert resp.status_code == 202
+    fake.fake.fail_next = 0
+    told = []
+    deliverer = client.application.extensions["deliverer"]
+    deliverer.work_once(build_settings(env), lambda tx, run: told.append((tx, run)), now=LATER)
+    update = openhim_update(*told[0])
+    assert update["status"] == "Completed with error(s)" and update["response"]["status"] == 422
+    props = update["properties"]
+    assert (props["records_delivered"], props["records_rejected"], props["records_pending"]) == ("1", "2", "0")
+    text = [i["diagnostics"] for i in json.loads(update["response"]["body"])["issue"]]
+    assert text[0] == "delivered later: 1 delivered, 0 unchanged, 2 rejected"
+    assert any(t.startswith(f"Patient/{samples.MEMBER}: ") for t in text[1:])
+    assert any(t.startswith("Patient/x: ") for t in text[1:])
 
 
 def test_nothing_is_due_before_its_next_attempt(client, fake, env):
