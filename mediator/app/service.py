@@ -105,6 +105,7 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
     On SQLite one process of the machine delivers (a lock file decides which); on PostgreSQL every process does,
     each taking other pushes.
     """
+    from mediator.app.audit import atna_auditor
     from mediator.delivery.worker import Deliverer, openhim_update
     from mediator.journal.retention import purge_if_due
     from mediator.journal.store import Journal, default_url, open_engine
@@ -115,6 +116,8 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
     deliverer = Deliverer(journal, settings.slice_size)
     lock = None if url.startswith("postgresql") else LeaderLock(Path(settings.state_dir) / "delivery.lock")
     core = core_client(settings) if settings.openhim_register and settings.openhim_password else None
+    if core is not None:
+        deliverer.auditor = atna_auditor(live, journal, core, load_registration(settings.config_file)["urn"])
     stop = threading.Event()
 
     def notify(tx: Any, run: Any) -> None:

@@ -224,6 +224,12 @@ class Settings:
         "Tracked entity attribute UIDs by field name (insuree_id, insurance_number, family_id, gender, birth_date, "
         "...), for a DHIS2 set up with other UIDs.",
     )
+    atna_audit: bool = console(
+        False,
+        "ATNA audit events",
+        "Keep an IHE ATNA audit event in the OpenHIM core's audit log for every delivery that sends insurees' data to "
+        "DHIS2, naming them by their DHIS2 UIDs (off by default).",
+    )
     send_names: bool = console(
         False, "Send names", "Send first and last names to DHIS2 (personal data; off by default)."
     )

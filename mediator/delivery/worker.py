@@ -67,6 +67,7 @@ class Deliverer:
     def __init__(self, journal: Journal, slice_size: int = 1000) -> None:
         self.journal = journal
         self.slice_size = slice_size
+        self.auditor: Callable[[int, PushResult], None] | None = None  # hears each slice delivered (ATNA)
         self.versions = VersionCache()
         # (DHIS2 URL, auth mode, username) -> (which credentials, their session)
         self.sessions: dict[tuple[str, str, str], tuple[str, requests.Session]] = {}
@@ -159,6 +160,8 @@ class Deliverer:
         orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
         # A record that waits has no outcome yet: only its work row says what it waits for.
         self._record(taken.transaction_id, result, [o for o in outcomes if not o["waits_for"]], orchestrations)
+        if self.auditor is not None:
+            self.auditor(taken.transaction_id, result)
         room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
         run.orchestrations += [json.loads(json.dumps(o.to_json())) for o in orchestrations[:room]]
         run.calls += len(exchanges)

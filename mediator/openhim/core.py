@@ -110,5 +110,9 @@ class CoreClient:
         """What the console's "install channels" button does: create the default channels."""
         self._call("POST", f"/mediators/{quote(urn, safe='')}/channels", json=names or [])
 
+    def add_audit(self, event: dict[str, Any]) -> None:
+        """Keep an ATNA audit event in the core's audit log (what the console's Audit Log shows)."""
+        self._call("POST", "/audits", json=event)
+
     def update_transaction(self, transaction_id: str, update: dict[str, Any]) -> None:
         self._call("PUT", f"/transactions/{quote(transaction_id, safe='')}", json=update)

@@ -85,6 +85,7 @@ def mediator(core: Core, dhis2: str, run_dir: Path) -> Iterator[dict[str, Any]]:
         "MEDIATOR_CHANNEL_INSUREES_PASSWORD": CHANNEL_PASSWORD,
         "MEDIATOR_DELIVERY_SECONDS": "0.5",
         "MEDIATOR_RETRY_SECONDS": "1",
+        "MEDIATOR_ATNA_AUDIT": "true",
     }
     log = run_dir / "mediator.log"
     proc = spawn([sys.executable, "-m", "mediator.app.cli", "serve"], env, log)
@@ -191,6 +192,31 @@ def test_a_push_dhis2_cannot_take_is_delivered_later_and_its_openhim_transaction
     assert (tx["properties"]["records_pending"], tx["properties"]["records_delivered"]) == ("0", "1")
     assert tx["response"]["status"] == 200
     assert "delivered later: 1 delivered, 0 unchanged, 0 rejected" in tx["response"]["body"]
+
+
+def test_a_delivery_of_an_insuree_is_in_the_core_s_audit_log_naming_it_by_its_dhis2_uid(
+    core: Core, api: CoreClient, channel: str, dhis2: str
+):
+    key, number = "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "104000777"
+    resp = send(core, channel, samples.patient(key, number))
+    assert resp.status_code == 200, resp.text
+    uid = tracked_entity_uid(key)
+
+    def audited() -> list[dict[str, Any]]:
+        listed = api._call("GET", "/audits", params={"filterLimit": 100, "filterRepresentation": "full"}).json()
+        objects = lambda a: [o["participantObjectID"] for o in a.get("participantObjectIdentification", [])]  # noqa: E731
+        return [a for a in listed if uid in objects(a)]
+
+    (event,) = eventually(audited, 20)
+    assert event["eventIdentification"]["eventID"]["code"] == "110106"  # DICOM Export
+    assert event["eventIdentification"]["eventOutcomeIndicator"] == "0"
+    roles = {p["roleIDCode"]["code"]: p["userID"] for p in event["activeParticipant"]}
+    assert roles == {"110153": CLIENT_ID, "110150": URN, "110152": "127.0.0.1"}
+    assert event["auditSourceIdentification"]["auditSourceID"] == URN
+    kinds = {o["participantObjectTypeCode"] for o in event["participantObjectIdentification"]}
+    assert kinds == {"1", "2"}  # the insuree, and the OpenHIM transaction
+    shown = json.dumps(event)
+    assert key not in shown and number not in shown and "Ageni" not in shown
 
 
 def test_another_channels_credentials_are_refused(mediator: dict[str, Any]):

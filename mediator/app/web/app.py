@@ -8,6 +8,8 @@ import logging
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from mediator.app.audit import atna_auditor
+from mediator.app.service import core_client
 from mediator.app.web import channels
 from mediator.config.console import LiveSettings
 from mediator.config.settings import load_registration
@@ -55,7 +57,9 @@ def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
     url = journal_url(live)
     journal = Journal.open(url) if migrate_journal else Journal(open_engine(url))
     app.extensions["journal"] = journal
-    app.extensions["deliverer"] = Deliverer(journal, live.base.slice_size)
+    app.extensions["deliverer"] = deliverer = Deliverer(journal, live.base.slice_size)
+    if live.base.openhim_register and live.base.openhim_password:  # pushes delivered while answered, too
+        deliverer.auditor = atna_auditor(live, journal, core_client(live.base), app.config["MEDIATOR_URN"])
     remove_stale(incoming_dir(live.base))
     drop_unfinished(journal)
     app.register_blueprint(channels.bp)
