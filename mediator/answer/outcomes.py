@@ -52,6 +52,7 @@ class PushSummary:
     states: dict[str, int] = field(default_factory=dict)  # records by journal state
     input_rejected: int = 0  # refused on input (never kept as work)
     rejected: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # the first MAX_LISTED, reasons
+    chain_head: str = ""  # the journal's hash chain head once the push was decided (seq:hash)
 
     @property
     def counts(self) -> dict[str, int]:

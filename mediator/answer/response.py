@@ -88,10 +88,10 @@ def decided_update(summary: PushSummary) -> dict[str, Any]:
     if counts["rejected"] > len(rejected):
         more = f"{counts['rejected'] - len(rejected)} more rejected record(s) are in the mediator's journal"
         issues.append({"severity": "warning", "code": "too-costly", "diagnostics": more})
-    doc = mediator_response(
-        "", summary.status, summary.http_status, operation_outcome(issues), [],
-        push_properties(summary.channel, summary.received, counts, summary.stats),
-    )  # fmt: skip
+    properties = push_properties(summary.channel, summary.received, counts, summary.stats)
+    if summary.chain_head:
+        properties["journal_chain"] = summary.chain_head
+    doc = mediator_response("", summary.status, summary.http_status, operation_outcome(issues), [], properties)
     return {"status": doc["status"], "response": doc["response"], "properties": doc["properties"]}
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,7 @@ def _dead_letters(settings: Settings, do_replay: bool, ids: list[int] | None) ->
 
     journal = _journal(settings)
     if do_replay:
-        count = replay(journal, ids)
+        count = replay(journal, ids, by=f"{getpass.getuser()} (dead-letters --replay)")
         sys.stdout.write(f"{count} record(s) will be sent again by the delivery worker\n")
         return
     for row in dead_letters(journal):
@@ -118,6 +120,25 @@ def _bootstrap(settings: Settings, root_name: str) -> int:
     stats = ", ".join(f"{k} {v}" for k, v in result.report.stats.items())
     log.info("DHIS2 is set up for the mediator (%s)%s", stats, "; root org unit created" if result.root_created else "")
     return 0
+
+
+def _verify(settings: Settings, heads: list[str]) -> int:
+    from mediator.journal.chain import Head
+    from mediator.journal.verify import verify
+
+    try:
+        published = [Head.parse(h) for h in heads]
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    start = time.monotonic()
+    found = verify(_journal(settings), published)
+    took = time.monotonic() - start
+    if found.ok:
+        sys.stdout.write(f"the journal's chain holds: {found.entries} entries, head {found.head} ({took:.1f} s)\n")
+        return 0
+    sys.stdout.write(f"the journal's chain is broken: {found.problem}\n")
+    return 1
 
 
 def _settings(config_file: Path, write: bool) -> int:
@@ -168,6 +189,13 @@ def main(argv: list[str] | None = None) -> None:
     subscribing.add_argument("--facilities-path", default="/openimis/metadata", help="OpenHIM channel for facilities")
     boot = sub.add_parser("bootstrap", help="install into DHIS2 everything the mapping needs (safe to run again)")
     boot.add_argument("--root-name", default="openIMIS", help="name of the root org unit, if it has to be created")
+    checking = sub.add_parser(
+        "verify", help="check the journal's hash chain and name the first entry changed, removed, added or reordered"
+    )
+    checking.add_argument(
+        "--head", action="append", default=[], metavar="SEQ:HASH",
+        help="a head published earlier (the OpenHIM transaction's journal_chain property, or the log)",
+    )  # fmt: skip
     rec = sub.add_parser("reconcile", help="check that DHIS2 holds what the journal says it delivered, per kind")
     rec.add_argument("--resend", action="store_true", help="send again what DHIS2 lacks (after a restore or reset)")
     declared = sub.add_parser(
@@ -229,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "dead-letters":
         _dead_letters(settings, args.replay, args.ids or None)
         return
+    if args.command == "verify":
+        raise SystemExit(_verify(settings, args.head))
     if args.command == "reconcile":
         raise SystemExit(_reconcile(settings, args.resend))
     warn_insecure(settings)

@@ -24,6 +24,7 @@ from mediator.delivery.push import label, push
 from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, credentials_key, make_auth
 from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
+from mediator.journal import chain
 from mediator.journal.accept import drop_unfinished
 from mediator.journal.claim import Slice, claim, due, on_their_way, release, release_dead_claims, undecided
 from mediator.journal.delivered import enrollment_org_units
@@ -253,10 +254,12 @@ class Deliverer:
         orchestrations: list[Orchestration],
     ) -> None:
         with self.journal.sessions.begin() as session:
+            written: list[int] = []
             if outcomes:
-                session.execute(insert(Outcome), [{"transaction_id": transaction_id, **o} for o in outcomes])
-            for orch in orchestrations:
-                session.add(_exchange_row(transaction_id, orch))
+                rows = [{"transaction_id": transaction_id, **o} for o in outcomes]
+                written = list(session.scalars(insert(Outcome).returning(Outcome.id), rows))
+            calls = [_exchange_row(transaction_id, orch) for orch in orchestrations]
+            session.add_all(calls)
             tx = session.get(Transaction, transaction_id)
             if tx is not None:
                 stats = dict(tx.stats or {})
@@ -264,6 +267,8 @@ class Deliverer:
                     stats[k] = stats.get(k, 0) + v
                 tx.stats = stats
                 tx.failure = str(result.failure) if result.failure else None
+            session.flush()
+            chain.append(session, rows={"outcome": written, "call": [c.id for c in calls]})
 
     def work_once(self, settings: Settings, notify: Any = None, now: datetime | None = None) -> int:
         """Deliver every push that is due; returns how many were decided.

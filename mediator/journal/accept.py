@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, text, tuple_, update
 from sqlalchemy.orm import aliased
 
+from mediator.journal import chain
 from mediator.journal.claim import LEASE
 from mediator.journal.finish import decide
 from mediator.journal.models import Outcome, Transaction, Work
@@ -207,6 +208,8 @@ def _open(journal: Journal, transaction_id: int, now: datetime) -> list[int]:
         )
         if rowcount(opened) != 1:
             raise RuntimeError(f"push {transaction_id} was removed while it was being kept")
+        refused = session.scalars(select(Outcome.id).where(Outcome.transaction_id == transaction_id)).all()
+        chain.append(session, [("push", chain.push_fact(session, transaction_id))], {"outcome": list(refused)})
     return superseded
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, insert, literal_column, select, update
 from sqlalchemy.orm import aliased
 
+from mediator.journal import chain
 from mediator.journal.compact import decode
 from mediator.journal.models import Outcome, Transaction, Work
 from mediator.journal.rows import chunks, rowcount
@@ -188,13 +189,14 @@ def _refuse_unreadable(session: Any, transaction_id: int, rows: list[tuple[int, 
             .where(Work.id.in_(wids))
             .values(state="rejected", reasons=reason, claimed_until=None, updated_at=now)
         )
-        session.execute(
-            insert(Outcome),
+        written = session.scalars(
+            insert(Outcome).returning(Outcome.id),
             [
                 {"transaction_id": transaction_id, "record": label, "status": "rejected", "uids": {}, "reasons": reason}
                 for _, label in chunk
             ],
-        )
+        ).all()
+        chain.append(session, rows={"outcome": list(written)})
 
 
 def on_their_way(journal: Journal, labels: Iterable[str], besides: Collection[int]) -> dict[str, int]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
+from mediator.journal import chain
 from mediator.journal.models import Transaction, Work
 from mediator.journal.rows import rowcount
 from mediator.journal.store import Journal
@@ -20,15 +21,22 @@ def dead_letters(journal: Journal) -> list[Work]:
         return list(rows)
 
 
-def replay(journal: Journal, ids: Iterable[int] | None = None) -> int:
+def replay(journal: Journal, ids: Iterable[int] | None = None, by: str = "") -> int:
     """Send rejected records again (all, or these), once the mapping or DHIS2 has been fixed; their pushes are open
-    again until the worker has decided them anew (and told OpenHIM)."""
+    again until the worker has decided them anew (and told OpenHIM). `by` (who asked) is kept in the chain."""
     now = datetime.now(UTC)
     which = (Work.state == "rejected") & Work.record.is_not(None)
     if ids is not None:
         which = which & Work.id.in_(list(ids))
     with journal.sessions.begin() as session:
-        pushes = select(Work.transaction_id).where(which)
+        replayed = session.execute(select(Work.id, Work.transaction_id, Work.kind, Work.key).where(which)).all()
+        pushes = sorted({row.transaction_id for row in replayed})
         session.execute(update(Transaction).where(Transaction.id.in_(pushes)).values(status="Processing"))
-        query = update(Work).where(which)
-        return rowcount(session.execute(query.values(state="pending", next_attempt_at=now, reasons=[], updated_at=now)))
+        query = update(Work).where(Work.id.in_([row.id for row in replayed]))
+        count = rowcount(
+            session.execute(query.values(state="pending", next_attempt_at=now, reasons=[], updated_at=now))
+        )
+        if replayed:
+            records = [f"{row.kind}/{row.key}" for row in replayed]
+            chain.append(session, [("replay", {"by": by, "at": now, "pushes": pushes, "records": records})])
+        return count

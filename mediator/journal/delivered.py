@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
 
+from mediator.journal import chain
 from mediator.journal.models import Transaction, Work
 from mediator.journal.rows import chunks, rowcount
 from mediator.journal.store import Journal
@@ -110,6 +111,9 @@ def send_again(journal: Journal, ids: Collection[int]) -> SentAgain:
             queued += rowcount(session.execute(update(Work).where(kept).values(**again, updated_at=now)))
             gone = vouching & Work.record.is_(None)
             marked += rowcount(session.execute(update(Work).where(gone).values(state=MISSING, updated_at=now)))
+        if queued or marked:
+            fact = {"at": now, "rows": sorted(ids), "queued": queued, "marked_missing": marked}
+            chain.append(session, [("resend", fact)])
     return SentAgain(queued, marked)
 
 

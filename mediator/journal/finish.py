@@ -13,6 +13,7 @@ from sqlalchemy import Table, bindparam, func, select, update
 
 from mediator.answer.outcomes import final_status
 from mediator.backoff import exponential
+from mediator.journal import chain
 from mediator.journal.claim import Slice
 from mediator.journal.models import Transaction, Work
 from mediator.journal.rows import chunks, rowcount
@@ -120,13 +121,12 @@ def decide(journal: Journal, transaction_id: int) -> str | None:
             return None
         delivered = counts.get("delivered", 0) + counts.get("duplicate", 0)
         status = final_status(delivered, counts.get("rejected", 0) + (tx.input_rejected or 0))
+        http_status, now = 200 if status == "Successful" else 422, datetime.now(UTC)
         won = rowcount(
             session.execute(
                 update(Transaction)
                 .where(Transaction.id == transaction_id, Transaction.status == "Processing", ~waiting)
-                .values(
-                    status=status, http_status=200 if status == "Successful" else 422, answered_at=datetime.now(UTC)
-                )
+                .values(status=status, http_status=http_status, answered_at=now)
             )
         )
         if not won:
@@ -136,6 +136,7 @@ def decide(journal: Journal, transaction_id: int) -> str | None:
             .where(Work.transaction_id == transaction_id, Work.state == "delivered", Work.record.is_not(None))
             .values(record=None)
         )
+        chain.append(session, [("decided", chain.decided_fact(transaction_id, status, http_status, now))])
         return status
 
 

@@ -175,3 +175,30 @@ class Purge(Base):
     cutoff: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     retention_days: Mapped[int] = mapped_column(Integer)
     records: Mapped[int] = mapped_column(Integer)
+
+
+class ChainEntry(Base):
+    """One entry of the journal's hash chain, in order of writing: a fact that matters to an audit (a push taken,
+    a record's outcome, a DHIS2 call, a push decided, a replay, a purge) and the hash that links it to the entry
+    before (mediator.journal.chain). Facts that live in rows of their own (outcomes, calls, purges) are kept there
+    and named by `ref`; the others are kept here, in `facts`."""
+
+    __tablename__ = "chain"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[int | None] = mapped_column(Integer)  # the row's id, for outcome, call and purge
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the fact, as mediator.journal.chain writes it
+    hash: Mapped[str] = mapped_column(String(64))  # sha256 of the previous hash, seq, kind, ref and digest
+
+
+class ChainHead(Base):
+    """The last entry of the chain (one row): whoever appends locks it first, so entries follow one another."""
+
+    __tablename__ = "chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

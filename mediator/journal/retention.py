@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
 
+from mediator.journal import chain
 from mediator.journal.accept import RECEIVING
 from mediator.journal.models import Purge, Transaction, Work
 from mediator.journal.store import Journal
@@ -55,7 +56,10 @@ def purge(journal: Journal, retention_days: int, now: datetime | None = None) ->
         if len(ids) < CHUNK:
             break
     with journal.sessions.begin() as session:
-        session.add(Purge(purged_at=now, cutoff=cutoff, retention_days=retention_days, records=cleared))
+        done = Purge(purged_at=now, cutoff=cutoff, retention_days=retention_days, records=cleared)
+        session.add(done)
+        session.flush()
+        chain.append(session, rows={"purge": [done.id]})
     if cleared:
         log.info("cleared the kept data of %d record(s) decided before %s", cleared, f"{cutoff:%Y-%m-%d %H:%M}")
     return PurgeDone(now, cutoff, cleared)

@@ -15,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mediator.journal import chain
 from mediator.journal.models import Exchange, Outcome, Transaction
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -125,6 +126,12 @@ class Journal:
         with self.sessions.begin() as session:
             session.add(tx)
             session.flush()
+            decided = chain.decided_fact(tx.id, tx.status, tx.http_status, tx.answered_at)
+            chain.append(
+                session,
+                [("push", chain.push_fact(session, tx.id)), ("decided", decided)],
+                {"outcome": [o.id for o in tx.outcomes], "call": [e.id for e in tx.exchanges]},
+            )
             return tx.id
 
     def session(self) -> Session:

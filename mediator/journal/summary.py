@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from mediator.answer.outcomes import PushSummary
+from mediator.journal.chain import head
 from mediator.journal.models import Outcome, Transaction, Work
 from mediator.journal.store import Journal
 
@@ -34,4 +35,5 @@ def push_summary(journal: Journal, transaction_id: int, listed: int = MAX_LISTED
             states=states,
             input_rejected=tx.input_rejected or 0,
             rejected=[(record, list(reasons or [])) for record, reasons in rejected],
+            chain_head=str(head(session)),
         )

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from mediator.journal.compact import decode
 from mediator.journal.models import Exchange, Outcome, Transaction, Work
 from mediator.journal.store import Journal, migrate, open_engine
+from mediator.journal.verify import verify
 from mediator.openimis.records import Insuree
 from tests import samples
 from tests.conftest import INSUREES_AUTH, mediator_client
@@ -90,4 +91,43 @@ def test_a_journal_that_kept_fhir_resources_keeps_validated_records_after_the_up
     assert member.state == "rejected" and member.record is None
     assert [r["field"] for r in member.reasons] == ["birthDate"]
     migrate(engine)  # and again: nothing changes
+    engine.dispose()
+
+
+def test_what_a_journal_held_before_the_chain_is_chained_at_the_upgrade(journal_url):
+    engine = open_engine(journal_url)
+    migrate(engine, "0006")
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        for status in ("Successful", "Processing"):
+            connection.execute(
+                text(
+                    "INSERT INTO transactions (channel, received_at, status, http_status, body_sha256, received,"
+                    " stats, origin, input_rejected) VALUES ('insurees', :now, :status, 200, :sha, '{}', '{}',"
+                    " 'channel', 0)"
+                ),
+                {"now": now, "status": status, "sha": "0" * 64},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO outcomes (transaction_id, record, status, uids, reasons)"
+                " VALUES (1, 'Patient/a', 'delivered', '{}', '[]')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO exchanges (transaction_id, method, url, started_at, finished_at, status, request_body,"
+                " response_body) VALUES (1, 'POST', '/api/tracker', :now, :now, 200, '{}', '{}')"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text("INSERT INTO purges (purged_at, cutoff, retention_days, records) VALUES (:now, :now, 90, 0)"),
+            {"now": now},
+        )
+    migrate(engine)
+    journal = Journal(engine)
+    found = verify(journal)
+    assert found.ok, found.problem
+    assert found.entries == 2 + 1 + 1 + 1 + 1  # two pushes, one decided, an outcome, a call, a purge
     engine.dispose()

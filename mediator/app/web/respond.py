@@ -22,6 +22,7 @@ from mediator.delivery.worker import Deliverer
 from mediator.dhis2.client import Exchange
 from mediator.errors import MediatorError
 from mediator.intake.keep import Intake
+from mediator.journal.chain import head as chain_head
 from mediator.journal.claim import worker_id
 from mediator.journal.store import Journal, PushRecord
 
@@ -92,6 +93,10 @@ def keep_refused(
         journal.write(record)
     except SQLAlchemyError:
         log.exception("the journal could not keep transaction %s", record.openhim_id or "-")
+        return
+    with journal.sessions() as session:
+        doc["properties"]["journal_chain"] = head = str(chain_head(session))
+    log.info("transaction=%s journal_chain=%s", record.openhim_id or "-", head)
 
 
 def request_holder() -> str:
@@ -138,8 +143,11 @@ def answer_intake(
     ]
     exchanges = run.exchanges if run else []
     doc, status = envelope(urn, result, exchanges, channel.name, notes, extra)
+    with current_app.extensions["journal"].sessions() as session:
+        doc["properties"]["journal_chain"] = head = str(chain_head(session))
     log.info(
-        "channel=%s transaction=%s status=%s delivered=%d rejected=%d pending=%d unchanged=%d dhis2_calls=%d",
+        "channel=%s transaction=%s status=%s delivered=%d rejected=%d pending=%d unchanged=%d dhis2_calls=%d "
+        "journal_chain=%s",
         channel.name,
         origin.openhim_id or "-",
         doc["status"],
@@ -148,5 +156,6 @@ def answer_intake(
         result.count("pending"),
         result.count("unchanged"),
         len(exchanges),
+        head,
     )
     return json_response(doc, status, OPENHIM_CONTENT_TYPE)
