@@ -114,6 +114,9 @@ class Settings:
     )
     openhim_verify_tls: bool | str = process(True, "`true`, `false` (warned) or the path of a CA bundle")
     openhim_register: bool = process(True, "register with the core and heartbeat (`false`: serve only)")
+    openhim_console_url: str = process("", "the OpenHIM console's address: the auditor view links transactions to it")
+    auditor_username: str = process("auditor", "the user of the read-only auditor view (`/audit`)")
+    auditor_password: str = secret("its password; without one, the auditor view is closed")
     heartbeat_seconds: float = process(10.0, "heartbeat interval")
     allow_default_passwords: bool = process(
         False, "well-known passwords (`openhim-password`, `district`...) are refused unless this is `true`"

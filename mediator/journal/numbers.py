@@ -43,6 +43,11 @@ def _key(journal: Journal) -> bytes:
     return key
 
 
+def journal_secret(journal: Journal, purpose: str) -> bytes:
+    """A secret of this journal's for `purpose`, the same in every process that shares the journal."""
+    return hmac.new(_key(journal), purpose.encode(), hashlib.sha256).digest()
+
+
 def pseudonyms(journal: Journal, numbers: Iterable[str]) -> dict[str, str]:
     """number -> its keyed pseudonym in this journal."""
     key = _key(journal)

@@ -65,6 +65,25 @@ def open_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, **JSON_CODEC)
 
 
+def _query_only(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def open_read_only(url: str) -> Engine:
+    """An engine that cannot write: what the auditor view reads the journal through."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, **JSON_CODEC)
+        event.listen(engine, "connect", _query_only)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    options = {"options": "-c default_transaction_read_only=on"}
+    return create_engine(url, pool_pre_ping=True, connect_args=options, **JSON_CODEC)
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to the newest revision, or to `revision` (safe to call at every start, from several
     processes at once)."""

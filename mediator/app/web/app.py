@@ -10,14 +10,15 @@ from werkzeug.exceptions import HTTPException
 
 from mediator.app.audit import atna_auditor
 from mediator.app.service import core_client
-from mediator.app.web import channels
+from mediator.app.web import audit, channels
 from mediator.config.console import LiveSettings
 from mediator.config.settings import load_registration
 from mediator.delivery.worker import Deliverer
 from mediator.errors import MediatorError
 from mediator.intake.spool import incoming_dir, remove_stale
 from mediator.journal.accept import drop_unfinished
-from mediator.journal.store import Journal, default_url, open_engine
+from mediator.journal.numbers import journal_secret
+from mediator.journal.store import Journal, default_url, open_engine, open_read_only
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,13 @@ def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
         deliverer.auditor = atna_auditor(live, journal, core_client(live.base), app.config["MEDIATOR_URN"])
     remove_stale(incoming_dir(live.base))
     drop_unfinished(journal)
+    app.extensions["audit_journal"] = Journal(open_read_only(url))
+    # Auditor sign-ins: a session cookie signed with a secret of the journal's (every worker shares it); a new
+    # auditor password ends every session.
+    app.secret_key = journal_secret(journal, f"auditor-session\x1f{live.base.auditor_password}")
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+                      SESSION_COOKIE_NAME="mediator_audit", PERMANENT_SESSION_LIFETIME=8 * 3600)  # fmt: skip
+    app.register_blueprint(audit.bp)
     app.register_blueprint(channels.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(MediatorError, _known)

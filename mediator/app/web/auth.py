@@ -1,4 +1,4 @@
-"""Per-channel inbound authentication: the Basic credentials the channel's OpenHIM route sends."""
+"""Inbound authentication: the Basic credentials a channel's OpenHIM route sends, and the auditor's own."""
 
 from __future__ import annotations
 
@@ -20,11 +20,19 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (username, password) if sep else None
 
 
+def _matches(given: tuple[str, str], username: str, password: str) -> bool:
+    user_ok = hmac.compare_digest(given[0].encode(), username.encode())
+    password_ok = hmac.compare_digest(given[1].encode(), password.encode())
+    return user_ok and password_ok
+
+
+def auditor_allows(username: str, password: str, header: str | None) -> bool:
+    """True only for the auditor's own username and password (never a channel's), compared in constant time."""
+    given = basic_credentials(header)
+    return given is not None and bool(password) and _matches(given, username, password)
+
+
 def channel_allows(channel: ChannelSettings, header: str | None) -> bool:
     """True only for this channel's own username and password, compared in constant time."""
     given = basic_credentials(header)
-    if given is None or not channel.password:
-        return False
-    user_ok = hmac.compare_digest(given[0].encode(), channel.username.encode())
-    password_ok = hmac.compare_digest(given[1].encode(), channel.password.encode())
-    return user_ok and password_ok
+    return given is not None and bool(channel.password) and _matches(given, channel.username, channel.password)
