@@ -44,6 +44,9 @@ class CoreClient:
             raise CoreUnavailable("the core's /authenticate answer has no salt") from exc
 
     def _send(self, method: str, path: str, auth: Any = "default", **kwargs: Any) -> requests.Response:
+        # One connection per request: core 4.0.5 fails a request that comes on a connection it has paused
+        # ("Parse Error: Paused", HPE_PAUSED) and restarts its worker, dropping what else was in flight.
+        headers = {"Connection": "close", **kwargs.pop("headers", {})}
         try:
             return self.session.request(
                 method,
@@ -51,6 +54,7 @@ class CoreClient:
                 auth=self.auth if auth == "default" else auth,
                 timeout=TIMEOUT,
                 verify=self.verify,
+                headers=headers,
                 **kwargs,
             )
         except requests.RequestException as exc:
