@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import requests
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests import samples
 from tests.conftest import DHIS2_PASSWORD, DHIS2_USER
@@ -98,7 +100,9 @@ def sign_in(driver: Any, url: str, credentials: tuple[str, str], shot: str | Non
     driver.find_element("name", "password").send_keys(credentials[1])
     if shot:
         driver.save_screenshot(str(SHOTS / f"{shot}.png"))
+    page = driver.find_element("tag name", "html")
     driver.find_element("id", "sign-in").click()
+    WebDriverWait(driver, 15).until(staleness_of(page))  # the answer to the form has loaded
 
 
 def visit(driver: Any, url: str, shot: str) -> str:
@@ -124,7 +128,9 @@ def test_a_push_in_detail_shows_its_records_its_retries_and_its_decision(
 ):
     sign_in(browser, mediator["url"], AUDITOR)
     visit(browser, f"{mediator['url']}/audit/", "pushes-before-detail")
+    page = browser.find_element("tag name", "html")
     browser.find_element("css selector", "#pushes tr:nth-child(2) td a").click()
+    WebDriverWait(browser, 15).until(staleness_of(page))
     browser.save_screenshot(str(SHOTS / "push.png"))
     records = browser.find_element("id", "records").text
     assert f"Patient/{samples.HEAD}" in records and f"Group/{samples.FAMILY}" in records
@@ -144,7 +150,9 @@ def test_a_record_s_history_found_by_insurance_number(browser: Any, mediator: di
     sign_in(browser, mediator["url"], AUDITOR)
     visit(browser, f"{mediator['url']}/audit/records", "record-search")
     browser.find_element("name", "number").send_keys("104000001")
+    page = browser.find_element("tag name", "html")
     browser.find_element("css selector", "form.filters button").click()
+    WebDriverWait(browser, 15).until(staleness_of(page))
     browser.save_screenshot(str(SHOTS / "record.png"))
     versions = browser.find_element("id", "versions").text
     assert f"Patient/{samples.HEAD}" in browser.find_element("tag name", "h2").text
@@ -179,6 +187,8 @@ def test_a_refused_login(browser: Any, mediator: dict[str, Any]):
     assert browser.find_elements("id", "refused")
     sign_in(browser, mediator["url"], AUDITOR)
     assert browser.find_element("tag name", "h1").text == "Pushes"
+    page = browser.find_element("tag name", "html")
     browser.find_element("link text", "Sign out").click()
+    WebDriverWait(browser, 15).until(staleness_of(page))
     browser.get(f"{mediator['url']}/audit/")
     assert "/audit/login" in browser.current_url
