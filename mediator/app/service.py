@@ -7,14 +7,15 @@ import copy
 import logging
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import urllib3
 
 from mediator.config.console import LiveSettings
-from mediator.config.settings import Settings, insecure_warnings, load_registration
+from mediator.config.settings import CONSOLE_KEYS, Settings, insecure_warnings, load_registration
 from mediator.intake.spool import STALE_SECONDS, incoming_dir, remove_stale
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import OpenHimError
@@ -86,16 +87,36 @@ def start_heartbeat(settings: Settings, env: Mapping[str, str] | None = None) ->
     if not settings.openhim_password:
         log.warning("OpenHIM registration skipped: MEDIATOR_OPENHIM_PASSWORD is not set")
         return None
+    from mediator.journal.store import Journal, default_url, open_engine
+
     live = LiveSettings(settings, env)
     document = registration_document(settings)
+    journal = Journal(open_engine(settings.journal_url or default_url(settings.state_dir)))
     heartbeat = Heartbeat(
         core_client(settings),
         lambda: document,
-        on_config=live.publish,
+        on_config=settings_applier(live, journal),
         interval=settings.heartbeat_seconds,
         lock=LeaderLock(Path(settings.state_dir) / "heartbeat.lock"),
     )
     return start_in_thread(heartbeat)
+
+
+def settings_applier(live: LiveSettings, journal: Any) -> Callable[[Mapping[str, Any]], Settings]:
+    """What the heartbeat does with a console config: publish it to every worker, and chain what it changed (the
+    settings' new values: console settings hold no secret) so that auditors see when, say, names began to go."""
+    from mediator.journal import chain
+
+    def apply(config: Mapping[str, Any]) -> Settings:
+        before = live.current()
+        after = live.publish(config)
+        changed = {key: config.get(key) for key in CONSOLE_KEYS if getattr(before, key) != getattr(after, key)}
+        if changed:
+            chain.record(journal.sessions, "settings", {"at": datetime.now(UTC), "changed": changed})
+            log.info("console settings changed: %s", ", ".join(sorted(changed)))
+        return after
+
+    return apply
 
 
 def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> threading.Event:

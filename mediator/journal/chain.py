@@ -132,6 +132,12 @@ def append(
     return Head(seq, previous)
 
 
+def record(sessions: Any, kind: str, fact: dict[str, Any]) -> Head:
+    """Chain one fact of its own, in a database transaction of its own (`sessions`: a journal's sessionmaker)."""
+    with sessions.begin() as session:
+        return append(session, [(kind, fact)])
+
+
 def head(session: Session) -> Head:
     row = session.execute(select(ChainHead.seq, ChainHead.hash).where(ChainHead.id == 1)).one()
     return Head(int(row[0]), str(row[1]))

@@ -138,7 +138,13 @@ def test_nothing_of_a_record_beyond_what_dhis2_received_is_shown(client):
             assert secret not in page
 
 
-def test_the_chain_is_checked_from_the_view(client):
+def test_the_chain_is_checked_from_the_view_with_the_settings_changes(client):
+    from mediator.journal import chain
+
+    journal = client.application.extensions["journal"]
+    chain.record(journal.sessions, "settings", {"at": datetime.now(UTC), "changed": {"send_names": True}})
     doc = get(client, "/audit/verify", format="json").json
     assert doc["ok"] and doc["entries"] > 5 and doc["problem"] is None
-    assert b"The chain holds" in get(client, "/audit/verify").data
+    assert [c["changed"] for c in doc["settings_changes"]] == [{"send_names": True}]
+    page = get(client, "/audit/verify").data.decode()
+    assert "The chain holds" in page and "send_names = True" in page

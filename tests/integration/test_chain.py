@@ -213,3 +213,23 @@ def test_several_writers_at_once_make_one_chain(env, fake, journal_url):
     with journal.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Transaction)) == 12
         assert session.execute(text("SELECT seq, hash FROM chain_head")).one()[0] == found.entries
+
+
+def test_a_console_settings_change_applied_is_chained_with_what_it_changed(env, journal_url):
+    from mediator.app.service import settings_applier
+    from mediator.config.console import LiveSettings
+    from mediator.config.settings import load_registration
+    from mediator.journal.store import Journal
+
+    env = {**env, "MEDIATOR_JOURNAL_URL": journal_url}
+    settings = build_settings(env)
+    journal = Journal.open(journal_url)
+    apply = settings_applier(LiveSettings(settings, env), journal)
+    console = dict(load_registration(settings.config_file)["config"])
+    apply(console)  # the registered defaults: nothing changes
+    apply({**console, "send_names": True})
+    apply({**console, "send_names": True})  # the same again: nothing more
+    with journal.sessions() as session:
+        entries = session.scalars(select(ChainEntry).where(ChainEntry.kind == "settings")).all()
+    assert [e.facts["changed"] for e in entries] == [{"send_names": True}]
+    assert verify(journal).ok

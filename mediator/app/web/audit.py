@@ -204,9 +204,12 @@ def dead_letters() -> Any:
 @bp.get("/verify")
 def check_chain() -> Any:
     found = verify(_journal())
+    with _journal().sessions() as session:
+        changes = audit.events(session, kinds=("settings",))
     if _format() == "json":
-        return {"ok": found.ok, "entries": found.entries, "head": str(found.head), "problem": found.problem}
-    return render_template("audit/verify.html", found=found)
+        return {"ok": found.ok, "entries": found.entries, "head": str(found.head), "problem": found.problem,
+                "settings_changes": changes}  # fmt: skip
+    return render_template("audit/verify.html", found=found, changes=changes)
 
 
 WRITES = ["POST", "PUT", "PATCH", "DELETE"]
