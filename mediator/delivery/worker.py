@@ -254,10 +254,12 @@ class Deliverer:
         orchestrations: list[Orchestration],
     ) -> None:
         with self.journal.sessions.begin() as session:
-            written: list[int] = []
+            written: dict[int, dict[str, Any]] = {}
             if outcomes:
                 rows = [{"transaction_id": transaction_id, **o} for o in outcomes]
-                written = list(session.scalars(insert(Outcome).returning(Outcome.id), rows))
+                ids = session.scalars(insert(Outcome).returning(Outcome.id, sort_by_parameter_order=True), rows)
+                columns = chain.ROWS["outcome"][1]  # their values come back as they went in: digested as written
+                written = {i: {c: row.get(c) for c in columns} for i, row in zip(ids, rows, strict=True)}
             calls = [_exchange_row(transaction_id, orch) for orch in orchestrations]
             session.add_all(calls)
             tx = session.get(Transaction, transaction_id)
@@ -268,7 +270,7 @@ class Deliverer:
                 tx.stats = stats
                 tx.failure = str(result.failure) if result.failure else None
             session.flush()
-            chain.append(session, rows={"outcome": written, "call": [c.id for c in calls]})
+            chain.append(session, rows={"call": [c.id for c in calls]}, written={"outcome": written})
 
     def work_once(self, settings: Settings, notify: Any = None, now: datetime | None = None) -> int:
         """Deliver every push that is due; returns how many were decided.

@@ -102,10 +102,14 @@ def row_facts(session: Session, kind: str, ids: Sequence[int]) -> dict[int, dict
 
 
 def append(
-    session: Session, facts: Iterable[tuple[str, dict[str, Any]]] = (), rows: Mapping[str, Sequence[int]] | None = None
+    session: Session,
+    facts: Iterable[tuple[str, dict[str, Any]]] = (),
+    rows: Mapping[str, Sequence[int]] | None = None,
+    written: Mapping[str, Mapping[int, dict[str, Any]]] | None = None,
 ) -> Head:
-    """Chain facts kept in the chain (kind, fact) and rows written in this database transaction (kind -> ids);
-    the last step of the transaction. Returns the new head."""
+    """Chain facts kept in the chain (kind, fact) and rows written in this database transaction (kind -> ids, read
+    back; or kind -> {id: the row's fact columns as written}, for rows whose values come back from the database as
+    they went in: no times); the last step of the transaction. Returns the new head."""
     now = datetime.now(UTC)
     session.execute(update(ChainHead).where(ChainHead.id == 1).values(seq=ChainHead.seq))  # the lock
     head = session.execute(select(ChainHead.seq, ChainHead.hash).where(ChainHead.id == 1)).one()
@@ -117,8 +121,10 @@ def append(
         previous = link(previous, seq, kind, None, fact_digest)
         entries.append({"seq": seq, "kind": kind, "ref": None, "at": now, "facts": fact, "digest": fact_digest,
                         "hash": previous})  # fmt: skip
-    for kind, ids in (rows or {}).items():
-        found = row_facts(session, kind, ids) if ids else {}
+    kept = {kind: row_facts(session, kind, ids) if ids else {} for kind, ids in (rows or {}).items()}
+    for kind, known in (written or {}).items():
+        kept.setdefault(kind, {}).update(known)
+    for kind, found in kept.items():
         for ref in sorted(found):
             seq += 1
             fact_digest = digest(found[ref])
