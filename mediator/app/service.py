@@ -15,7 +15,7 @@ from typing import Any
 import urllib3
 
 from mediator.config.console import LiveSettings
-from mediator.config.settings import CONSOLE_KEYS, Settings, insecure_warnings, load_registration
+from mediator.config.settings import CHANNEL_FIELDS, CONSOLE_KEYS, Settings, insecure_warnings, load_registration
 from mediator.intake.spool import STALE_SECONDS, incoming_dir, remove_stale
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import OpenHimError
@@ -108,15 +108,29 @@ def settings_applier(live: LiveSettings, journal: Any) -> Callable[[Mapping[str,
     from mediator.journal import chain
 
     def apply(config: Mapping[str, Any]) -> Settings:
-        before = live.current()
-        after = live.publish(config)
-        changed = {key: config.get(key) for key in CONSOLE_KEYS if getattr(before, key) != getattr(after, key)}
-        if changed:
+        before, after = live.current(), live.preview(config)
+        changed = {
+            key: _shown(getattr(after, key)) for key in CONSOLE_KEYS if getattr(before, key) != getattr(after, key)
+        }
+        if before.channels != after.channels:
+            changed["channels"] = [{f: _shown(getattr(c, f)) for f in CHANNEL_FIELDS} for c in after.channels]
+        if changed:  # chained before it is in force: a change that could not be chained is tried again
             chain.record(journal.sessions, "settings", {"at": datetime.now(UTC), "changed": changed})
             log.info("console settings changed: %s", ", ".join(sorted(changed)))
-        return after
+        return live.publish(config)
 
     return apply
+
+
+def _shown(value: Any) -> Any:
+    """A setting's value as the chain keeps it (JSON)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, tuple | list):
+        return [_shown(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _shown(v) for k, v in value.items()}
+    return str(value)
 
 
 def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> threading.Event:

@@ -59,6 +59,10 @@ class LiveSettings:
             log.error("ignoring stored console config: %s", exc)
             return self._current
 
+    def preview(self, console: Mapping[str, Any]) -> Settings:
+        """The settings a console config would put in force, stored nowhere (SettingsError when it cannot)."""
+        return with_console(self._base, without_env_only(console), self._env)
+
     def publish(self, console: Mapping[str, Any]) -> Settings:
         """Validate a config returned by the OpenHIM core, store it for every worker, and return it.
 

@@ -190,7 +190,8 @@ def events(
             and transaction_id not in facts.get("pushes", [])
         ):
             continue
-        found.append({"entry": seq, "kind": kind, "at": _iso(at), **{k: v for k, v in facts.items() if k != "at"}})
+        # The time the fact holds (hashed with it), not the entry's own column.
+        found.append({"entry": seq, "kind": kind, **facts, "at": facts.get("at") or _iso(at)})
     return found
 
 

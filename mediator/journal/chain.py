@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from mediator.journal.models import ChainEntry, ChainHead, Exchange, Outcome, Purge, Transaction
+from mediator.journal.rows import chunks
 
 GENESIS = "0" * 64
 
@@ -62,15 +63,29 @@ class Head:
         return cls(int(seq), digest.lower())
 
 
+def digestable_time(value: datetime) -> str:
+    """A time as the chain writes it: UTC, `...Z`."""
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite gives back UTC times without zone
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite gives back UTC times without zone
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return digestable_time(value)
     raise TypeError(f"not a fact: {type(value).__name__}")
 
 
+CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME  # times through _plain: UTC, whatever the zone
+
+
+def canonical(fact: Mapping[str, Any]) -> bytes:
+    """A fact written canonically: sorted JSON, times in UTC as `...Z` (a database gives times back in its
+    session's zone, SQLite without one)."""
+    return orjson.dumps(fact, default=_plain, option=CANONICAL)
+
+
 def digest(fact: Mapping[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(fact, default=_plain, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(canonical(fact)).hexdigest()
 
 
 def link(previous: str, seq: int, kind: str, ref: int | None, fact_digest: str) -> str:
@@ -97,8 +112,11 @@ def decided_fact(transaction_id: int, status: str, http_status: int | None, at: 
 def row_facts(session: Session, kind: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """The facts of rows of a kind, as the database gives them back (what `verify` reads too)."""
     model, columns = ROWS[kind]
-    query = select(model.id, *(getattr(model, c) for c in columns)).where(model.id.in_(ids))
-    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in session.execute(query)}
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in chunks(ids):
+        query = select(model.id, *(getattr(model, c) for c in columns)).where(model.id.in_(chunk))
+        found.update({row[0]: dict(zip(columns, row[1:], strict=True)) for row in session.execute(query)})
+    return found
 
 
 def append(
@@ -117,10 +135,12 @@ def append(
     entries = []
     for kind, fact in facts:
         seq += 1
-        fact_digest = digest(fact)
+        text = canonical(fact)
+        fact_digest = hashlib.sha256(text).hexdigest()
         previous = link(previous, seq, kind, None, fact_digest)
-        entries.append({"seq": seq, "kind": kind, "ref": None, "at": now, "facts": fact, "digest": fact_digest,
-                        "hash": previous})  # fmt: skip
+        # Kept as written canonically, so that it reads back to the same digest.
+        entries.append({"seq": seq, "kind": kind, "ref": None, "at": now, "facts": orjson.loads(text),
+                        "digest": fact_digest, "hash": previous})  # fmt: skip
     kept = {kind: row_facts(session, kind, ids) if ids else {} for kind, ids in (rows or {}).items()}
     for kind, known in (written or {}).items():
         kept.setdefault(kind, {}).update(known)

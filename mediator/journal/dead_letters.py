@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from mediator.journal import chain
 from mediator.journal.models import Transaction, Work
-from mediator.journal.rows import rowcount
+from mediator.journal.rows import chunks, rowcount
 from mediator.journal.store import Journal
 
 
@@ -31,11 +31,12 @@ def replay(journal: Journal, ids: Iterable[int] | None = None, by: str = "") -> 
     with journal.sessions.begin() as session:
         replayed = session.execute(select(Work.id, Work.transaction_id, Work.kind, Work.key).where(which)).all()
         pushes = sorted({row.transaction_id for row in replayed})
-        session.execute(update(Transaction).where(Transaction.id.in_(pushes)).values(status="Processing"))
-        query = update(Work).where(Work.id.in_([row.id for row in replayed]))
-        count = rowcount(
-            session.execute(query.values(state="pending", next_attempt_at=now, reasons=[], updated_at=now))
-        )
+        for chunk in chunks(pushes):
+            session.execute(update(Transaction).where(Transaction.id.in_(chunk)).values(status="Processing"))
+        count = 0
+        again = {"state": "pending", "next_attempt_at": now, "reasons": [], "updated_at": now}
+        for chunk in chunks([row.id for row in replayed]):
+            count += rowcount(session.execute(update(Work).where(Work.id.in_(chunk)).values(**again)))
         if replayed:
             records = [f"{row.kind}/{row.key}" for row in replayed]
             chain.append(session, [("replay", {"by": by, "at": now, "pushes": pushes, "records": records})])

@@ -100,19 +100,22 @@ def send_again(journal: Journal, ids: Collection[int]) -> SentAgain:
     worker has decided it anew), the others are marked missing. Rows no longer vouched for are left alone."""
     now = datetime.now(UTC)
     queued = marked = 0
+    reopened: set[int] = set()
     with journal.sessions.begin() as session:
         for chunk in chunks(sorted(ids)):
             # Checked again here: a newer push of the record may have come since it was found missing.
             vouching = Work.id.in_(chunk) & Work.state.in_(VOUCHED) & ~_newer_row()
             kept = vouching & Work.record.is_not(None)
-            pushes = select(Work.transaction_id).where(kept)
+            pushes = list(session.scalars(select(Work.transaction_id).where(kept).distinct()))
+            reopened.update(pushes)
             session.execute(update(Transaction).where(Transaction.id.in_(pushes)).values(status="Processing"))
             again = {"state": "pending", "next_attempt_at": now, "claimed_until": None, "claimed_by": None}
             queued += rowcount(session.execute(update(Work).where(kept).values(**again, updated_at=now)))
             gone = vouching & Work.record.is_(None)
             marked += rowcount(session.execute(update(Work).where(gone).values(state=MISSING, updated_at=now)))
         if queued or marked:
-            fact = {"at": now, "rows": sorted(ids), "queued": queued, "marked_missing": marked}
+            fact = {"at": now, "rows": sorted(ids), "queued": queued, "marked_missing": marked,
+                    "pushes": sorted(reopened)}  # fmt: skip
             chain.append(session, [("resend", fact)])
     return SentAgain(queued, marked)
 

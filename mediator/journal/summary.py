@@ -3,6 +3,8 @@ delivered a push it answered `Processing`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from mediator.answer.outcomes import PushSummary
@@ -20,12 +22,23 @@ def push_summary(journal: Journal, transaction_id: int, listed: int = MAX_LISTED
             return None
         query = select(Work.state, func.count()).where(Work.transaction_id == transaction_id).group_by(Work.state)
         states = {state: int(n) for state, n in session.execute(query)}
-        rejected = session.execute(
+        # An outcome row is kept per attempt: a record is listed once, with its last refusal, if it stands rejected
+        # (its work row) or was refused on input (it has none).
+        standing = {
+            f"{kind}/{key}": state
+            for kind, key, state in session.execute(
+                select(Work.kind, Work.key, Work.state).where(Work.transaction_id == transaction_id)
+            )
+        }
+        last: dict[str, Any] = {}
+        for record, reasons in session.execute(
             select(Outcome.record, Outcome.reasons)
             .where(Outcome.transaction_id == transaction_id, Outcome.status == "rejected")
             .order_by(Outcome.id)
-            .limit(listed)
-        ).all()
+        ):
+            if standing.get(record, "rejected") == "rejected":
+                last[record] = reasons
+        rejected = list(last.items())[:listed]
         return PushSummary(
             channel=tx.channel,
             status=tx.status,

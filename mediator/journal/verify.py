@@ -8,18 +8,29 @@ journal once, the memory that of one batch (and of the pushes' ids, to find push
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
 from mediator.journal.accept import RECEIVING
-from mediator.journal.chain import GENESIS, ROWS, Head, digest, head, link, push_fact, row_facts
+from mediator.journal.chain import GENESIS, ROWS, Head, digest, digestable_time, head, link, push_fact, row_facts
 from mediator.journal.models import ChainEntry, Transaction
 from mediator.journal.store import Journal
 
 BATCH = 1000
 STORED = ("push", "decided", "replay", "resend", "settings")  # kinds whose fact the entry holds
+
+
+@dataclass
+class _Seen:
+    """What the walk learnt of pushes: those taken in, their last decision, the entry that last reopened them."""
+
+    pushes: set[int] = field(default_factory=set)
+    decided: dict[int, tuple[int, Any, Any, Any]] = field(default_factory=dict)  # push -> (entry, status, http, at)
+    reopened: dict[int, int] = field(default_factory=dict)  # push -> entry of its last replay or resend
 
 
 @dataclass(frozen=True)
@@ -36,15 +47,19 @@ class Verified:
 def verify(journal: Journal, published: Sequence[Head] = ()) -> Verified:
     wanted = {h.seq: h.hash for h in published}
     previous, count = GENESIS, 0
-    pushes: set[int] = set()
+    seen = _Seen()
     with journal.sessions() as session:
         while True:
             for batch in _batches(session, count):
-                problem = _check_batch(session, batch, previous, count, wanted, pushes)
+                problem = _check_batch(session, batch, previous, count, wanted, seen)
                 if problem is not None:
                     return Verified(count, Head(count, previous), problem)
                 count, previous = batch[-1].seq, batch[-1].hash
-            found, kept = Head(count, previous), head(session)
+            found = Head(count, previous)
+            try:
+                kept = head(session)
+            except NoResultFound:
+                return Verified(count, found, "the chain's head row was removed")
             if kept == found:
                 break
             if kept.seq > count and (session.scalar(select(func.max(ChainEntry.seq))) or 0) > count:
@@ -55,7 +70,7 @@ def verify(journal: Journal, published: Sequence[Head] = ()) -> Verified:
         beyond = sorted(s for s in wanted if s > count)
         if beyond:
             return Verified(count, found, f"entry {beyond[0]} was published but is not in the chain: its end was cut")
-        return Verified(count, found, _unchained(session, pushes))
+        return Verified(count, found, _unchained(session) or _pushes(session, seen, count))
 
 
 def _batches(session: Session, last: int) -> Iterator[list[ChainEntry]]:
@@ -78,7 +93,7 @@ def _name(entry: ChainEntry) -> str:
 
 
 def _check_batch(
-    session: Session, batch: list[ChainEntry], previous: str, count: int, wanted: dict[int, str], pushes: set[int]
+    session: Session, batch: list[ChainEntry], previous: str, count: int, wanted: dict[int, str], seen: _Seen
 ) -> str | None:
     rows = {kind: row_facts(session, kind, [e.ref for e in batch if e.kind == kind and e.ref is not None])
             for kind in ROWS}  # fmt: skip
@@ -106,37 +121,102 @@ def _check_batch(
                 return f"{_name(entry)}: the push was removed"
             if digest(push_fact(session, push)) != entry.digest:
                 return f"{_name(entry)}: the push was changed"
-            pushes.add(push)
+            seen.pushes.add(push)
+        else:
+            _learn(entry, seen)
         previous = entry.hash
         expected += 1
     return None
 
 
-def _unchained(session: Session, pushes: set[int]) -> str | None:
+def _learn(entry: ChainEntry, seen: _Seen) -> None:
+    facts = entry.facts or {}
+    if entry.kind == "decided" and isinstance(facts.get("push"), int):
+        seen.decided[facts["push"]] = (entry.seq, facts.get("status"), facts.get("http_status"), facts.get("at"))
+    elif entry.kind in ("replay", "resend"):
+        for push in facts.get("pushes") or []:
+            seen.reopened[push] = entry.seq
+
+
+def _unchained(session: Session) -> str | None:
     """Rows that no entry names: added behind the mediator's back."""
     for kind, (model, _) in ROWS.items():
-        named = select(ChainEntry.ref).where(ChainEntry.kind == kind, ChainEntry.ref.is_not(None))
-        query = select(func.count(), func.min(model.id)).where(model.id.not_in(named))
+        named = select(ChainEntry.seq).where(ChainEntry.kind == kind, ChainEntry.ref == model.id).exists()
+        query = select(func.count(), func.min(model.id)).where(~named)
         if kind == "outcome":  # the refusals of a push still being taken in are chained when it is opened
-            query = query.where(
-                model.transaction_id.not_in(select(Transaction.id).where(Transaction.status == RECEIVING))
+            receiving = select(Transaction.id).where(
+                Transaction.id == model.transaction_id, Transaction.status == RECEIVING
             )
+            query = query.where(~receiving.exists())
         number, first = session.execute(query).one()
         if number:
             return f"{number} {kind} row(s) are in no entry of the chain (added), the first is {kind} {first}"
+    return None
+
+
+def _pushes(session: Session, seen: _Seen, count: int) -> str | None:
+    """Every push is chained, and stands as its last decision left it (or reopened since, or still undecided)."""
     last = 0
     while True:
-        ids = list(
-            session.scalars(
-                select(Transaction.id)
-                .where(Transaction.id > last, Transaction.status != RECEIVING)
-                .order_by(Transaction.id)
-                .limit(BATCH)
-            )
-        )
-        if not ids:
+        # What was appended while the chain was read, known only if needed, and read after the batch: a push is
+        # chained in the transaction that writes it, so a push of the batch has its entries by then.
+        late: _Seen | None = None
+        rows = session.execute(
+            select(Transaction.id, Transaction.status, Transaction.http_status, Transaction.answered_at)
+            .where(Transaction.id > last)
+            .order_by(Transaction.id)
+            .limit(BATCH)
+        ).all()
+        if not rows:
             return None
-        missing = [i for i in ids if i not in pushes]
-        if missing:
-            return f"push {missing[0]} is in no entry of the chain (added)"
-        last = ids[-1]
+        for tid, status, http_status, answered_at in rows:
+            if status == RECEIVING:
+                if tid in seen.pushes:
+                    return f"push {tid} is chained as taken in, but is marked as still being received"
+                continue
+            if tid not in seen.pushes or _undecided_but_final(seen, tid, status):
+                late = late or _late(session, count)
+                known = tid in seen.pushes or tid in late.pushes
+                if not known:
+                    return f"push {tid} is in no entry of the chain (added)"
+                if tid in late.decided or tid in late.reopened:
+                    continue  # decided or reopened while the chain was read
+            problem = _decision_kept(seen, tid, status, http_status, answered_at)
+            if problem is not None:
+                return problem
+        last = rows[-1][0]
+
+
+def _undecided_but_final(seen: _Seen, tid: int, status: str) -> bool:
+    return status != "Processing" and (tid not in seen.decided or seen.reopened.get(tid, 0) > seen.decided[tid][0])
+
+
+def _decision_kept(seen: _Seen, tid: int, status: str, http_status: Any, answered_at: Any) -> str | None:
+    decision = seen.decided.get(tid)
+    reopened = seen.reopened.get(tid, 0)
+    if decision is None or reopened > decision[0]:
+        if status != "Processing":
+            return f"push {tid} is {status}, but no entry of the chain decided it so"
+        return None
+    entry, decided, decided_http, decided_at = decision
+    if status == "Processing":
+        return f"push {tid} is open again, but no entry of the chain reopened it after entry {entry} decided it"
+    if (status, http_status, _plain_time(answered_at)) != (decided, decided_http, decided_at):
+        return f"push {tid}: its status is not the one entry {entry} decided ({decided}): it was changed"
+    return None
+
+
+def _plain_time(moment: Any) -> Any:
+    return None if moment is None else digestable_time(moment)
+
+
+def _late(session: Session, count: int) -> _Seen:
+    late = _Seen()
+    for entry in session.scalars(
+        select(ChainEntry).where(ChainEntry.seq > count, ChainEntry.kind.in_(("push", "decided", "replay", "resend")))
+    ):
+        if entry.kind == "push" and isinstance((entry.facts or {}).get("push"), int):
+            late.pushes.add(entry.facts["push"])  # type: ignore[index]
+        else:
+            _learn(entry, late)
+    return late

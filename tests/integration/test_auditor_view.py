@@ -148,3 +148,44 @@ def test_the_chain_is_checked_from_the_view_with_the_settings_changes(client):
     assert [c["changed"] for c in doc["settings_changes"]] == [{"send_names": True}]
     page = get(client, "/audit/verify").data.decode()
     assert "The chain holds" in page and "send_names = True" in page
+
+
+@pytest.mark.parametrize(
+    "path, args",
+    [
+        ("/audit/", {"before": str(2**63)}),
+        ("/audit/", {"before": "2147483648"}),
+        ("/audit/", {"channel": "a\x00b"}),
+        ("/audit/", {"status": "\x00", "format": "csv"}),
+        ("/audit/", {"since": "not a day", "until": "2024-13-45"}),
+        ("/audit/records", {"uuid": "\x00", "kind": "\x00"}),
+        (f"/audit/pushes/{2**63}", {}),
+        (f"/audit/pushes/{2**31}", {"format": "csv"}),
+        ("/audit/pushes/1", {"after": "-5"}),
+    ],
+)
+def test_odd_parameters_are_answered_not_failed(client, path, args):
+    resp = client.get(path, query_string=args, headers=AUDITOR)
+    assert resp.status_code in (200, 404), resp.data[:300]
+    resp.get_data()  # a streamed export is read to its end
+
+
+def test_a_sign_in_goes_back_only_to_a_page_of_the_view(client):
+    form = {"username": "auditor", "password": "Audit-pass-1"}
+    for wanted, where in (("/audit/dead-letters", "/audit/dead-letters"), ("https://evil.example/", "/audit/"),
+                          ("/audit//evil.example", "/audit/"), ("/audit/\r\nX-Evil: 1", "/audit/")):  # fmt: skip
+        resp = client.post("/audit/login", data={**form, "next": wanted})
+        assert resp.status_code == 302 and resp.headers["Location"] == where
+    refused = client.post("/audit/login", data={**form, "password": "no"})
+    assert refused.status_code == 401 and b"is wrong" in refused.data
+
+
+def test_a_record_is_looked_up_by_insurance_number_through_a_form(client):
+    resp = client.post("/audit/records", data={"number": "104000001"}, headers=AUDITOR)
+    assert resp.status_code == 200
+    assert f"Patient/{samples.HEAD}".encode() in resp.data and b"104000001" not in resp.data
+
+
+def test_the_until_day_is_included(client):
+    today = datetime.now(UTC).date().isoformat()
+    assert len(get(client, "/audit/", format="json", since=today, until=today).json["pushes"]) == 2

@@ -229,7 +229,98 @@ def test_a_console_settings_change_applied_is_chained_with_what_it_changed(env, 
     apply(console)  # the registered defaults: nothing changes
     apply({**console, "send_names": True})
     apply({**console, "send_names": True})  # the same again: nothing more
+    channels = [dict(c) for c in console["channels"]]
+    channels[0]["personal_data"] = "names"
+    apply({**console, "send_names": True, "channels": channels})
     with journal.sessions() as session:
         entries = session.scalars(select(ChainEntry).where(ChainEntry.kind == "settings")).all()
-    assert [e.facts["changed"] for e in entries] == [{"send_names": True}]
+    assert entries[0].facts["changed"] == {"send_names": True}
+    (changed_channel,) = [c for c in entries[1].facts["changed"]["channels"] if c["personal_data"]]
+    assert changed_channel["personal_data"] == ["names"] and "password" not in json.dumps(entries[1].facts)
     assert verify(journal).ok
+
+
+def test_a_changed_decision_is_named(written):
+    journal, _ = written
+    with journal.sessions() as session:
+        first = session.scalar(select(func.min(Transaction.id)))
+        decided = session.scalars(select(ChainEntry).where(ChainEntry.kind == "decided")).all()
+    entry_seq = next(e.seq for e in decided if e.facts["push"] == first)
+    execute(journal, update(Transaction).where(Transaction.id == first).values(status="Completed"))
+    assert (
+        verify(journal).problem
+        == f"push {first}: its status is not the one entry {entry_seq} decided (Successful): it was changed"
+    )
+
+
+def test_a_push_set_back_to_receiving_is_named(written):
+    journal, _ = written
+    with journal.sessions() as session:
+        first = session.scalar(select(func.min(Transaction.id)))
+    execute(journal, update(Transaction).where(Transaction.id == first).values(status="Receiving"))
+    assert verify(journal).problem == f"push {first} is chained as taken in, but is marked as still being received"
+
+
+def test_the_chain_reads_the_same_in_any_database_time_zone(postgres_url):
+    from sqlalchemy import create_engine
+
+    from mediator.journal.store import Journal, PushRecord, open_engine
+    from tests.conftest import empty_postgres
+
+    url = empty_postgres(postgres_url)
+    journal = Journal.open(url)
+    now = datetime.now(UTC)
+    call = {"method": "POST", "url": "/api/tracker", "started_at": now, "finished_at": now, "status": 200,
+            "error": None, "request_body": "{}", "response_body": "{}"}  # fmt: skip
+    journal.write(PushRecord(channel="insurees", openhim_id="tx", client_id="c", received_at=now, body_sha256="0" * 64,
+                             status="Successful", http_status=200, received={"Patient": 1}, stats={}, failure=None,
+                             outcomes=[], exchanges=[call]))  # fmt: skip
+    assert verify(journal).ok
+    engine = create_engine(open_engine(url).url, connect_args={"options": "-c timezone=Asia/Kolkata"})
+    try:
+        found = verify(Journal(engine))
+        assert found.ok, found.problem
+    finally:
+        engine.dispose()
+
+
+def test_verifying_while_pushes_are_written_raises_no_false_alarm(written):
+    journal, _ = written
+    from mediator.journal.store import PushRecord
+
+    stop = threading.Event()
+
+    def write():
+        while not stop.is_set():
+            journal.write(PushRecord(channel="insurees", openhim_id=None, client_id=None, received_at=datetime.now(UTC),
+                                     body_sha256="0" * 64, status="Completed", http_status=400, received={}, stats={},
+                                     failure=None, outcomes=[], exchanges=[]))  # fmt: skip
+
+    writers = [threading.Thread(target=write) for _ in range(2)]
+    for t in writers:
+        t.start()
+    try:
+        problems = [verify(journal).problem for _ in range(5)]
+    finally:
+        stop.set()
+        for t in writers:
+            t.join()
+    assert problems == [None] * 5
+    assert verify(journal).ok
+
+
+def test_row_facts_read_any_number_of_rows(written):
+    journal, _ = written
+    with journal.sessions() as session:
+        assert chain.row_facts(session, "outcome", list(range(10**6, 10**6 + 70_000))) == {}
+
+
+def test_a_record_refused_at_every_attempt_is_named_once_in_the_final_answer(written):
+    journal, _ = written
+    from mediator.journal.summary import push_summary
+
+    with journal.sessions() as session:
+        last = session.scalar(select(func.max(Transaction.id)))
+    summary = push_summary(journal, last)
+    records = [record for record, _ in summary.rejected]
+    assert sorted(records) == sorted(set(records))

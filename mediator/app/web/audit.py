@@ -14,8 +14,9 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -105,26 +106,51 @@ def _next() -> str:
     wanted = request.values.get("next", "")
     return (
         wanted
-        if wanted.startswith("/audit/") and "//" not in wanted and "\\" not in wanted
+        if wanted.startswith("/audit/") and wanted.isprintable() and "//" not in wanted and "\\" not in wanted
         else url_for("audit.pushes")
     )
+
+
+MAX_ID = (1 << 31) - 1
+
+
+def _id(name: str) -> int | None:
+    """A row id from the query, or None for one that names no row (not a number, out of range)."""
+    value = request.args.get(name, type=int)
+    return value if value is not None and 0 < value <= MAX_ID else None
+
+
+def _text(name: str, default: str = "") -> str:
+    """A text filter from the query; a control character (NUL included) names nothing, so it matches nothing."""
+    value = request.args.get(name, default)[:200]
+    return value if value.isprintable() else "\ufffd"
+
+
+def _value(name: str, default: str = "") -> str:
+    """A text from the query or the form; one with a control character names nothing."""
+    value = request.values.get(name, default)[:200]
+    return value if value.isprintable() else "\ufffd"
 
 
 def _filter() -> audit.PushFilter:
     args = request.args
     return audit.PushFilter(
-        since=_day(args.get("since")), until=_day(args.get("until")), channel=args.get("channel", ""),
-        client=args.get("client", ""), status=args.get("status", ""), origin=args.get("origin", ""),
+        since=_day(args.get("since")), until=_day(args.get("until"), end=True), channel=_text("channel"),
+        client=_text("client"), status=_text("status"), origin=_text("origin"),
     )  # fmt: skip
 
 
-def _day(text: str | None) -> datetime | None:
+def _day(text: str | None, end: bool = False) -> datetime | None:
+    """A day or time from the query, in UTC; `end`: a day alone means up to the end of that day."""
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if end and len(text) <= 10:
+        moment += timedelta(days=1)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _format() -> str:
@@ -142,7 +168,7 @@ def pushes() -> Any:
     wanted, fmt = _filter(), _format()
     if fmt in ("csv", "jsonl"):
         return _stream(fmt, "pushes", lambda s: (p.as_json() for p in audit.all_pushes(s, wanted)), PUSH_COLUMNS)
-    before = request.args.get("before", type=int)
+    before = _id("before")
     with _journal().sessions() as session:
         rows = audit.pushes(session, wanted, before)
     if fmt == "json":
@@ -154,10 +180,12 @@ def pushes() -> Any:
 @bp.get("/pushes/<int:transaction_id>")
 def push(transaction_id: int) -> Any:
     fmt = _format()
+    if transaction_id > MAX_ID:
+        return render_template("audit/missing.html", what=f"push {transaction_id}"), 404
     if fmt in ("csv", "jsonl"):
         columns = ("id", "record", "status", "uids", "reasons")
         return _stream(fmt, f"push-{transaction_id}-records", lambda s: _all_outcomes(s, transaction_id), columns)
-    after = request.args.get("after", 0, type=int)
+    after = _id("after") or 0
     with _journal().sessions() as session:
         found = audit.push(session, transaction_id)
         if found is None:
@@ -179,15 +207,16 @@ def _all_outcomes(session: Session, transaction_id: int) -> Iterator[dict[str, A
 
 
 @bp.get("/records")
+@bp.post("/records")  # the form posts: an insurance number stays out of addresses, histories and proxy logs
 def record() -> Any:
-    kind, key, number = request.args.get("kind", "Patient"), request.args.get("uuid", "").strip().lower(), ""
-    if not key and (number := request.args.get("number", "").strip()):
+    kind, key, number = _value("kind", "Patient"), _value("uuid").strip().lower(), ""
+    if not key and (number := request.values.get("number", "").strip()[:64]):
         key = insurees_by_number(_journal(), [number]).get(number, "")
     with _journal().sessions() as session:
         versions = audit.history(session, kind, key) if key else []
     if _format() == "json":
         return {"record": f"{kind}/{key}" if key else None, "versions": versions}
-    searched = bool(request.args.get("uuid") or request.args.get("number"))
+    searched = bool(request.values.get("uuid") or request.values.get("number"))
     return render_template("audit/record.html", kind=kind, key=key, versions=versions, searched=searched)
 
 
@@ -223,7 +252,8 @@ def read_only(rest: str = "") -> Response:
 
 
 def _query_without(name: str) -> str:
-    return "&".join(f"{k}={v}" for k, v in request.args.items() if k != name and v)
+    """The page's query without `name` and the format, for links to another page or format of the same list."""
+    return urlencode([(k, v) for k, v in request.args.items() if k not in (name, "format") and v])
 
 
 def _stream(
