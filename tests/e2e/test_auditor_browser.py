@@ -93,11 +93,20 @@ def browser() -> Iterator[Any]:
 
 def sign_in(driver: Any, url: str, credentials: tuple[str, str], shot: str | None = None) -> None:
     """What an auditor does: open the view, land on the sign-in page, give the user name and password."""
+    from selenium.common.exceptions import WebDriverException
+
     driver.delete_all_cookies()
-    driver.get(f"{url}/audit/")
-    assert "/audit/login" in driver.current_url
-    driver.find_element("name", "username").send_keys(credentials[0])
-    driver.find_element("name", "password").send_keys(credentials[1])
+    for attempt in range(3):
+        driver.get(f"{url}/audit/")
+        assert "/audit/login" in driver.current_url
+        try:  # Chromium may still be swapping in the page it was sent to: its fields then belong to no document
+            WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+            driver.find_element("name", "username").send_keys(credentials[0])
+            driver.find_element("name", "password").send_keys(credentials[1])
+            break
+        except WebDriverException:
+            if attempt == 2:
+                raise
     if shot:
         driver.save_screenshot(str(SHOTS / f"{shot}.png"))
     page = driver.find_element("tag name", "html")
