@@ -49,35 +49,34 @@ def verify(journal: Journal, published: Sequence[Head] = ()) -> Verified:
     previous, count = GENESIS, 0
     seen = _Seen()
     with journal.sessions() as session:
-        while True:
-            for batch in _batches(session, count):
-                problem = _check_batch(session, batch, previous, count, wanted, seen)
-                if problem is not None:
-                    return Verified(count, Head(count, previous), problem)
-                count, previous = batch[-1].seq, batch[-1].hash
-            found = Head(count, previous)
-            try:
-                kept = head(session)
-            except NoResultFound:
-                return Verified(count, found, "the chain's head row was removed")
-            if kept == found:
-                break
-            if kept.seq > count and (session.scalar(select(func.max(ChainEntry.seq))) or 0) > count:
-                continue  # appended while it was read: read on
-            if kept.seq > count:
-                return Verified(count, found, f"entries {count + 1} to {kept.seq}, at the end, were removed")
-            return Verified(count, found, f"the chain's head ({kept}) is not its last entry ({found})")
+        try:
+            target = head(session)  # what is appended from here on is read by the next check
+        except NoResultFound:
+            return Verified(0, Head(0, GENESIS), "the chain's head row was removed")
+        for batch in _batches(session, 0, target.seq):
+            problem = _check_batch(session, batch, previous, count, wanted, seen)
+            if problem is not None:
+                return Verified(count, Head(count, previous), problem)
+            count, previous = batch[-1].seq, batch[-1].hash
+        found = Head(count, previous)
+        if found != target:
+            if target.seq > count:
+                return Verified(count, found, f"entries {count + 1} to {target.seq}, at the end, were removed")
+            return Verified(count, found, f"the chain's head ({target}) is not its last entry ({found})")
         beyond = sorted(s for s in wanted if s > count)
         if beyond:
-            return Verified(count, found, f"entry {beyond[0]} was published but is not in the chain: its end was cut")
+            latest = session.scalar(select(func.max(ChainEntry.seq))) or 0
+            if beyond[0] > latest:
+                return Verified(
+                    count, found, f"entry {beyond[0]} was published but is not in the chain: its end was cut"
+                )
         return Verified(count, found, _unchained(session) or _pushes(session, seen, count))
 
 
-def _batches(session: Session, last: int) -> Iterator[list[ChainEntry]]:
+def _batches(session: Session, last: int, upto: int) -> Iterator[list[ChainEntry]]:
     while True:
-        batch = list(
-            session.scalars(select(ChainEntry).where(ChainEntry.seq > last).order_by(ChainEntry.seq).limit(BATCH))
-        )
+        query = select(ChainEntry).where(ChainEntry.seq > last, ChainEntry.seq <= upto)
+        batch = list(session.scalars(query.order_by(ChainEntry.seq).limit(BATCH)))
         if not batch:
             return
         yield batch

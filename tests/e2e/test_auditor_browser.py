@@ -91,31 +91,50 @@ def browser() -> Iterator[Any]:
     driver.quit()
 
 
-def sign_in(driver: Any, url: str, credentials: tuple[str, str], shot: str | None = None) -> None:
-    """What an auditor does: open the view, land on the sign-in page, give the user name and password."""
+def loaded(driver: Any) -> None:
+    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def type_into(driver: Any, name: str, text: str) -> None:
+    """Type into a field of the page, once the page is whole (Chromium may still be swapping in the page it was
+    sent to: a field found meanwhile belongs to no document)."""
     from selenium.common.exceptions import WebDriverException
 
-    driver.delete_all_cookies()
-    for attempt in range(3):
-        driver.get(f"{url}/audit/")
-        assert "/audit/login" in driver.current_url
-        try:  # Chromium may still be swapping in the page it was sent to: its fields then belong to no document
-            WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
-            driver.find_element("name", "username").send_keys(credentials[0])
-            driver.find_element("name", "password").send_keys(credentials[1])
-            break
+    for attempt in range(5):
+        try:
+            loaded(driver)
+            driver.find_element("name", name).send_keys(text)
+            return
         except WebDriverException:
-            if attempt == 2:
+            if attempt == 4:
                 raise
+            time.sleep(0.2)
+
+
+def submit(driver: Any, selector: str) -> None:
+    """Click a form's button and wait until its answer has loaded."""
+    page = driver.find_element("tag name", "html")
+    driver.find_element("css selector", selector).click()
+    WebDriverWait(driver, 15).until(staleness_of(page))
+    loaded(driver)
+
+
+def sign_in(driver: Any, url: str, credentials: tuple[str, str], shot: str | None = None) -> None:
+    """What an auditor does: open the view, land on the sign-in page, give the user name and password."""
+    driver.delete_all_cookies()
+    driver.get(f"{url}/audit/")
+    loaded(driver)
+    assert "/audit/login" in driver.current_url
+    type_into(driver, "username", credentials[0])
+    type_into(driver, "password", credentials[1])
     if shot:
         driver.save_screenshot(str(SHOTS / f"{shot}.png"))
-    page = driver.find_element("tag name", "html")
-    driver.find_element("id", "sign-in").click()
-    WebDriverWait(driver, 15).until(staleness_of(page))  # the answer to the form has loaded
+    submit(driver, "#sign-in")
 
 
 def visit(driver: Any, url: str, shot: str) -> str:
     driver.get(url)
+    loaded(driver)
     driver.save_screenshot(str(SHOTS / f"{shot}.png"))
     return driver.find_element("tag name", "main").text
 
@@ -137,9 +156,7 @@ def test_a_push_in_detail_shows_its_records_its_retries_and_its_decision(
 ):
     sign_in(browser, mediator["url"], AUDITOR)
     visit(browser, f"{mediator['url']}/audit/", "pushes-before-detail")
-    page = browser.find_element("tag name", "html")
-    browser.find_element("css selector", "#pushes tr:nth-child(2) td a").click()
-    WebDriverWait(browser, 15).until(staleness_of(page))
+    submit(browser, "#pushes tr:nth-child(2) td a")
     browser.save_screenshot(str(SHOTS / "push.png"))
     records = browser.find_element("id", "records").text
     assert f"Patient/{samples.HEAD}" in records and f"Group/{samples.FAMILY}" in records
@@ -158,10 +175,8 @@ def test_a_push_in_detail_shows_its_records_its_retries_and_its_decision(
 def test_a_record_s_history_found_by_insurance_number(browser: Any, mediator: dict[str, Any], delivered_later: None):
     sign_in(browser, mediator["url"], AUDITOR)
     visit(browser, f"{mediator['url']}/audit/records", "record-search")
-    browser.find_element("name", "number").send_keys("104000001")
-    page = browser.find_element("tag name", "html")
-    browser.find_element("css selector", "form.filters button").click()
-    WebDriverWait(browser, 15).until(staleness_of(page))
+    type_into(browser, "number", "104000001")
+    submit(browser, "form.filters button")
     browser.save_screenshot(str(SHOTS / "record.png"))
     versions = browser.find_element("id", "versions").text
     assert f"Patient/{samples.HEAD}" in browser.find_element("tag name", "h2").text
@@ -196,8 +211,6 @@ def test_a_refused_login(browser: Any, mediator: dict[str, Any]):
     assert browser.find_elements("id", "refused")
     sign_in(browser, mediator["url"], AUDITOR)
     assert browser.find_element("tag name", "h1").text == "Pushes"
-    page = browser.find_element("tag name", "html")
-    browser.find_element("link text", "Sign out").click()
-    WebDriverWait(browser, 15).until(staleness_of(page))
+    submit(browser, "header a:last-child")  # Sign out
     browser.get(f"{mediator['url']}/audit/")
     assert "/audit/login" in browser.current_url
