@@ -53,6 +53,7 @@ def verify(journal: Journal, published: Sequence[Head] = ()) -> Verified:
             target = head(session)  # what is appended from here on is read by the next check
         except NoResultFound:
             return Verified(0, Head(0, GENESIS), "the chain's head row was removed")
+        newest = session.scalar(select(func.max(Transaction.id))) or 0  # pushes after it are the next check's
         for batch in _batches(session, 0, target.seq):
             problem = _check_batch(session, batch, previous, count, wanted, seen)
             if problem is not None:
@@ -70,7 +71,7 @@ def verify(journal: Journal, published: Sequence[Head] = ()) -> Verified:
                 return Verified(
                     count, found, f"entry {beyond[0]} was published but is not in the chain: its end was cut"
                 )
-        return Verified(count, found, _unchained(session) or _pushes(session, seen, count))
+        return Verified(count, found, _unchained(session) or _pushes(session, seen, count, newest))
 
 
 def _batches(session: Session, last: int, upto: int) -> Iterator[list[ChainEntry]]:
@@ -153,7 +154,7 @@ def _unchained(session: Session) -> str | None:
     return None
 
 
-def _pushes(session: Session, seen: _Seen, count: int) -> str | None:
+def _pushes(session: Session, seen: _Seen, count: int, newest: int) -> str | None:
     """Every push is chained, and stands as its last decision left it (or reopened since, or still undecided)."""
     last = 0
     while True:
@@ -162,7 +163,7 @@ def _pushes(session: Session, seen: _Seen, count: int) -> str | None:
         late: _Seen | None = None
         rows = session.execute(
             select(Transaction.id, Transaction.status, Transaction.http_status, Transaction.answered_at)
-            .where(Transaction.id > last)
+            .where(Transaction.id > last, Transaction.id <= newest)
             .order_by(Transaction.id)
             .limit(BATCH)
         ).all()
