@@ -31,7 +31,7 @@ def build(journal: Journal, records: int) -> None:
     now = datetime.now(UTC)
     for start in range(0, records, PER_PUSH):
         with journal.sessions.begin() as session:
-            tx = Transaction(channel="insurees", received_at=now, status="Successful", http_status=200,
+            tx = Transaction(channel="insurees", received_at=now, answered_at=now, status="Successful", http_status=200,
                              body_sha256="0" * 64, received={"Patient": PER_PUSH}, stats={}, origin="channel")  # fmt: skip
             session.add(tx)
             session.flush()
