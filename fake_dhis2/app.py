@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
+from fake_dhis2.aggregate import AdxRefused, adx_values, import_values, option_combos, update_option_combos
 from fake_dhis2.legacy import legacy_enrollment_doc, legacy_event_doc, run_legacy
 from fake_dhis2.lists import LEGACY_LISTS, TRACKER_LISTS, legacy_list, metadata_list, tracker_list
 from fake_dhis2.store import METADATA_TYPES, Store, change_collection, import_metadata
@@ -46,7 +47,13 @@ class FakeDhis2:
     fail_next: int = 0  # the next N requests answer 503
     drop_next: int = 0  # the next N requests lose their connection without an answer
     drop_after_next: int = 0  # the next N requests are carried out, then lose their connection before the answer
-    fault_paths: tuple[str, ...] = ("/api/tracker", "/api/trackedEntityInstances", "/api/enrollments", "/api/events")
+    fault_paths: tuple[str, ...] = (
+        "/api/tracker",
+        "/api/trackedEntityInstances",
+        "/api/enrollments",
+        "/api/events",
+        "/api/dataValueSets",
+    )
 
     def restart(self) -> None:
         """What a DHIS2 restart does to the fake: async jobs, kept in memory, are gone."""
@@ -130,6 +137,8 @@ def _web_message(status: int, message: str, response: Any = None) -> tuple[Respo
     }
     if response is not None:
         doc["response"] = response
+        if response.get("status") == "WARNING":
+            doc["status"] = "WARNING"  # an import that took some of what it was sent
     return jsonify(doc), status
 
 
@@ -216,6 +225,36 @@ def create_app(fake: FakeDhis2) -> Flask:
                 lambda kind=kind, lister=lister: answer(lister(fake.store, kind, request.args, fake.v)),
                 methods=["GET"],
             )
+
+    @app.get("/api/categoryOptionCombos")
+    def category_option_combos() -> Any:
+        return jsonify(option_combos(fake.store, request.args))
+
+    @app.post("/api/maintenance/categoryOptionComboUpdate")
+    def category_option_combo_update() -> Any:
+        update_option_combos(fake.store)
+        return _web_message(200, "Import was successful.") if fake.v >= (2, 38) else ("", 204)
+
+    @app.post("/api/dataValueSets")
+    def data_value_sets() -> Any:
+        strategy = request.args.get("importStrategy", "CREATE_AND_UPDATE").upper()
+        if request.mimetype == "application/adx+xml":
+            try:
+                values, data_set = adx_values(fake.store, request.get_data(), request.args)
+            except AdxRefused as exc:
+                return _web_message(409, str(exc))
+        else:
+            payload = request.get_json(silent=True)
+            if not isinstance(payload, dict) or not isinstance(payload.get("dataValues", []), list):
+                return _web_message(400, "Request body is not valid JSON")
+            values = [v for v in payload.get("dataValues") or [] if isinstance(v, dict)]
+            data_set = payload.get("dataSet")
+        summary = import_values(fake.store, values, strategy, data_set)
+        if fake.v < (2, 38):
+            return jsonify(summary), 200
+        if summary["status"] == "SUCCESS":
+            return _web_message(200, "Import was successful.", summary)
+        return _web_message(409, "One more conflicts encountered, please check import summary.", summary)
 
     @app.get("/api/<collection>")
     def metadata_objects(collection: str) -> Any:

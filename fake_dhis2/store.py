@@ -14,6 +14,30 @@ def is_uid(value: Any) -> bool:
     return isinstance(value, str) and bool(UID.match(value))
 
 
+# DHIS2's built-in default category, option, combo and option combo (the same UIDs in every DHIS2).
+DEFAULT_CATEGORY, DEFAULT_OPTION, DEFAULT_COMBO, DEFAULT_OPTION_COMBO = (
+    "GLevLNI9wkl",
+    "xYerKDKCefk",
+    "bjDvmb4bfuf",
+    "HllvX50cXC0",
+)
+
+
+def _default(kind: str) -> dict[str, Any]:
+    if kind == "option":
+        return {"id": DEFAULT_OPTION, "name": "default", "code": "default"}
+    if kind == "category":
+        return {"id": DEFAULT_CATEGORY, "name": "default", "categoryOptions": [{"id": DEFAULT_OPTION}]}
+    if kind == "combo":
+        return {"id": DEFAULT_COMBO, "name": "default", "categories": [{"id": DEFAULT_CATEGORY}]}
+    return {
+        "id": DEFAULT_OPTION_COMBO,
+        "name": "default",
+        "categoryCombo": {"id": DEFAULT_COMBO},
+        "categoryOptions": [{"id": DEFAULT_OPTION}],
+    }
+
+
 @dataclass
 class Store:
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -33,6 +57,16 @@ class Store:
     # (attribute, value) -> tracked entity, for attributes marked unique: DHIS2 checks these on every import.
     unique_values: dict[tuple[str, str], str] = field(default_factory=dict)
     enrollments_by_owner: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (te, program) -> uids
+    # Aggregate metadata and data: option combos exist only once the maintenance task generated them.
+    category_options: dict[str, dict[str, Any]] = field(default_factory=lambda: {DEFAULT_OPTION: _default("option")})
+    categories: dict[str, dict[str, Any]] = field(default_factory=lambda: {DEFAULT_CATEGORY: _default("category")})
+    category_combos: dict[str, dict[str, Any]] = field(default_factory=lambda: {DEFAULT_COMBO: _default("combo")})
+    category_option_combos: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {DEFAULT_OPTION_COMBO: _default("option combo")}
+    )
+    data_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (data element, period, org unit, category option combo, attribute option combo) -> value
+    data_values: dict[tuple[str, str, str, str, str], str] = field(default_factory=dict)
 
     def option_codes(self, option_set_uid: str) -> set[str]:
         """Codes of the options the set lists: an option that only names the set is not one of its options."""
@@ -97,6 +131,11 @@ METADATA_TYPES = {
     "dataElements": ("DataElement", "data_elements"),
     "programs": ("Program", "programs"),
     "programStages": ("ProgramStage", "program_stages"),
+    "categoryOptions": ("CategoryOption", "category_options"),
+    "categories": ("Category", "categories"),
+    "categoryCombos": ("CategoryCombo", "category_combos"),
+    "categoryOptionCombos": ("CategoryOptionCombo", "category_option_combos"),
+    "dataSets": ("DataSet", "data_sets"),
 }
 
 # Which references each kind of object holds, as (how to read them from the object, the collection they name).
@@ -105,7 +144,17 @@ REFERENCES: dict[str, list[tuple[Any, str]]] = {
         (lambda o: [r.get("id") for r in o.get("organisationUnits") or []], "organisationUnits")
     ],
     "trackedEntityAttributes": [(lambda o: [(o.get("optionSet") or {}).get("id")], "optionSets")],
-    "dataElements": [(lambda o: [(o.get("optionSet") or {}).get("id")], "optionSets")],
+    "dataElements": [
+        (lambda o: [(o.get("optionSet") or {}).get("id")], "optionSets"),
+        (lambda o: [(o.get("categoryCombo") or {}).get("id")], "categoryCombos"),
+    ],
+    "categories": [(lambda o: [r.get("id") for r in o.get("categoryOptions") or []], "categoryOptions")],
+    "categoryCombos": [(lambda o: [r.get("id") for r in o.get("categories") or []], "categories")],
+    "dataSets": [
+        (lambda o: [(d.get("dataElement") or {}).get("id") for d in o.get("dataSetElements") or []], "dataElements"),
+        (lambda o: [(o.get("categoryCombo") or {}).get("id")], "categoryCombos"),
+        (lambda o: [r.get("id") for r in o.get("organisationUnits") or []], "organisationUnits"),
+    ],
     "programs": [
         (lambda o: [(o.get("trackedEntityType") or {}).get("id")], "trackedEntityTypes"),
         (
@@ -127,6 +176,13 @@ REFERENCES: dict[str, list[tuple[Any, str]]] = {
 
 
 OPTION_TEXT_LENGTH = 230
+# What DHIS2 keeps unique across each kind of aggregate metadata (its Hibernate mappings).
+UNIQUE_PROPERTIES = {
+    "categoryOptions": ("code", "name", "shortName"),
+    "categories": ("code", "name"),
+    "categoryCombos": ("code", "name"),
+    "dataSets": ("code",),
+}
 
 
 def _metadata_errors(store: Store, key: str, obj: dict[str, Any], payload: dict[str, Any]) -> list[dict[str, str]]:
@@ -155,6 +211,17 @@ def _metadata_errors(store: Store, key: str, obj: dict[str, Any], payload: dict[
         in_payload = {o.get("id") for o in payload.get("organisationUnits") or []}
         if parent and parent not in store.org_units and parent not in in_payload:
             errors.append({"errorCode": "E5002", "message": f"Invalid reference [{parent}] on object parent"})
+    if key in UNIQUE_PROPERTIES:
+        stored = getattr(store, METADATA_TYPES[key][1]).values()
+        for prop in UNIQUE_PROPERTIES[key]:
+            value = obj.get(prop)
+            clash = value and any(
+                o.get("id") != uid and o.get(prop) == value for o in [*stored, *(payload.get(key) or [])]
+            )
+            if clash:
+                errors.append(
+                    {"errorCode": "E5003", "message": f"Property `{prop}` with value `{value}` must be unique"}
+                )
     for read, collection in REFERENCES.get(key, []):
         known = set(getattr(store, METADATA_TYPES[collection][1])) | {
             o.get("id") for o in payload.get(collection) or []
@@ -234,6 +301,7 @@ COLLECTION_PROPERTIES = {
     ("optionSets", "options"): "options",
     ("programs", "organisationUnits"): "organisationUnits",
     ("organisationUnitGroups", "organisationUnits"): "organisationUnits",
+    ("dataSets", "organisationUnits"): "organisationUnits",
 }
 
 

@@ -3,6 +3,8 @@ with personal data redacted."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from mediator.answer.envelope import Orchestration
 from mediator.answer.redact import redacted_json, uids_in
 from mediator.dhis2.client import Exchange
@@ -27,3 +29,17 @@ def to_orchestration(index: int, ex: Exchange) -> Orchestration:
         response_headers={"content-type": "application/json"},
         error=ex.error,
     )
+
+
+def call_fields(orch: Orchestration) -> dict[str, Any]:
+    """An orchestration as the journal keeps a DHIS2 call (the columns of mediator.journal.models.Exchange)."""
+    return {
+        "method": orch.method,
+        "url": orch.url,
+        "started_at": orch.request_started,
+        "finished_at": orch.response_finished,
+        "status": orch.status,
+        "error": orch.error,
+        "request_body": orch.request_body,
+        "response_body": orch.response_body,
+    }

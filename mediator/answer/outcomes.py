@@ -19,7 +19,9 @@ class Reason:
 @dataclass
 class RecordOutcome:
     record: str  # "Patient/<key>"
-    status: str  # delivered | rejected | pending | unchanged (DHIS2 already has this content: nothing was sent)
+    # delivered | rejected | pending | unchanged (DHIS2 already has this content: nothing was sent) | aggregated
+    # (aggregate-only: counted into the monthly aggregates, never sent as an individual record)
+    status: str
     uids: dict[str, str] = field(default_factory=dict)
     reasons: list[Reason] = field(default_factory=list)
 
@@ -62,6 +64,7 @@ class PushSummary:
             "unchanged": self.states.get("duplicate", 0),
             "rejected": self.states.get("rejected", 0) + self.input_rejected,
             "pending": self.states.get("pending", 0),
+            "aggregated": self.states.get("aggregated", 0),
         }
 
 

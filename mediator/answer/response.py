@@ -18,6 +18,7 @@ from mediator.openimis.reader import Problem
 
 MAX_ISSUES = 5000
 UNCHANGED = "unchanged: DHIS2 already has this version of the record"
+AGGREGATED = "counted into the monthly aggregates only (aggregate-only mode: no individual record goes to DHIS2)"
 
 
 def operation_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
@@ -52,6 +53,9 @@ def _record_issues(result: PushResult) -> list[dict[str, Any]]:
         elif o.status == "unchanged":
             text = f"{o.record}: {UNCHANGED}"
             issues.append({"severity": "information", "code": "informational", "diagnostics": text})
+        elif o.status == "aggregated":
+            text = f"{o.record}: {AGGREGATED}"
+            issues.append({"severity": "information", "code": "informational", "diagnostics": text})
         # A delivered record's reasons are warnings; a waiting record's say what it waits for.
         severity = {"delivered": "warning", "pending": "information"}.get(o.status, "error")
         for r in o.reasons:
@@ -68,6 +72,8 @@ def push_properties(
     """The transaction's properties: resources received by type, records by outcome, what DHIS2 did."""
     properties: dict[str, Any] = {"channel": channel, **{f"received_{k}": v for k, v in received.items()}}
     properties.update({f"records_{k}": counts.get(k, 0) for k in ("delivered", "unchanged", "rejected", "pending")})
+    if counts.get("aggregated"):
+        properties["records_aggregated"] = counts["aggregated"]
     properties.update({f"dhis2_{k}": v for k, v in stats.items()})
     return properties
 
@@ -77,7 +83,9 @@ def decided_update(summary: PushSummary) -> dict[str, Any]:
     properties and response with the final counts (the response lists the rejected records, as the answer would
     have)."""
     counts = summary.counts
-    done = ", ".join(f"{n} {state}" for state, n in counts.items() if state != "pending")
+    done = ", ".join(
+        f"{n} {state}" for state, n in counts.items() if state != "pending" and (n or state != "aggregated")
+    )
     issues = [{"severity": "information", "code": "informational", "diagnostics": f"delivered later: {done}"}]
     rejected = [
         RecordOutcome(record, "rejected", {}, [Reason(r.get("field", ""), r.get("code", ""), r.get("message", ""))
@@ -106,8 +114,8 @@ def envelope(
     """The application/json+openhim document and the HTTP status the mediator answers the core with.
 
     `notes` are issues said before the records' own (what a pull read, say); `extra` joins the properties."""
-    counts = {s: result.count(s) for s in ("delivered", "unchanged", "rejected", "pending")}
-    delivered, unchanged, rejected, pending = counts.values()
+    counts = {s: result.count(s) for s in ("delivered", "unchanged", "rejected", "pending", "aggregated")}
+    delivered, unchanged, rejected, pending, aggregated = counts.values()
     properties = push_properties(channel, result.received, counts, result.stats)
     properties.update(extra or {})
     orchestrations = [to_orchestration(i + 1, ex) for i, ex in enumerate(exchanges)]
@@ -128,7 +136,7 @@ def envelope(
         status, http = "Processing", 202
     else:
         body = operation_outcome([*notes, *_record_issues(result)])
-        status = final_status(delivered + unchanged, rejected)
+        status = final_status(delivered + unchanged + aggregated, rejected)
         http = 200 if status == "Successful" else 422
     doc = mediator_response(urn, status, http, body, orchestrations, properties, error)
     return doc, http

@@ -122,6 +122,24 @@ def _bootstrap(settings: Settings, root_name: str) -> int:
     return 0
 
 
+def _aggregates(settings: Settings, periods: list[str], every: bool) -> int:
+    from mediator.app.aggregates_command import aggregates_command
+    from mediator.dhis2.errors import Dhis2Error
+
+    try:
+        _dhis2(settings)
+    except Dhis2Error as exc:
+        log.error("the aggregates could not be sent: %s", exc)
+        return 1
+
+    def client(exchanges: list[Any]) -> Any:
+        made = _dhis2(settings)
+        made.on_exchange = exchanges.append
+        return made
+
+    return aggregates_command(_journal(settings), client, settings, periods, every)
+
+
 def _verify(settings: Settings, heads: list[str]) -> int:
     from mediator.journal.chain import Head
     from mediator.journal.verify import verify
@@ -198,6 +216,13 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     rec = sub.add_parser("reconcile", help="check that DHIS2 holds what the journal says it delivered, per kind")
     rec.add_argument("--resend", action="store_true", help="send again what DHIS2 lacks (after a restore or reset)")
+    aggregating = sub.add_parser(
+        "aggregates", help="send the monthly aggregates to DHIS2 now: the months asked, or the closed months due"
+    )
+    aggregating.add_argument(
+        "--period", action="append", default=[], metavar="YYYY-MM", help="a month to send (again); repeatable"
+    )
+    aggregating.add_argument("--all", action="store_true", help="every month the journal counts anything in")
     declared = sub.add_parser(
         "settings", help="check that mediator_config.json and the README say what the settings' declaration says"
     )
@@ -261,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(_verify(settings, args.head))
     if args.command == "reconcile":
         raise SystemExit(_reconcile(settings, args.resend))
+    if args.command == "aggregates":
+        raise SystemExit(_aggregates(settings, args.period, args.all))
     warn_insecure(settings)
     if settings.dhis2_url:
         _check(settings, strict=False)

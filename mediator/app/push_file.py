@@ -24,7 +24,7 @@ from mediator.journal.store import Journal
 from mediator.openimis.stream import Survey
 
 log = logging.getLogger(__name__)
-DECIDED = ("delivered", "duplicate", "rejected", "superseded")
+DECIDED = ("delivered", "duplicate", "rejected", "superseded", "aggregated")
 
 
 def push_file(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -141,6 +142,7 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
     each taking other pushes.
     """
     from mediator.app.audit import atna_auditor
+    from mediator.delivery.aggregates import counting, send_aggregates
     from mediator.delivery.worker import Deliverer, openhim_update
     from mediator.journal.retention import purge_if_due
     from mediator.journal.store import Journal, default_url, open_engine
@@ -162,6 +164,24 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
             except OpenHimError as exc:
                 log.warning("OpenHIM transaction %s not updated: %s", tx.openhim_id, exc)
 
+    aggregated_at = 0.0
+
+    def aggregate() -> None:
+        nonlocal aggregated_at
+        current = live.current()
+        if not counting(current) or time.monotonic() - aggregated_at < current.aggregate_seconds:
+            return
+        aggregated_at = time.monotonic()
+        run = send_aggregates(journal, lambda exchanges: deliverer.client(current, None, exchanges), current)
+        if run is not None and (run.sent or run.rejected or run.failure):
+            log.info(
+                "aggregates: %d org unit month(s) sent, %d refused%s (push %s)",
+                run.sent,
+                len(run.rejected),
+                f", DHIS2 could not take them: {run.failure}" if run.failure else "",
+                run.transaction_id,
+            )
+
     def loop() -> None:
         while not stop.is_set():
             if lock is None or lock.try_acquire():
@@ -169,6 +189,10 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
                     deliverer.work_once(live.current(), notify)
                 except Exception:  # the worker must outlive any one push; the journal keeps what is left
                     log.exception("delivery round failed")
+                try:
+                    aggregate()
+                except Exception:  # what is due stays due; tried again next round
+                    log.exception("aggregates round failed")
                 try:
                     purge_if_due(journal, settings.personal_data_retention_days)
                 except Exception:  # tried again next round; nothing is lost by waiting

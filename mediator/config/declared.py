@@ -26,6 +26,7 @@ CHANNEL_TEMPLATE = [
     {"param": "username", "displayName": "Route username", "type": "string"},
     {"param": "dhis2_username", "displayName": "DHIS2 username (optional)", "type": "string"},
     {"param": "pulls", "displayName": "Pulls from openIMIS (the polling channel's endpoint)", "type": "bool"},
+    {"param": "aggregate_only", "displayName": "Aggregates only (no individual record to DHIS2)", "type": "bool"},
 ]
 CHANNELS_DOC = (
     "One entry per mediator endpoint: the username its OpenHIM route sends, the openIMIS resources it takes, and "
@@ -117,7 +118,8 @@ def settings_table() -> str:
     rows.append(
         f"| `{prefix}USERNAME`, `{prefix}DHIS2_USERNAME` | `channels` | the default channels | per channel: route "
         "username, resource types, personal data it may send (`names`, `phone`, `identification_number`), optional "
-        "DHIS2 username, and `pulls` (the polling channel's endpoint: each call pulls from openIMIS) |"
+        "DHIS2 username, `pulls` (the polling channel's endpoint: each call pulls from openIMIS) and `aggregate_only` "
+        "(what it brings is only counted into the monthly aggregates) |"
     )
     rows.append(
         f"| `{prefix}PASSWORD`, `{prefix}DHIS2_PASSWORD` | — | — | per channel: the password its OpenHIM route "

@@ -47,6 +47,7 @@ class ChannelSettings:
     dhis2_password: str = field(default="", repr=False)
     personal_data: tuple[str, ...] = ()  # what this channel may send beyond the global privacy settings
     pulls: bool = False  # the endpoint an OpenHIM polling channel calls: each call pulls from openIMIS
+    aggregate_only: bool = False  # what comes on this channel is only counted into the monthly aggregates
 
 
 def _declare(default: Any, doc: str, scope: str, **more: Any) -> Any:
@@ -127,6 +128,7 @@ class Settings:
     )
     inline_limit: int = process(5000, "records of a push delivered before answering; a larger push is answered at once")
     delivery_seconds: float = process(5.0, "how often the delivery worker looks for records that are due")
+    aggregate_seconds: float = process(300.0, "how often the delivery worker sends the aggregates that are due")
     retry_seconds: float = process(
         30.0, "first wait after DHIS2 could not take a push; it doubles after each failure, up to an hour"
     )
@@ -275,6 +277,32 @@ class Settings:
         "How far before the last pull each pull reads again, so that nothing changed while a pull ran is missed "
         "(records already delivered are recognised and not sent again).",
     )
+    aggregates: bool = console(
+        False,
+        "Monthly aggregates",
+        "Count what flows through the mediator into openIMIS's ENROLMENT (wards) and PROCESSED_CLAIM (health "
+        "facilities) monthly data sets, with the codes of openIMIS's own DHIS2 module, and send each month to DHIS2 "
+        "once it closes (corrections to earlier months as they happen).",
+    )
+    aggregate_only: bool = console(
+        False,
+        "Aggregates only",
+        "Send DHIS2 no individual record at all: insurees, families, policies and claims are only counted into the "
+        "monthly aggregates (org units and code lists still go). A channel can ask for this on its own too.",
+    )
+    aggregate_format: str = console(
+        "json",
+        "Aggregates: format",
+        "json: /api/dataValueSets with the option combos' UIDs, read from DHIS2; adx: ADX XML with codes, as "
+        "openIMIS's module sent them.",
+        values=("json", "adx"),
+    )
+    aggregate_suppress_below: int = console(
+        1,
+        "Aggregates: smallest count sent",
+        "Counts of insurees, families and claims below this are not sent (a cell already in DHIS2 is deleted); 1 "
+        "sends every count. Amounts and quantities are always sent.",
+    )
     channels: tuple[ChannelSettings, ...] = field(default=(), metadata={"scope": "console", "title": "Channels"})
 
     def channel(self, name: str) -> ChannelSettings | None:
@@ -398,6 +426,7 @@ def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
         values = {f: str(entry.get(f) or "") for f in CHANNEL_FIELDS}
         values.update(dict.fromkeys(CHANNEL_SECRETS, ""))
         pulls = _coerce(f"channels[{i}].pulls", bool, entry.get("pulls") or False)
+        aggregate_only = _coerce(f"channels[{i}].aggregate_only", bool, entry.get("aggregate_only") or False)
         prefix = channel_env_prefix(values["name"])
         for f in ("username", "dhis2_username", *CHANNEL_SECRETS):
             if prefix + f.upper() in env:
@@ -409,7 +438,11 @@ def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
         unknown = sorted(set(personal) - set(PERSONAL_DATA))
         if unknown:
             raise SettingsError(f"channels[{i}].personal_data: unknown {unknown}; known: {', '.join(PERSONAL_DATA)}")
-        channels.append(ChannelSettings(resources=resources, personal_data=personal, pulls=pulls, **values))
+        channels.append(
+            ChannelSettings(
+                resources=resources, personal_data=personal, pulls=pulls, aggregate_only=aggregate_only, **values
+            )
+        )
     names = [c.name for c in channels]
     if len(set(names)) != len(names):
         raise SettingsError("channels: channel names must be unique")

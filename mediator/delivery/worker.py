@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import insert
 
 from mediator.answer.envelope import Orchestration
-from mediator.answer.orchestrations import to_orchestration
+from mediator.answer.orchestrations import call_fields, to_orchestration
 from mediator.answer.outcomes import PushResult, PushSummary, Reason, RecordOutcome
 from mediator.answer.response import decided_update
 from mediator.config.mapping_file import dhis2_setup, insuree_target
@@ -24,7 +24,7 @@ from mediator.delivery.push import label, push
 from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, credentials_key, make_auth
 from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
-from mediator.journal import chain
+from mediator.journal import aggregates, chain
 from mediator.journal.accept import drop_unfinished
 from mediator.journal.claim import Slice, claim, due, on_their_way, release, release_dead_claims, undecided
 from mediator.journal.delivered import enrollment_org_units
@@ -35,7 +35,7 @@ from mediator.journal.numbers import insurees_by_number
 from mediator.journal.store import Journal
 from mediator.journal.summary import push_summary
 from mediator.openimis.reader import Reading
-from mediator.openimis.records import CodeEntry, Insuree, Policy, Record
+from mediator.openimis.records import Claim, ClaimReview, CodeEntry, Family, Insuree, Policy, Record
 from mediator.openimis.references import resolve
 from mediator.openimis.units import referents
 
@@ -142,7 +142,7 @@ class Deliverer:
         self, taken: Slice, settings: Settings, channel: ChannelSettings | None, run: Run, keep: bool
     ) -> tuple[PushResult, dict[str, str]]:
         """Deliver one slice, record what became of it, and add it to the run; also returns what waits."""
-        result, exchanges, waiting = self._deliver(taken, settings, channel)
+        result, exchanges, waiting, records = self._deliver(taken, settings, channel)
         # Records of the slice's units delivered before go again as context: only the slice's own are recorded.
         result.outcomes = [o for o in result.outcomes if o.record in taken.labels]
         outcomes = [
@@ -159,8 +159,12 @@ class Deliverer:
         base = timedelta(seconds=settings.retry_seconds)
         finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP)
         orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
+        # What a slice decided is counted into the monthly aggregates, in the transaction that records it.
+        decided = {o["record"] for o in outcomes if o["status"] != "pending" and not o["waits_for"]}
+        counting = settings.aggregates or aggregate_only(settings, channel)
+        counted = [r for r in records if label(r) in decided] if counting else []
         # A record that waits has no outcome yet: only its work row says what it waits for.
-        self._record(taken.transaction_id, result, [o for o in outcomes if not o["waits_for"]], orchestrations)
+        self._record(taken.transaction_id, result, [o for o in outcomes if not o["waits_for"]], orchestrations, counted)
         if self.auditor is not None:
             self.auditor(taken.transaction_id, result)
         room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
@@ -175,10 +179,21 @@ class Deliverer:
 
     def _deliver(
         self, taken: Slice, settings: Settings, channel: ChannelSettings | None
-    ) -> tuple[PushResult, list[Exchange], dict[str, str]]:
-        """Deliver a slice; also returns the records that wait for one still on its way in another push."""
+    ) -> tuple[PushResult, list[Exchange], dict[str, str], list[Record]]:
+        """Deliver a slice; also returns the records that wait for one still on its way in another push, and the
+        slice's records as delivered (references resolved).
+
+        In aggregate-only mode insurees, families, policies and claims are not sent: they are only counted."""
         exchanges: list[Exchange] = []
-        reading = Reading(records=[resolve(r, taken.aliases) for r in taken.records])
+        resolved = [resolve(r, taken.aliases) for r in taken.records]
+        reading = Reading(records=resolved)
+        counted_only: list[Record] = []
+        if aggregate_only(settings, channel):
+            counted_only = [r for r in resolved if isinstance(r, INDIVIDUAL) and label(r) in taken.labels]
+            reading.records = [r for r in resolved if not isinstance(r, INDIVIDUAL)]
+            if not reading.records:
+                outcomes = [RecordOutcome(label(r), "aggregated") for r in counted_only]
+                return PushResult(outcomes=outcomes), exchanges, {}, resolved
         numbers = _numbers_from_elsewhere(reading.records)
         known = insurees_by_number(self.journal, numbers) if numbers else {}
         waiting = self._waiting(taken, reading.records, known)
@@ -208,7 +223,8 @@ class Deliverer:
         for record, (referent, push_id) in waiting.items():
             why = f"waits for {referent}, still on its way to DHIS2 (push {push_id}); it goes once that is delivered"
             result.outcomes.append(RecordOutcome(record, "pending", {}, [Reason("reference", "", why)]))
-        return result, exchanges, {record: referent for record, (referent, _) in waiting.items()}
+        result.outcomes += [RecordOutcome(label(r), "aggregated") for r in counted_only]
+        return result, exchanges, {record: referent for record, (referent, _) in waiting.items()}, resolved
 
     def _waiting(self, taken: Slice, records: list[Record], known: Mapping[str, str]) -> dict[str, tuple[str, int]]:
         """The slice's records that refer to a record still pending in another push: record -> (that record, push).
@@ -252,6 +268,7 @@ class Deliverer:
         result: PushResult,
         outcomes: list[dict[str, Any]],
         orchestrations: list[Orchestration],
+        counted: list[Record] | None = None,
     ) -> None:
         with self.journal.sessions.begin() as session:
             written: dict[int, dict[str, Any]] = {}
@@ -260,7 +277,7 @@ class Deliverer:
                 ids = session.scalars(insert(Outcome).returning(Outcome.id, sort_by_parameter_order=True), rows)
                 columns = chain.ROWS["outcome"][1]  # their values come back as they went in: digested as written
                 written = {i: {c: row.get(c) for c in columns} for i, row in zip(ids, rows, strict=True)}
-            calls = [_exchange_row(transaction_id, orch) for orch in orchestrations]
+            calls = [ExchangeRow(transaction_id=transaction_id, **call_fields(orch)) for orch in orchestrations]
             session.add_all(calls)
             tx = session.get(Transaction, transaction_id)
             if tx is not None:
@@ -269,6 +286,8 @@ class Deliverer:
                     stats[k] = stats.get(k, 0) + v
                 tx.stats = stats
                 tx.failure = str(result.failure) if result.failure else None
+                if counted:
+                    aggregates.take(session, transaction_id, tx.received_at, counted)
             session.flush()
             chain.append(session, rows={"call": [c.id for c in calls]}, written={"outcome": written})
 
@@ -298,6 +317,14 @@ class Deliverer:
         return done
 
 
+# Records of individuals: what aggregate-only mode keeps from DHIS2.
+INDIVIDUAL = (Insuree, Family, Policy, Claim, ClaimReview)
+
+
+def aggregate_only(settings: Settings, channel: ChannelSettings | None) -> bool:
+    return settings.aggregate_only or bool(channel and channel.aggregate_only)
+
+
 def dhis2_user(settings: Settings, channel: ChannelSettings | None) -> tuple[str, str, str]:
     """(auth mode, username, password) a channel writes to DHIS2 with: its own DHIS2 user (Basic auth, whatever
     the default credentials are), else the default credentials."""
@@ -318,20 +345,6 @@ def _numbers_from_elsewhere(records: list[Record]) -> set[str]:
     """Insurance numbers that Coverages of a slice name and that no insuree of the slice carries."""
     carried = {r.insurance_number for r in records if isinstance(r, Insuree)}
     return {n for r in records if isinstance(r, Policy) for n in r.insurance_numbers} - carried
-
-
-def _exchange_row(transaction_id: int, orch: Orchestration) -> ExchangeRow:
-    return ExchangeRow(
-        transaction_id=transaction_id,
-        method=orch.method,
-        url=orch.url,
-        started_at=orch.request_started,
-        finished_at=orch.response_finished,
-        status=orch.status,
-        error=orch.error,
-        request_body=orch.request_body,
-        response_body=orch.response_body,
-    )
 
 
 def openhim_update(tx: Transaction, run: Run) -> dict[str, Any]:

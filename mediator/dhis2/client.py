@@ -112,19 +112,20 @@ class Dhis2Client:
         path: str,
         params: dict[str, str] | None = None,
         body: Any = None,
+        raw: tuple[bytes, str] | None = None,
     ) -> tuple[int, Any]:
         """Send one request (again, while DHIS2 is briefly unavailable); return (status, parsed JSON or text) for any
         answer below 500 except 401/403.
 
         DHIS2 answers 409 with a report worth reading, so only the caller knows what a 4xx means. Every attempt is
         recorded as an exchange. Requests are safe to repeat: the mediator's UIDs are deterministic and it imports
-        with CREATE_AND_UPDATE.
+        with CREATE_AND_UPDATE. `raw` is a body that is not JSON, with its content type.
         """
         attempts = max(1, self.retry.attempts)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                status, answer, headers = self._send(method, path, params, body)
+                status, answer, headers = self._send(method, path, params, body, raw)
             except Dhis2Unavailable:
                 if last:
                     raise
@@ -140,19 +141,32 @@ class Dhis2Client:
             return status, answer
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def request_raw(
+        self, method: str, path: str, params: dict[str, str] | None, data: bytes, content_type: str
+    ) -> tuple[int, Any]:
+        """`request` with a body that is not JSON (ADX XML)."""
+        return self.request(method, path, params=params, raw=(data, content_type))
+
     def _send(
-        self, method: str, path: str, params: dict[str, str] | None, body: Any
+        self, method: str, path: str, params: dict[str, str] | None, body: Any, raw: tuple[bytes, str] | None = None
     ) -> tuple[int, Any, Mapping[str, str]]:
         url = self.base_url + path
         started = datetime.now(UTC)
+        data: bytes | None
+        if raw is not None:
+            data, headers = raw[0], {**ACCEPT, "Content-Type": raw[1]}
+            body = raw[0].decode("utf-8", "replace")  # recorded as the text it is
+        else:
+            data = None if body is None else orjson.dumps(body)
+            headers = ACCEPT if body is None else SENDING
         try:
             resp = self.session.request(
                 method,
                 url,
                 params=params,
-                data=None if body is None else orjson.dumps(body),
+                data=data,
                 auth=self.auth,
-                headers=ACCEPT if body is None else SENDING,
+                headers=headers,
                 timeout=self.timeout,
                 verify=self.verify,
             )

@@ -87,3 +87,11 @@ def add_to_collection(
         return None
     message = body.get("message") if isinstance(body, dict) else str(body)[:300]
     return CollectionRefusal(status, str(message or ""))
+
+
+def update_option_combos(dhis2: Dhis2Client) -> None:
+    """DHIS2's maintenance task that makes the option combos of every category combo."""
+    status, body = dhis2.request("POST", "/api/maintenance/categoryOptionComboUpdate")
+    if status >= 300:
+        message = body.get("message") if isinstance(body, dict) else str(body)[:300]
+        raise Dhis2Rejected(f"DHIS2 refused to update the category option combos ({status}): {message}", status)

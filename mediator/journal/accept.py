@@ -188,7 +188,7 @@ def _open(journal: Journal, transaction_id: int, now: datetime) -> list[int]:
             other.kind == Work.kind,
             other.key == Work.key,
             other.transaction_id > transaction_id,
-            other.state.in_(("pending", "delivered", "duplicate")),
+            other.state.in_(("pending", "delivered", "duplicate", "aggregated")),
         )
         .exists()
     )

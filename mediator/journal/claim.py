@@ -143,7 +143,7 @@ def claim(
                     later.kind == Work.kind,
                     later.key == Work.key,
                     later.id > Work.id,
-                    later.state.in_(("pending", "delivered", "duplicate")),
+                    later.state.in_(("pending", "delivered", "duplicate", "aggregated")),
                 )
                 .exists()
             )

@@ -92,9 +92,12 @@ def _converter(hint: Any) -> Callable[[Any], Any]:
     if hint is Decimal:
         return Decimal
     origin = typing.get_origin(hint)
-    if origin is tuple:
+    if origin is tuple and (len(args) == 1 or args[1] is Ellipsis):
         item = _converter(args[0])
         return lambda v: tuple(item(x) for x in v)
+    if origin is tuple:  # a fixed pair or triple: each place its own type
+        places = [_converter(a) for a in args]
+        return lambda v: tuple(convert(x) for convert, x in zip(places, v, strict=True))
     if origin is dict:
         value = _converter(args[1])
         return lambda v: {k: value(x) for k, x in v.items()}

@@ -119,7 +119,7 @@ def decide(journal: Journal, transaction_id: int) -> str | None:
         tx = session.get(Transaction, transaction_id)
         if tx is None:
             return None
-        delivered = counts.get("delivered", 0) + counts.get("duplicate", 0)
+        delivered = counts.get("delivered", 0) + counts.get("duplicate", 0) + counts.get("aggregated", 0)
         status = final_status(delivered, counts.get("rejected", 0) + (tx.input_rejected or 0))
         http_status, now = 200 if status == "Successful" else 422, datetime.now(UTC)
         won = rowcount(
@@ -133,7 +133,11 @@ def decide(journal: Journal, transaction_id: int) -> str | None:
             return None
         session.execute(
             update(Work)
-            .where(Work.transaction_id == transaction_id, Work.state == "delivered", Work.record.is_not(None))
+            .where(
+                Work.transaction_id == transaction_id,
+                Work.state.in_(("delivered", "aggregated")),
+                Work.record.is_not(None),
+            )
             .values(record=None)
         )
         chain.append(session, [("decided", chain.decided_fact(transaction_id, status, http_status, now))])

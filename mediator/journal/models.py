@@ -202,3 +202,100 @@ class ChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AggregateFact(Base):
+    """What the monthly aggregates know of one record (mediator.aggregates.facts): its latest facts, from the
+    newest push that brought it, and the month it was first received (stocks count from then)."""
+
+    __tablename__ = "aggregate_facts"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    push_id: Mapped[int] = mapped_column(Integer)
+    since: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AggregateRef(Base):
+    """A record's facts refer to another record ("Kind/key"): when that one changes, this one is counted again."""
+
+    __tablename__ = "aggregate_refs"
+    __table_args__ = (Index("ix_aggregate_refs_record", "kind", "key"),)
+
+    ref: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+
+
+class AggregateContribution(Base):
+    """One root record's share of one cell, for a run of months; replaced whenever the root is counted again."""
+
+    __tablename__ = "aggregate_contributions"
+    __table_args__ = (
+        Index("ix_aggregate_contributions_root", "root_kind", "root_key"),
+        Index("ix_aggregate_contributions_cell", "data_set", "org_unit", "first"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    root_kind: Mapped[str] = mapped_column(String(32))
+    root_key: Mapped[str] = mapped_column(String(160))
+    data_set: Mapped[str] = mapped_column(String(32))
+    org_unit: Mapped[str] = mapped_column(String(160))  # the openIMIS key of the ward or facility
+    element: Mapped[str] = mapped_column(String(64))
+    options: Mapped[str] = mapped_column(String(400))  # option codes joined by "|"
+    attributes: Mapped[str] = mapped_column(String(400))
+    first: Mapped[int] = mapped_column(Integer)  # months: year * 12 + month - 1
+    last: Mapped[int | None] = mapped_column(Integer)  # none: every month since `first`
+    value: Mapped[str] = mapped_column(String(40))  # exact decimal
+
+
+class AggregateUnplaced(Base):
+    """A root record that cannot be counted yet (its ward, insuree or family head has not come), and why."""
+
+    __tablename__ = "aggregate_unplaced"
+
+    root_kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    root_key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200))
+
+
+class AggregateDue(Base):
+    """A data set's month on an org unit to be sent (again): its cells changed, or its month closed."""
+
+    __tablename__ = "aggregate_due"
+    __table_args__ = (Index("ix_aggregate_due_next", "state", "next_attempt_at"),)
+
+    data_set: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_unit: Mapped[str] = mapped_column(String(160), primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)  # months: year * 12 + month - 1
+    state: Mapped[str] = mapped_column(String(16))  # pending | rejected (a dead letter until sent again)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AggregateSent(Base):
+    """The value DHIS2 holds for one cell, as last sent: a cell that went to zero is deleted there."""
+
+    __tablename__ = "aggregate_sent"
+
+    data_set: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_unit: Mapped[str] = mapped_column(String(160), primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)
+    element: Mapped[str] = mapped_column(String(64), primary_key=True)
+    options: Mapped[str] = mapped_column(String(400), primary_key=True)
+    attributes: Mapped[str] = mapped_column(String(400), primary_key=True)
+    value: Mapped[str] = mapped_column(String(40))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AggregateMonth(Base):
+    """A closed month whose every cell was made due once (the schedule sends each month once it closes)."""
+
+    __tablename__ = "aggregate_months"
+
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -22,7 +22,7 @@ from mediator.journal.store import Journal
 
 log = logging.getLogger(__name__)
 
-DECIDED = ("delivered", "rejected", "superseded", "duplicate")
+DECIDED = ("delivered", "rejected", "superseded", "duplicate", "aggregated")
 PURGE_EVERY = timedelta(hours=1)
 CHUNK = 500  # records cleared per database transaction, so SQLite's write lock is never held for long
 

@@ -112,6 +112,7 @@ class PushRecord:
     failure: str | None
     outcomes: list[dict[str, Any]]
     exchanges: list[dict[str, Any]]
+    origin: str = "channel"
 
 
 class Journal:
@@ -139,6 +140,7 @@ class Journal:
             received=push.received,
             stats=push.stats,
             failure=push.failure,
+            origin=push.origin,
             outcomes=[Outcome(**o) for o in push.outcomes],
             exchanges=[Exchange(**e) for e in push.exchanges],
         )

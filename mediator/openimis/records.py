@@ -99,6 +99,8 @@ class Policy:
     start_date: date | None = None
     effective_date: date | None = None
     expiry_date: date | None = None
+    family_key: str | None = None  # the family insured (Contract's subject)
+    premiums: tuple[tuple[date, Decimal], ...] = ()  # contributions paid: (pay date, amount) (Contract)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Claim:
     created: date | None = None
     claimed: Decimal | None = None
     lines: tuple[ClaimLine, ...] = ()
+    coverage_key: str | None = None  # the policy it is claimed on (Claim.insurance)
 
     kind = "Claim"
 
@@ -137,6 +140,7 @@ class LineReview:
     sequence: int
     kind: str | None
     amounts: dict[str, Decimal]  # line total (unit amount x quantity) by category: 4 approved, 8 adjusted, 16 valuated
+    quantity: Decimal | None = None  # the quantity of the furthest category reached (the approved one once checked)
 
 
 @dataclass(frozen=True)

@@ -492,6 +492,7 @@ class ContractSchema(_Resource):
 
     status = fields.Str()
     legalState = fields.Nested(CodeableConceptSchema)
+    subject = fields.List(fields.Nested(ReferenceSchema))
     term = fields.List(fields.Dict())
 
     @post_load
@@ -517,9 +518,11 @@ class ContractSchema(_Resource):
             end = Day().deserialize(period.get("end")) if period.get("end") else None
         except ValidationError:
             problems["term.asset.period"] = ["not a valid date"]
+        premiums = _premiums(assets, problems)
         if problems:
             raise ValidationError(problems)
         legal = (data.get("legalState") or {}).get("text")
+        family = next((k for k in map(fhir.reference_key, data.get("subject") or []) if k), None)
         return Policy(
             "Contract",
             str(fhir.record_key(data)),
@@ -531,7 +534,29 @@ class ContractSchema(_Resource):
             number=fhir.business_code(data.get("identifier")),
             start_date=start,
             expiry_date=end,
+            family_key=family,
+            premiums=premiums,
         )
+
+
+def _premiums(assets: list[dict[str, Any]], problems: dict[str, list[str]]) -> tuple[tuple[Any, Any], ...]:
+    """The contributions paid on a policy: openIMIS writes each as a `contract-premium` extension of the asset, with
+    its amount and pay date among its own extensions."""
+    paid = []
+    for asset in assets:
+        for ext in asset.get("extension") or []:
+            if not isinstance(ext, dict) or fhir.last_segment(ext.get("url")) != "contract-premium":
+                continue
+            parts = {fhir.last_segment(e.get("url")): e for e in ext.get("extension") or [] if isinstance(e, dict)}
+            amount = ((parts.get("amount") or {}).get("valueMoney") or {}).get("value")
+            when = (parts.get("date") or {}).get("valueDate")
+            if amount is None or when is None:
+                continue  # a premium without amount or date counts nowhere
+            try:
+                paid.append((Day().deserialize(when), Amount().deserialize(amount)))
+            except ValidationError:
+                problems["term.asset.extension.contract-premium"] = ["amount or date not valid"]
+    return tuple(sorted(paid))
 
 
 class QuantitySchema(_Base):
@@ -550,6 +575,10 @@ class ClaimItemSchema(_Base):
     productOrService = fields.Nested(CodeableConceptSchema)
     quantity = fields.Nested(QuantitySchema)
     unitPrice = fields.Nested(MoneySchema)
+
+
+class InsuranceSchema(_Base):
+    coverage = fields.Nested(ReferenceSchema)
 
 
 class DiagnosisSchema(_Base):
@@ -604,6 +633,7 @@ class ClaimSchema(_Resource):
     diagnosis = fields.List(fields.Nested(DiagnosisSchema))
     item = fields.List(fields.Nested(ClaimItemSchema))
     total = fields.Nested(MoneySchema)
+    insurance = fields.List(fields.Nested(InsuranceSchema))
 
     @validates_schema
     def _check_references(self, data: dict[str, Any], **_: Any) -> None:
@@ -650,6 +680,9 @@ class ClaimSchema(_Resource):
             created=data.get("created"),
             claimed=(data.get("total") or {}).get("value"),
             lines=tuple(lines),
+            coverage_key=next(
+                (k for k in (fhir.reference_key(i.get("coverage")) for i in data.get("insurance") or []) if k), None
+            ),
         )
 
 
@@ -696,16 +729,20 @@ class ClaimResponseSchema(_Resource):
         }
         lines = []
         for item in data.get("item") or []:
-            amounts = {}
+            amounts, quantities = {}, {}
             for adj in item.get("adjudication") or []:
                 category = str(fhir.first_code(adj["category"]))
                 if category not in CATEGORY_ORDER:
                     continue
                 unit = (adj.get("amount") or {}).get("value")
+                if adj.get("value") is not None:
+                    quantities[category] = adj["value"]
                 if unit is not None:
                     # openIMIS gives the unit amount and the quantity; DHIS2 gets the line total.
                     amounts[category] = unit * (adj.get("value") if adj.get("value") is not None else 1)
-            lines.append(LineReview(item["itemSequence"], _line_kind(item)[0], amounts))
+            furthest = max(quantities, key=int, default=None)
+            quantity = quantities[furthest] if furthest is not None else None
+            lines.append(LineReview(item["itemSequence"], _line_kind(item)[0], amounts, quantity))
         line_categories = [set(line.amounts) for line in lines]
         reached = [c for c in CATEGORY_ORDER if c in totals or any(c in cats for cats in line_categories)]
         if line_categories and all(cats == {REJECTED} for cats in line_categories):

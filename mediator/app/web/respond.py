@@ -14,6 +14,7 @@ from typing import Any
 from flask import Response, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from mediator.answer.orchestrations import call_fields
 from mediator.answer.outcomes import PushResult, RecordOutcome
 from mediator.answer.response import envelope, error_envelope, to_orchestration
 from mediator.app.web.guard import Origin
@@ -75,19 +76,7 @@ def keep_refused(
             {"record": o.record, "status": o.status, "uids": o.uids, "reasons": [asdict(r) for r in o.reasons]}
             for o in result.outcomes
         ],
-        exchanges=[
-            {
-                "method": o.method,
-                "url": o.url,
-                "started_at": o.request_started,
-                "finished_at": o.response_finished,
-                "status": o.status,
-                "error": o.error,
-                "request_body": o.request_body,
-                "response_body": o.response_body,
-            }
-            for o in orchestrations
-        ],
+        exchanges=[call_fields(o) for o in orchestrations],
     )
     try:
         journal.write(record)
