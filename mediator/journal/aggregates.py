@@ -159,37 +159,35 @@ def _touched(
 
 
 def recount(session: Any, roots: Iterable[tuple[str, str]], lookup: Any = None, now: datetime | None = None) -> None:
-    """Replace the contributions of these roots with what their facts give now; their months old and new are due."""
+    """Replace the contributions of these roots with what their facts give now; the months where anything changed,
+    old or new, are due (a root counted again to the same contributions makes nothing due)."""
     lookup = lookup or _Lookup(session)
     horizon = current_month(now)
     due: set[tuple[str, str, int]] = set()
+    c = AggregateContribution
     for kind, key in sorted(roots):
-        gone = session.execute(
-            select(
-                AggregateContribution.data_set,
-                AggregateContribution.org_unit,
-                AggregateContribution.first,
-                AggregateContribution.last,
-            ).where(AggregateContribution.root_kind == kind, AggregateContribution.root_key == key)
-        ).all()
-        for data_set, org_unit, first, last in gone:
-            due |= _months(data_set, org_unit, first, last, horizon)
-        session.execute(
-            delete(AggregateContribution).where(
-                AggregateContribution.root_kind == kind, AggregateContribution.root_key == key
-            )
-        )
+        mine = (c.root_kind == kind, c.root_key == key)
+        columns = (c.data_set, c.org_unit, c.element, c.options, c.attributes, c.first, c.last, c.value)
+        before = {tuple(row) for row in session.execute(select(*columns).where(*mine))}
+        made, why = contrib.of_root(kind, key, lookup)
+        rows = [_row(kind, key, m) for m in made]
+        after = {tuple(r[f] for f in _COLUMNS) for r in rows}
         session.execute(
             delete(AggregateUnplaced).where(AggregateUnplaced.root_kind == kind, AggregateUnplaced.root_key == key)
         )
-        made, why = contrib.of_root(kind, key, lookup)
         if why is not None:
             session.add(AggregateUnplaced(root_kind=kind, root_key=key, reason=why[:200]))
-        if made:
-            session.execute(insert(AggregateContribution), [_row(kind, key, c) for c in made])
-        for c in made:
-            due |= _months(c.data_set, c.org_unit, c.first, c.last, horizon)
+        if before == after:
+            continue
+        session.execute(delete(AggregateContribution).where(*mine))
+        if rows:
+            session.execute(insert(AggregateContribution), rows)
+        for data_set, org_unit, _, _, _, first, last, _ in before ^ after:
+            due |= _months(data_set, org_unit, first, last, horizon)
     mark_due(session, due)
+
+
+_COLUMNS = ("data_set", "org_unit", "element", "options", "attributes", "first", "last", "value")
 
 
 def _row(kind: str, key: str, c: Contribution) -> dict[str, Any]:

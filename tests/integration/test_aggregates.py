@@ -81,6 +81,13 @@ class Mediator:
         assert run is not None
         return run
 
+    def schedule(self, now: datetime) -> Any:
+        """What the delivery worker does on its round at `now`: the closed months due."""
+        settings = LiveSettings(self.settings, self.env).current()
+        run = send_aggregates(self.journal, lambda ex: self.deliverer.client(settings, None, ex), settings, now=now)
+        assert run is not None
+        return run
+
     def held(self, resources: list[dict[str, Any]]) -> dict[Any, Any]:
         keys = {
             org_unit_uid(r["id"].lower()): r["id"].lower()

@@ -1,0 +1,248 @@
+"""Aggregates over time: a record changed or superseded moves its contribution and the months it touched are sent
+again with the right values; DHIS2 down, a conflict, small counts, ADX, older DHIS2 versions; aggregate-only mode
+sends no tracker call at all."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from copy import deepcopy
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediator.aggregates.contributions import parse_month
+from mediator.config.console import LiveSettings
+from mediator.config.settings import DEFAULT_CONFIG_FILE
+from mediator.journal.models import AggregateDue
+from mediator.mapping.uids import org_unit_uid
+from tests import samples
+from tests.aggregate_totals import sent, totals
+from tests.integration.test_aggregates import FILES, REAL, Mediator, bodies, this_month
+
+WARD_2 = "a1f0c7e2-6b1d-4f3e-9a52-7c8d9e0f1a2b"
+VILLAGE_2 = samples.OTHER_VILLAGE
+
+
+def month_after(now: datetime) -> datetime:
+    return datetime(now.year + (now.month == 12), now.month % 12 + 1, 5, tzinfo=UTC)
+
+
+class World:
+    """The resources openIMIS holds now, by type and id: a push replaces what it sends."""
+
+    def __init__(self, resources: list[dict[str, Any]]) -> None:
+        self.now: dict[tuple[str, str], dict[str, Any]] = {}
+        self.put(resources)
+
+    def put(self, resources: list[dict[str, Any]]) -> bytes:
+        for r in resources:
+            self.now[(r["resourceType"], r["id"])] = r
+        return json.dumps(samples.bundle(*resources)).encode()
+
+    def totals(self, until: str | None = None) -> dict[Any, Any]:
+        """As they stand with the months up to `until` (YYYY-MM, default this one) closed."""
+        return totals(list(self.now.values()), this_month(), until or this_month())
+
+
+def starting_resources() -> list[dict[str, Any]]:
+    family = samples.group(members=(samples.HEAD,))
+    head = samples.patient()
+    review_less_claim = samples.claim()
+    return [
+        *samples.locations(),
+        samples.area(WARD_2, "W", "R1D1M2", "Jaber", samples.DISTRICT),
+        samples.area(VILLAGE_2, "V", "R1D1M2V1", "Utha", WARD_2),
+        *samples.code_lists_for_claims(),
+        family,
+        head,
+        review_less_claim,
+    ]
+
+
+def keys_of(world: World) -> dict[str, str]:
+    return {org_unit_uid(k): k for (t, k) in world.now if t in ("Location", "Organization")}
+
+
+@pytest.fixture
+def mediator(tmp_path: Path) -> Iterator[Mediator]:
+    running = Mediator(tmp_path / "state")
+    yield running
+    running.stop()
+
+
+def test_an_insuree_who_moves_leaves_the_old_ward_when_the_month_closes(mediator):
+    world = World(starting_resources())
+    mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
+    mediator.send()
+    store = mediator.fake.fake.store
+    assert sent(store, keys_of(world)) == world.totals()
+    wards = {k[1] for k in world.totals() if k[0] == "NB_INSUREES"}
+    assert wards == {samples.WARD}
+
+    moved = samples.patient(village=VILLAGE_2)
+    mediator.push(world.put([moved]))
+    with mediator.journal.sessions() as session:
+        due = {(d.data_set, d.org_unit, d.period) for d in session.query(AggregateDue)}
+    current = parse_month(this_month())
+    assert {("ENROLMENT", samples.WARD, current), ("ENROLMENT", WARD_2, current)} <= due
+    # The month is still open: the worker's round sends nothing of it yet.
+    assert mediator.schedule(datetime.now(UTC)).sent == 0
+    run = mediator.schedule(month_after(datetime.now(UTC)))
+    assert run.failure is None and not run.rejected, run.rejected
+    assert sent(store, keys_of(world)) == world.totals()
+    assert {k[1] for k in world.totals() if k[0] == "NB_INSUREES"} == {WARD_2}
+    assert run.deleted >= 1  # the old ward's cell, which went to zero, is gone from DHIS2
+
+
+def test_a_review_moves_a_closed_month_of_claims_to_its_status(mediator):
+    world = World(starting_resources())
+    mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
+    mediator.send()
+    store = mediator.fake.fake.store
+    statuses = {dict(k[3])["ATT_CLAIM_STATUS"] for k in sent(store, keys_of(world)) if k[0] == "NB_CLAIM"}
+    assert statuses == {"ENTERED"}
+
+    mediator.push(world.put([samples.claim_response()]))
+    run = mediator.schedule(datetime.now(UTC))  # 2019-01 is closed: its correction goes at once
+    assert run.sent == 1 and run.deleted > 0, run
+    held = sent(store, keys_of(world))
+    assert held == world.totals()
+    statuses = {dict(k[3])["ATT_CLAIM_STATUS"] for k in held if k[0] == "NB_CLAIM"}
+    assert statuses == {"APPROVED"}
+    assert any(k[0] == "SUM_VALUATED_SERVICE" for k in held)
+
+
+def test_a_newer_version_pushed_before_the_older_is_sent_wins(mediator):
+    world = World(starting_resources())
+    older = deepcopy(samples.claim())
+    newer = samples.claim()
+    newer["billablePeriod"] = {"start": "2019-03-02", "end": "2019-03-04"}
+    mediator.push(json.dumps(samples.bundle(*world.now.values(), older)).encode())
+    mediator.push(world.put([newer]))
+    mediator.send()
+    held = sent(mediator.fake.fake.store, keys_of(world))
+    assert held == world.totals()
+    assert {k[2] for k in held if k[0] == "NB_CLAIM"} == {"201903"}
+
+
+def test_dhis2_down_leaves_the_months_due_and_the_next_round_sends_them(mediator):
+    world = World(starting_resources())
+    mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
+    mediator.fake.fake.fail_next = 100
+    run = mediator.schedule(datetime.now(UTC))
+    assert run.failure is not None and run.sent == 0
+    with mediator.journal.sessions() as session:
+        due = session.query(AggregateDue).filter(AggregateDue.period == parse_month("2019-01")).one()
+        later = due.next_attempt_at.replace(tzinfo=due.next_attempt_at.tzinfo or UTC)  # SQLite gives it naive
+        assert due.state == "pending" and due.attempts == 1 and later > datetime.now(UTC)
+    mediator.fake.fake.fail_next = 0
+    assert mediator.schedule(datetime.now(UTC)).sent == 0  # it waits out its backoff
+    run = mediator.schedule(datetime(2030, 1, 1, tzinfo=UTC))
+    assert run.sent >= 1 and run.failure is None
+    # Every month up to December 2029 closed by then: the stocks of each of them went too.
+    assert sent(mediator.fake.fake.store, keys_of(world)) == world.totals("2029-12")
+
+
+def test_a_month_dhis2_refuses_is_a_dead_letter_with_its_reason_and_the_rest_goes(mediator):
+    world = World(starting_resources())
+    mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
+    del mediator.fake.fake.store.org_units[org_unit_uid(samples.HOSPITAL)]  # removed in DHIS2 meanwhile
+    run = mediator.send()
+    assert [label for label, _ in run.rejected] == [f"DataValueSet/PROCESSED_CLAIM/2019-01/{samples.HOSPITAL}"]
+    assert any("Organisation unit not found" in r for r in run.rejected[0][1])
+    assert run.sent >= 1  # the wards' months went
+    with mediator.journal.sessions() as session:
+        dead = session.query(AggregateDue).filter(AggregateDue.state == "rejected").one()
+        assert dead.org_unit == samples.HOSPITAL and dead.reasons
+    assert mediator.schedule(month_after(datetime.now(UTC))).rejected == []  # a dead letter waits to be asked for
+
+
+def test_counts_under_the_threshold_are_not_sent_and_their_cells_deleted(tmp_path):
+    family = samples.group(members=(samples.HEAD, samples.MEMBER))
+    member = samples.patient(samples.MEMBER, "104000002", is_head=False)
+    world = World([*starting_resources(), family, member])
+    mediator = Mediator(tmp_path / "state", aggregate_suppress_below="2")
+    try:
+        mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
+        mediator.send()
+        store = mediator.fake.fake.store
+        insurees = {k: v for k, v in sent(store, keys_of(world)).items() if k[0] == "NB_INSUREES"}
+        assert list(insurees.values()) == [2]  # two of one age and sex in the ward: sent
+        mediator.push(world.put([samples.patient(samples.MEMBER, "104000002", is_head=False, village=VILLAGE_2)]))
+        run = mediator.send([parse_month(this_month())])
+        held = sent(store, keys_of(world))
+        assert not any(k[0] == "NB_INSUREES" for k in held)  # one in each ward now: neither is sent
+        assert run.deleted >= 1  # and the 2 DHIS2 held is gone
+        expected = {k: v for k, v in world.totals().items() if not (k[0] in COUNTS and v < 2)}
+        assert held == expected  # amounts and quantities are not counts: all of them go
+    finally:
+        mediator.stop()
+
+
+COUNTS = {"NB_INSUREES", "NB_FAMILY", "NB_CLAIM"}
+
+
+@pytest.mark.parametrize("version", ["2.37.9", "2.40.3", "2.41.1"])
+def test_adx_gives_dhis2_the_same_cells_in_every_version(tmp_path, version):
+    raw = bodies(REAL, FILES)
+    resources = [e["resource"] for body in raw for e in json.loads(body)["entry"]]
+    mediator = Mediator(tmp_path / "state", aggregate_format="adx")
+    mediator.fake.fake.version = version
+    try:
+        for body in raw:
+            mediator.push(body)
+        run = mediator.send()
+        assert run.failure is None and not run.rejected, run.rejected[:2]
+        assert mediator.held(resources) == totals(resources, this_month(), this_month())
+        assert all(c[1] != "/api/categoryOptionCombos" for c in mediator.fake.fake.calls)  # ADX names codes
+    finally:
+        mediator.stop()
+
+
+def test_aggregate_only_sends_no_tracker_call_at_all(tmp_path):
+    raw = bodies(REAL, FILES)
+    resources = [e["resource"] for body in raw for e in json.loads(body)["entry"]]
+    mediator = Mediator(tmp_path / "state", aggregate_only="true", aggregates="false")
+    try:
+        answers = [mediator.push(body) for body in raw]
+        mediator.send()
+        paths = {path for _, path, _, _ in mediator.fake.fake.calls}
+        tracker = {
+            p
+            for p in paths
+            if p.startswith(("/api/tracker", "/api/trackedEntityInstances", "/api/enrollments", "/api/events"))
+        }
+        assert tracker == set(), tracker
+        store = mediator.fake.fake.store
+        assert not store.tracked_entities and not store.enrollments and not store.events
+        assert mediator.held(resources) == totals(resources, this_month(), this_month())
+        individual = answers[FILES.index("Patient")]
+        assert individual["status"] == "Successful"
+        assert int(individual["properties"]["records_aggregated"]) == len(
+            json.loads(raw[FILES.index("Patient")])["entry"]
+        )
+        assert int(individual["properties"]["records_delivered"]) == 0
+    finally:
+        mediator.stop()
+
+
+def test_a_channel_in_aggregate_only_mode_keeps_its_individuals_from_dhis2(tmp_path):
+    mediator = Mediator(tmp_path / "state")
+    channels = json.loads(DEFAULT_CONFIG_FILE.read_text())["config"]["channels"]
+    for channel in channels:
+        channel["aggregate_only"] = channel["name"] == "openimis"
+    LiveSettings(mediator.settings, mediator.env).publish({"channels": channels})
+    try:
+        world = World(starting_resources())
+        answer = mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
+        assert answer["status"] == "Successful"
+        store = mediator.fake.fake.store
+        assert not store.tracked_entities and not store.enrollments
+        assert org_unit_uid(samples.VILLAGE) in store.org_units  # org units still go
+        mediator.send()
+        assert sent(store, keys_of(world)) == world.totals()
+    finally:
+        mediator.stop()
