@@ -59,11 +59,17 @@ def _dhis2(settings: Settings) -> Any:
 def _check(settings: Settings, strict: bool) -> int:
     """Report what DHIS2 lacks; `strict` (the check command) makes problems an error, at start-up a warning."""
     from mediator.config.mapping_file import dhis2_setup, insuree_target
-    from mediator.delivery.setup_check import check_setup
+    from mediator.delivery.aggregates import counting
+    from mediator.delivery.setup_check import check_aggregates, check_setup
     from mediator.dhis2.errors import Dhis2Error
 
     try:
-        problems = check_setup(_dhis2(settings), dhis2_setup(settings), insuree_target(settings))
+        client = _dhis2(settings)
+        problems = (
+            [] if settings.aggregate_only else check_setup(client, dhis2_setup(settings), insuree_target(settings))
+        )
+        if counting(settings):
+            problems += check_aggregates(client)
     except Dhis2Error as exc:
         log.log(logging.ERROR if strict else logging.WARNING, "DHIS2 setup not checked: %s", exc)
         return 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from mediator.aggregates import cubes
 from mediator.dhis2.client import Dhis2Client
 from mediator.dhis2.metadata import get_object
 from mediator.mapping.insuree import InsureeTarget, attribute_values
@@ -94,5 +95,39 @@ def check_setup(client: Dhis2Client, setup: Setup, target: InsureeTarget) -> lis
             if setup.data_elements[de] not in present:
                 problems.append(
                     f"data element {de} ({setup.data_elements[de]}) is not in program stage {stage.name!r} (E1305)"
+                )
+    return problems
+
+
+def check_aggregates(client: Dhis2Client) -> list[str]:
+    """What the monthly data sets lack in DHIS2: their data sets, data elements, category combos, and the option
+    combos DHIS2 makes for a combo (by its maintenance task, which bootstrap runs)."""
+    problems = []
+    wanted: list[tuple[str, str, str]] = []
+    for data_set in cubes.DATA_SETS.values():
+        wanted.append(("dataSets", data_set.uid, f"data set {data_set.code}"))
+        wanted += [("dataElements", e.uid, f"data element {e.code}") for e in data_set.elements]
+        combos = {e.combo_uid: e.combo_name for e in data_set.elements if e.combo_uid}
+        if data_set.combo_uid:
+            combos[data_set.combo_uid] = data_set.combo_name
+        wanted += [("categoryCombos", uid, f"category combo {name}") for uid, name in combos.items()]
+    missing = set()
+    for collection, uid, what in dict.fromkeys(wanted):
+        if get_object(client, collection, uid, "id") is None:
+            missing.add(uid)
+            problems.append(f"{what} ({uid}) is not in DHIS2: run `openimis-dhis2-mediator bootstrap`")
+    combo_uids = sorted({uid for collection, uid, _ in wanted if collection == "categoryCombos"} - missing)
+    if combo_uids:
+        status, body = client.request(
+            "GET",
+            "/api/categoryOptionCombos",
+            params={"filter": f"categoryCombo.id:in:[{','.join(combo_uids)}]", "fields": "categoryCombo[id]"},
+        )
+        made = {str((c.get("categoryCombo") or {}).get("id")) for c in (body or {}).get("categoryOptionCombos") or []}
+        for uid in combo_uids:
+            if status == 200 and uid not in made:
+                problems.append(
+                    f"category combo {uid} has no option combos yet: run `openimis-dhis2-mediator bootstrap` (it "
+                    "runs DHIS2's category option combo update)"
                 )
     return problems

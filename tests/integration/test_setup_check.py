@@ -81,3 +81,39 @@ def test_check_command_exits_non_zero_on_problems(dhis2, tmp_path):
     bootstrap(client(dhis2), SETUP, "openIMIS")
     done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_monthly_data_sets_are_checked_when_the_aggregates_are_on(dhis2):
+    from mediator.aggregates import cubes
+    from mediator.delivery.setup_check import check_aggregates
+
+    problems = check_aggregates(client(dhis2))
+    assert any("data set ENROLMENT" in p and "bootstrap" in p for p in problems)
+    assert any("data element NB_CLAIM_SERVICE_ICD" in p for p in problems)
+    bootstrap(client(dhis2), SETUP, "openIMIS")
+    assert check_aggregates(client(dhis2)) == []
+    dhis2.fake.store.category_option_combos = {
+        uid: c
+        for uid, c in dhis2.fake.store.category_option_combos.items()
+        if c["categoryCombo"]["id"] != cubes.PROCESSED_CLAIM.combo_uid
+    }
+    (problem,) = check_aggregates(client(dhis2))
+    assert cubes.PROCESSED_CLAIM.combo_uid in problem and "no option combos" in problem
+
+
+def test_aggregate_only_mode_checks_only_what_it_writes(dhis2, tmp_path):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "MEDIATOR_STATE_DIR": str(tmp_path),
+        "MEDIATOR_DHIS2_URL": dhis2.url,
+        "MEDIATOR_DHIS2_USERNAME": DHIS2_USER,
+        "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
+        "MEDIATOR_AGGREGATE_ONLY": "true",
+    }
+    run = [sys.executable, "-m", "mediator.app.cli", "check"]
+    done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "data set ENROLMENT" in done.stderr and "Family/Insuree" not in done.stderr
+    bootstrap(client(dhis2), SETUP, "openIMIS")
+    del dhis2.fake.store.programs[SETUP.programs["insuree"]]  # tracker setup gone: nothing aggregate-only needs
+    done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
