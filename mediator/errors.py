@@ -5,6 +5,8 @@ errors to answers by testing their types:
     ├── Refused (a request)        4xx   Completed   invalid      no
     ├── SettingsError              500   Failed      exception    no
     ├── PullRunning                409   Completed   conflict     yes
+    ├── AggregatesBusy             409   Completed   conflict     yes   (mediator.delivery.aggregates; and
+    │                                                                   AggregatesOff: 409, not-supported)
     ├── Dhis2Error                 502   Failed      exception    no    (mediator.dhis2: unavailable, not
     │                                                                   configured, auth failed, rejected)
     ├── OpenImisError              502   Failed      exception    no    (mediator.openimis.api)

@@ -27,6 +27,11 @@ CHANNEL_TEMPLATE = [
     {"param": "dhis2_username", "displayName": "DHIS2 username (optional)", "type": "string"},
     {"param": "pulls", "displayName": "Pulls from openIMIS (the polling channel's endpoint)", "type": "bool"},
     {"param": "aggregate_only", "displayName": "Aggregates only (no individual record to DHIS2)", "type": "bool"},
+    {
+        "param": "sends_aggregates",
+        "displayName": "Sends the monthly aggregates (the polling channel's endpoint)",
+        "type": "bool",
+    },
 ]
 CHANNELS_DOC = (
     "One entry per mediator endpoint: the username its OpenHIM route sends, the openIMIS resources it takes, and "
@@ -118,8 +123,9 @@ def settings_table() -> str:
     rows.append(
         f"| `{prefix}USERNAME`, `{prefix}DHIS2_USERNAME` | `channels` | the default channels | per channel: route "
         "username, resource types, personal data it may send (`names`, `phone`, `identification_number`), optional "
-        "DHIS2 username, `pulls` (the polling channel's endpoint: each call pulls from openIMIS) and `aggregate_only` "
-        "(what it brings is only counted into the monthly aggregates) |"
+        "DHIS2 username, `pulls` (the polling channel's endpoint: each call pulls from openIMIS), `aggregate_only` "
+        "(what it brings is only counted into the monthly aggregates) and `sends_aggregates` (the polling channel's "
+        "endpoint: each call sends the monthly aggregates due) |"
     )
     rows.append(
         f"| `{prefix}PASSWORD`, `{prefix}DHIS2_PASSWORD` | — | — | per channel: the password its OpenHIM route "

@@ -48,6 +48,7 @@ class ChannelSettings:
     personal_data: tuple[str, ...] = ()  # what this channel may send beyond the global privacy settings
     pulls: bool = False  # the endpoint an OpenHIM polling channel calls: each call pulls from openIMIS
     aggregate_only: bool = False  # what comes on this channel is only counted into the monthly aggregates
+    sends_aggregates: bool = False  # the endpoint an OpenHIM polling channel calls: each call sends the aggregates due
 
 
 def _declare(default: Any, doc: str, scope: str, **more: Any) -> Any:
@@ -427,6 +428,9 @@ def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
         values.update(dict.fromkeys(CHANNEL_SECRETS, ""))
         pulls = _coerce(f"channels[{i}].pulls", bool, entry.get("pulls") or False)
         aggregate_only = _coerce(f"channels[{i}].aggregate_only", bool, entry.get("aggregate_only") or False)
+        sends = _coerce(f"channels[{i}].sends_aggregates", bool, entry.get("sends_aggregates") or False)
+        if pulls and sends:
+            raise SettingsError(f"channels[{i}]: a channel pulls or sends the aggregates, not both")
         prefix = channel_env_prefix(values["name"])
         for f in ("username", "dhis2_username", *CHANNEL_SECRETS):
             if prefix + f.upper() in env:
@@ -440,7 +444,12 @@ def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
             raise SettingsError(f"channels[{i}].personal_data: unknown {unknown}; known: {', '.join(PERSONAL_DATA)}")
         channels.append(
             ChannelSettings(
-                resources=resources, personal_data=personal, pulls=pulls, aggregate_only=aggregate_only, **values
+                resources=resources,
+                personal_data=personal,
+                pulls=pulls,
+                aggregate_only=aggregate_only,
+                sends_aggregates=sends,
+                **values,
             )
         )
     names = [c.name for c in channels]

@@ -36,10 +36,31 @@ from mediator.dhis2.client import Dhis2Client, Exchange
 from mediator.dhis2.datavalues import Value
 from mediator.dhis2.errors import Dhis2Error, Dhis2Rejected
 from mediator.dhis2.metadata import add_to_collection, get_object, import_metadata, update_option_combos
+from mediator.errors import MediatorError
 from mediator.journal import aggregates as jagg
 from mediator.journal.models import AggregateDue, AggregateFact, AggregateMonth, AggregateSent
 from mediator.journal.pulls import PullRunning, release_lease, take_lease
 from mediator.journal.store import Journal, PushRecord
+
+
+class AggregatesOff(MediatorError):
+    """The monthly aggregates are not counted: nothing to send."""
+
+    http_status = 409
+    openhim_status = "Completed"
+    fhir_code = "not-supported"
+    summary = "the monthly aggregates are off"
+
+
+class AggregatesBusy(MediatorError):
+    """Another process of this journal is sending the aggregates: this call sends nothing; the next may."""
+
+    http_status = 409
+    openhim_status = "Completed"
+    fhir_code = "conflict"
+    retryable = True
+    summary = "this call sends nothing"
+
 
 CHANNEL = "aggregates"
 UNITS_PER_REQUEST = 25  # org units' months of one data set and period in one request
@@ -65,6 +86,7 @@ class AggregateRun:
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
     failure: str | None = None
     calls: int = 0
+    exchanges: list[Exchange] = field(default_factory=list)  # every DHIS2 call, for the OpenHIM answer
 
 
 Unit = tuple[str, str, int]  # (data set, org unit key, month)
@@ -169,8 +191,15 @@ class AggregateSender:
 
     # --- sending -------------------------------------------------------------------------------------------------
 
-    def run(self, now: datetime | None = None, months: Iterable[int] | None = None) -> AggregateRun:
-        """Send what is due: on a schedule (closed months, opened as they close), or the months asked."""
+    def run(
+        self,
+        now: datetime | None = None,
+        months: Iterable[int] | None = None,
+        openhim_id: str | None = None,
+        client_id: str | None = None,
+    ) -> AggregateRun:
+        """Send what is due: on a schedule (closed months, opened as they close), or the months asked. The run is
+        a push of the journal, of the OpenHIM transaction that asked for it if any."""
         wanted = None if months is None else sorted(set(months))
         if wanted is None:
             self.open_closed_months(now)
@@ -206,8 +235,8 @@ class AggregateSender:
                 }
                 for u in left
             ]
-        run.transaction_id = self._journal(outcomes, exchanges, run)
-        run.calls = len(exchanges)
+        run.transaction_id = self._journal(outcomes, exchanges, run, openhim_id, client_id)
+        run.calls, run.exchanges = len(exchanges), exchanges
         return run
 
     def _prepare(self, dhis2: Dhis2Client, units: Sequence[Unit]) -> None:
@@ -404,7 +433,14 @@ class AggregateSender:
                 due.next_attempt_at = now + timedelta(seconds=wait)
                 due.reasons, due.updated_at = [error[:500]], now
 
-    def _journal(self, outcomes: list[dict[str, Any]], exchanges: list[Exchange], run: AggregateRun) -> int:
+    def _journal(
+        self,
+        outcomes: list[dict[str, Any]],
+        exchanges: list[Exchange],
+        run: AggregateRun,
+        openhim_id: str | None,
+        client_id: str | None,
+    ) -> int:
         """The run as a push of the journal, decided at once, in the hash chain."""
         now = datetime.now(UTC)
         delivered = sum(1 for o in outcomes if o["status"] == "delivered")
@@ -422,8 +458,8 @@ class AggregateSender:
         digest = hashlib.sha256("\n".join(sorted(o["record"] for o in outcomes)).encode()).hexdigest()
         push = PushRecord(
             channel=CHANNEL,
-            openhim_id=None,
-            client_id=None,
+            openhim_id=openhim_id,
+            client_id=client_id,
             received_at=now,
             body_sha256=digest,
             status=status,
@@ -481,6 +517,8 @@ def send_aggregates(
     months: Iterable[int] | None = None,
     now: datetime | None = None,
     sender: AggregateSender | None = None,
+    openhim_id: str | None = None,
+    client_id: str | None = None,
 ) -> AggregateRun | None:
     """Send what is due (or the months asked), holding the journal's aggregates lease; None when another process
     holds it (it sends them)."""
@@ -491,7 +529,7 @@ def send_aggregates(
         return None
     try:
         sender = sender or AggregateSender(journal, client, target(settings))
-        return sender.run(now, months)
+        return sender.run(now, months, openhim_id, client_id)
     finally:
         release_lease(journal, LEASE_SOURCE, holder)
 

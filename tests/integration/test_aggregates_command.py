@@ -17,7 +17,7 @@ from mediator.mapping.uids import org_unit_uid
 from tests import samples
 from tests.aggregate_totals import sent
 from tests.integration.test_aggregate_changes import World, keys_of, starting_resources
-from tests.integration.test_aggregates import Mediator
+from tests.integration.test_aggregates import Mediator, this_month
 
 
 @pytest.fixture
@@ -86,3 +86,38 @@ def test_the_delivery_worker_sends_the_closed_months_by_itself(mediator):
     finally:
         stop.set()
     assert {k[1] for k in mediator.fake.fake.store.data_values} == {"201901"}  # the closed month; not this one
+
+
+def polling(mediator: Mediator, query: str = "", **env: str) -> tuple[int, dict]:
+    from tests.conftest import basic, mediator_client
+
+    client = mediator_client(mediator.env, channel_aggregates_password="aggregates-route-pass", **env)
+    answer = client.get(f"/channels/aggregates{query}", headers=basic("openhim-aggregates", "aggregates-route-pass"))
+    return answer.status_code, json.loads(answer.data)
+
+
+def test_the_polling_channel_sends_what_is_due_with_one_orchestration_per_dhis2_call(mediator):
+    status, doc = polling(mediator)
+    assert status == 200 and doc["status"] == "Successful"
+    assert doc["properties"]["aggregates_sent"] == "1"  # the claim's closed month
+    calls = [o["request"]["path"] for o in doc["orchestrations"]]
+    assert any(p.endswith("/api/dataValueSets") for p in calls)
+    assert all(
+        '"value":"[redacted]"' in o["request"]["body"]
+        for o in doc["orchestrations"]
+        if "dataValueSets" in o["request"]["path"]
+    )
+    status, doc = polling(mediator, f"?period={this_month()}")
+    assert status == 200 and doc["properties"]["aggregates_sent"] == "1"  # the ward's ENROLMENT of this month
+    from mediator.journal.models import Transaction
+
+    with mediator.journal.sessions() as session:
+        origins = [t.origin for t in session.query(Transaction).order_by(Transaction.id)]
+    assert origins[-2:] == ["aggregates", "aggregates"]
+
+
+def test_the_polling_channel_refuses_a_bad_period_and_says_when_the_aggregates_are_off(mediator):
+    status, doc = polling(mediator, "?period=May")
+    assert status == 400 and "is not a month" in doc["response"]["body"]
+    status, doc = polling(mediator, aggregates="false")
+    assert status == 409 and "the monthly aggregates are off" in doc["response"]["body"]

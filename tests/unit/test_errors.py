@@ -16,7 +16,7 @@ from mediator.errors import MediatorError
 
 OPENHIM_STATUSES = {"Processing", "Failed", "Completed", "Successful", "Completed with error(s)"}
 # FHIR R4 IssueType codes the mediator uses
-ISSUE_CODES = {"invalid", "processing", "transient", "security", "conflict", "not-found", "exception"}
+ISSUE_CODES = {"invalid", "processing", "transient", "security", "conflict", "not-found", "not-supported", "exception"}
 
 
 def tree(root=MediatorError):

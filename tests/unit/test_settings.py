@@ -9,8 +9,18 @@ def test_defaults_come_from_mediator_config_json():
     assert s.batch_size == 200
     assert s.birth_date_precision == "year"
     assert s.send_names is False
-    assert [c.name for c in s.channels] == ["insurees", "metadata", "policies", "claims", "openimis", "pull"]
+    assert [c.name for c in s.channels] == [
+        "insurees",
+        "metadata",
+        "policies",
+        "claims",
+        "openimis",
+        "pull",
+        "aggregates",
+    ]
     assert s.channels[0].resources == ("Patient", "Group")
+    assert [c.name for c in s.channels if c.sends_aggregates] == ["aggregates"]
+    assert not any(c.aggregate_only for c in s.channels) and s.aggregates is False
 
 
 def test_environment_overrides_defaults_with_types():
@@ -232,3 +242,9 @@ def test_personal_data_is_kept_90_days_in_the_journal_unless_set_otherwise():
 def test_an_empty_tls_verification_is_refused_rather_than_taken_for_off(name):
     with pytest.raises(SettingsError, match="the path of a CA bundle, got nothing"):
         build_settings({name: " "})
+
+
+def test_a_channel_that_pulls_cannot_also_send_the_aggregates():
+    channel = {"name": "x", "path": "/x", "username": "u", "pulls": True, "sends_aggregates": True}
+    with pytest.raises(SettingsError, match="pulls or sends the aggregates, not both"):
+        build_settings({}, {"channels": [channel]})

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, request
 
 from mediator.answer.response import operation_outcome
+from mediator.app.web.aggregates import aggregates_now
 from mediator.app.web.auth import channel_allows
 from mediator.app.web.guard import BodyReader, Refused, check_body_headers, origin
 from mediator.app.web.pull import pull_now
@@ -42,7 +43,7 @@ def receive(subpath: str) -> Response:
         resp = _refusal(401, "security", "credentials not valid for this channel")
         resp.headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
         return resp
-    allowed = "GET" if channel.pulls else "POST"
+    allowed = "GET" if channel.pulls or channel.sends_aggregates else "POST"
     if request.method != allowed:
         resp = _refusal(405, "not-supported", f"channel {channel.name} takes {allowed}")
         resp.headers["Allow"] = allowed
@@ -51,6 +52,8 @@ def receive(subpath: str) -> Response:
         sender = origin(request.headers)
         if channel.pulls:
             return pull_now(channel, settings, sender)
+        if channel.sends_aggregates:
+            return aggregates_now(channel, settings, sender)
         check_body_headers(request.headers)
         received_at = datetime.now(UTC)
         journal: Journal = current_app.extensions["journal"]
