@@ -9,7 +9,7 @@ Where the module's definitions are ambiguous or wrong, these follow the correcte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -233,6 +233,30 @@ def claim(key: str, own: dict[str, Any], facts: Facts) -> tuple[list[Contributio
             service = cubes.clean_code(code) if code else "NONE"
             found.append(cell("SUM_ASKED_SERVICE", (service, *who), Decimal(price) * provided))
     return found, None
+
+
+def reads(
+    kind: str, key: str, own: dict[str, Any], known: Mapping[tuple[str, str], dict[str, Any] | None]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """What a root's contribution reads besides its own facts, as far as `known` tells: (records by kind and key,
+    (kind, label) of the records that refer to it). The journal fetches them in bulk; reading them one by one gives
+    the same contributions."""
+    pairs: list[tuple[str, str]] = []
+    referring: list[tuple[str, str]] = []
+    if kind in ("Patient", "Group") and own.get("village"):
+        pairs.append(("Location", own["village"]))
+    if kind == "Group":
+        referring += [("Patient", f"Group/{key}"), ("Contract", f"Group/{key}")]
+    if kind == "Contract" and own.get("family"):
+        pairs.append(("Group", own["family"]))
+        home = known.get(("Group", own["family"]))
+        if home and home.get("village"):
+            pairs.append(("Location", home["village"]))
+    if kind == "Claim":
+        pairs += [("Patient", own.get("patient") or ""), ("Contract", own.get("policy") or "")]
+        pairs.append(("Coverage", own.get("policy") or ""))
+        referring.append(("ClaimResponse", f"Claim/{key}"))
+    return pairs, referring
 
 
 ROOTS: dict[str, Callable[[str, dict[str, Any], Facts], tuple[list[Contribution], str | None]]] = {

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, tuple_
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -43,33 +43,53 @@ def current_month(now: datetime | None = None) -> Month:
 
 
 class _Lookup:
-    """The facts the contributions read, from the session, remembered for one recount."""
+    """The facts the contributions read, from the session, fetched in bulk where the roots say what they read
+    (`contributions.reads`) and one by one otherwise, remembered for one recount."""
 
     def __init__(self, session: Any) -> None:
         self.session = session
         self.known: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.referrers: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
 
+    def load(self, pairs: Iterable[tuple[str, str]]) -> None:
+        missing = [p for p in pairs if p not in self.known and p[1]]
+        f = AggregateFact
+        for kind, keys in _by_kind(missing):
+            for chunk in chunks(keys):
+                self.known.update(dict.fromkeys((kind, key) for key in chunk))
+                query = select(f.key, f.facts, f.since).where(f.kind == kind, f.key.in_(chunk))
+                for key, facts, since in self.session.execute(query):
+                    self.known[(kind, key)] = {**facts, "since": since}
+
+    def load_referring(self, wanted: Iterable[tuple[str, str]]) -> None:
+        """(kind, label): the records of a kind that refer to a label."""
+        by_kind: dict[str, list[str]] = {}
+        for kind, label in dict.fromkeys(wanted):
+            if (kind, label) not in self.referrers:
+                by_kind.setdefault(kind, []).append(label)
+        f, r = AggregateFact, AggregateRef
+        for kind, labels in by_kind.items():
+            for chunk in chunks(labels):
+                found: dict[str, list[tuple[str, dict[str, Any]]]] = {label: [] for label in chunk}
+                query = (
+                    select(r.ref, f.key, f.facts, f.since)
+                    .join(r, (r.kind == f.kind) & (r.key == f.key))
+                    .where(r.kind == kind, r.ref.in_(chunk))
+                )
+                for ref, key, facts, since in self.session.execute(query):
+                    found[ref].append((key, {**facts, "since": since}))
+                for label, rows in found.items():
+                    self.referrers[(kind, label)] = sorted(rows, key=lambda row: row[0])
+
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         if (kind, key) not in self.known:
-            row = self.session.get(AggregateFact, (kind, key))
-            self.known[(kind, key)] = None if row is None else {**row.facts, "since": row.since}
-        return self.known[(kind, key)]
+            self.load([(kind, key)])
+        return self.known.get((kind, key))
 
     def referring(self, kind: str, label: str) -> list[tuple[str, dict[str, Any]]]:
         if (kind, label) not in self.referrers:
-            query = (
-                select(AggregateFact.key, AggregateFact.facts, AggregateFact.since)
-                .join(AggregateRef, (AggregateRef.kind == AggregateFact.kind) & (AggregateRef.key == AggregateFact.key))
-                .where(AggregateRef.ref == label, AggregateRef.kind == kind)
-                .order_by(AggregateFact.key)
-            )
-            self.referrers[(kind, label)] = [(k, {**f, "since": s}) for k, f, s in self.session.execute(query)]
+            self.load_referring([(kind, label)])
         return self.referrers[(kind, label)]
-
-    def forget(self, kind: str, key: str) -> None:
-        self.known.pop((kind, key), None)
-        self.referrers.clear()
 
 
 def take(
@@ -79,83 +99,132 @@ def take(
     since = received_at.astimezone(UTC).strftime("%Y-%m")
     stamp = datetime.now(UTC)
     records = list(records)
-    found = [f for f in map(facts_of.of, records) if f is not None]
+    found = list({(f.kind, f.key): f for f in map(facts_of.of, records) if f is not None}.values())
     if not found:
         return 0
     _name_options(session, records, push_id, since, stamp)
     stored = _stored(session, [(f.kind, f.key) for f in found])
     changed: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = []
+    fresh, updated, refs = [], [], []
     for item in found:
-        row = stored.get((item.kind, item.key))
-        if row is not None and (row.push_id > push_id or row.facts == item.facts):
+        pushed, kept = stored.get((item.kind, item.key), (None, None))
+        if pushed is not None and (pushed > push_id or kept == item.facts):
             continue  # a newer push brought it, or nothing the aggregates read changed
-        if row is None:
-            session.add(
-                AggregateFact(
-                    kind=item.kind, key=item.key, push_id=push_id, since=since, facts=item.facts, updated_at=stamp
-                )
-            )
-            old = None
+        row = {"kind": item.kind, "key": item.key, "push_id": push_id, "facts": item.facts, "updated_at": stamp}
+        if pushed is None:
+            fresh.append({**row, "since": since})
         else:
-            old = dict(row.facts)
-            row.facts, row.push_id, row.updated_at = item.facts, push_id, stamp
-        session.execute(delete(AggregateRef).where(AggregateRef.kind == item.kind, AggregateRef.key == item.key))
-        if item.refs:
-            session.execute(insert(AggregateRef), [{"ref": r, "kind": item.kind, "key": item.key} for r in item.refs])
-        changed.append((item.kind, item.key, old, item.facts))
+            updated.append({f"b_{k}": v for k, v in row.items()})
+        refs += [{"ref": r, "kind": item.kind, "key": item.key} for r in item.refs]
+        changed.append((item.kind, item.key, kept, item.facts))
     if not changed:
         return 0
-    session.flush()
+    table, connection = AggregateFact.__table__, session.connection()
+    for chunk in chunks(fresh):
+        _insert(session, AggregateFact, chunk)
+    if updated:
+        replace = (
+            table.update()  # type: ignore[attr-defined]
+            .where(table.c.kind == bindparam("b_kind"), table.c.key == bindparam("b_key"))
+            .values(facts=bindparam("b_facts"), push_id=bindparam("b_push_id"), updated_at=bindparam("b_updated_at"))
+        )
+        for chunk in chunks(updated):
+            connection.execute(replace, chunk)
+    for kind, keys in _by_kind((k, key) for k, key, _, _ in changed):
+        for chunk in chunks(keys):
+            session.execute(delete(AggregateRef).where(AggregateRef.kind == kind, AggregateRef.key.in_(chunk)))
+    for chunk in chunks(refs):
+        _insert(session, AggregateRef, chunk)
     lookup = _Lookup(session)
-    roots: set[tuple[str, str]] = set()
-    for kind, key, old, new in changed:
-        roots |= _touched(lookup, kind, key, old, new)
+    roots = _touched(lookup, changed)
     recount(session, roots, lookup, now)
     return len(roots)
 
 
 def _name_options(session: Any, records: list[Record], push_id: int, since: str, stamp: datetime) -> None:
     """Codes named by records, kept as options unless their code list already gave them a name."""
-    named = {(f"{lst}:{code}", name) for r in records for lst, code, name in facts_of.options_named(r)}
+    named = dict(sorted({(f"{lst}:{code}", name) for r in records for lst, code, name in facts_of.options_named(r)}))
     if not named:
         return
-    present = set(_stored(session, [("Option", key) for key, _ in named]))
-    for key, name in sorted(dict(named).items()):
-        if ("Option", key) not in present:
-            session.add(
-                AggregateFact(
-                    kind="Option", key=key, push_id=push_id, since=since, facts={"name": name}, updated_at=stamp
-                )
-            )
-    session.flush()
+    present = set(_stored(session, [("Option", key) for key in named]))
+    rows = [
+        {"kind": "Option", "key": key, "push_id": push_id, "since": since, "facts": {"name": name}, "updated_at": stamp}
+        for key, name in named.items()
+        if ("Option", key) not in present
+    ]
+    for chunk in chunks(rows):
+        _insert(session, AggregateFact, chunk)
 
 
-def _stored(session: Any, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], AggregateFact]:
-    rows: dict[tuple[str, str], AggregateFact] = {}
-    for chunk in chunks(dict.fromkeys(wanted)):
-        query = select(AggregateFact).where(tuple_(AggregateFact.kind, AggregateFact.key).in_(chunk))
-        rows.update({(r.kind, r.key): r for r in session.scalars(query)})
+def _by_kind(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(kind, keys) groups: a query by one kind and a list of keys is cheaper to build than one by pairs."""
+    grouped: dict[str, list[str]] = {}
+    for kind, key in dict.fromkeys(pairs):
+        grouped.setdefault(kind, []).append(key)
+    return sorted(grouped.items())
+
+
+def _stored(session: Any, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
+    """(kind, key) -> (the push that brought it, its facts) of the records the journal has facts of."""
+    f = AggregateFact
+    rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    for kind, keys in _by_kind(wanted):
+        for chunk in chunks(keys):
+            query = select(f.key, f.push_id, f.facts).where(f.kind == kind, f.key.in_(chunk))
+            rows.update({(kind, key): (pushed, facts) for key, pushed, facts in session.execute(query)})
     return rows
 
 
 def _touched(
-    lookup: _Lookup, kind: str, key: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+    lookup: _Lookup, changed: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]]
 ) -> set[tuple[str, str]]:
-    """The roots whose contributions read this record's facts."""
-    roots = facts_of.roots(kind, key, old, new)
-    label = f"{kind}/{key}"
-    if kind == "Location":
-        # A village's ward places its insurees, families and the contributions paid by those families.
+    """The roots whose contributions read these records' facts."""
+    roots: set[tuple[str, str]] = set()
+    for kind, key, old, new in changed:
+        roots |= facts_of.roots(kind, key, old, new)
+    # What reads a new insuree, area or family cannot have been counted without it: it waits, unplaced. With
+    # nothing waiting, nobody refers to them yet.
+    waiting = lookup.session.scalar(select(AggregateUnplaced.root_key).limit(1)) is not None
+    labels = [
+        (kind, f"{kind}/{key}")
+        for kind, key, old, _ in changed
+        if waiting or old is not None or kind not in ("Patient", "Location", "Group")
+    ]
+    places = [label for kind, label in labels if kind == "Location"]
+    # A village's ward places its insurees, families and the contributions paid by those families.
+    lookup.load_referring([(k, label) for label in places for k in ("Patient", "Group")])
+    families = [label for kind, label in labels if kind == "Group"]
+    for label in places:
         for pkey, pfacts in lookup.referring("Patient", label):
             roots |= facts_of.roots("Patient", pkey, None, pfacts)
-        for gkey, _ in lookup.referring("Group", label):
-            roots.add(("Group", gkey))
-            roots |= {("Contract", c) for c, _ in lookup.referring("Contract", f"Group/{gkey}")}
-    if kind == "Group":
+        families += [f"Group/{gkey}" for gkey, _ in lookup.referring("Group", label)]
+        roots |= {("Group", gkey) for gkey, _ in lookup.referring("Group", label)}
+    lookup.load_referring(("Contract", label) for label in families)
+    for label in families:
         roots |= {("Contract", c) for c, _ in lookup.referring("Contract", label)}
-    if kind in ("Patient", "Contract", "Coverage"):
+    claimed = [label for kind, label in labels if kind in ("Patient", "Contract", "Coverage")]
+    lookup.load_referring(("Claim", label) for label in claimed)
+    for label in claimed:
         roots |= {("Claim", c) for c, _ in lookup.referring("Claim", label)}
     return roots
+
+
+def _prefetch(lookup: _Lookup, roots: list[tuple[str, str]]) -> None:
+    """Fetch in bulk what the roots read, a step at a time (a policy's family, then the family's village)."""
+    lookup.load(roots)
+    for _ in range(3):
+        pairs: list[tuple[str, str]] = []
+        referring: list[tuple[str, str]] = []
+        for kind, key in roots:
+            own = lookup.known.get((kind, key))
+            if own is not None:
+                more, refs = contrib.reads(kind, key, own, lookup.known)
+                pairs += [p for p in more if p not in lookup.known]
+                referring += [r for r in refs if r not in lookup.referrers]
+        if not pairs and not referring:
+            return
+        lookup.load(pairs)
+        lookup.load_referring(referring)
 
 
 def recount(session: Any, roots: Iterable[tuple[str, str]], lookup: Any = None, now: datetime | None = None) -> None:
@@ -164,27 +233,45 @@ def recount(session: Any, roots: Iterable[tuple[str, str]], lookup: Any = None, 
     lookup = lookup or _Lookup(session)
     horizon = current_month(now)
     due: set[tuple[str, str, int]] = set()
-    c = AggregateContribution
-    for kind, key in sorted(roots):
-        mine = (c.root_kind == kind, c.root_key == key)
-        columns = (c.data_set, c.org_unit, c.element, c.options, c.attributes, c.first, c.last, c.value)
-        before = {tuple(row) for row in session.execute(select(*columns).where(*mine))}
-        made, why = contrib.of_root(kind, key, lookup)
-        rows = [_row(kind, key, m) for m in made]
-        after = {tuple(r[f] for f in _COLUMNS) for r in rows}
-        session.execute(
-            delete(AggregateUnplaced).where(AggregateUnplaced.root_kind == kind, AggregateUnplaced.root_key == key)
-        )
-        if why is not None:
-            session.add(AggregateUnplaced(root_kind=kind, root_key=key, reason=why[:200]))
-        if before == after:
-            continue
-        session.execute(delete(AggregateContribution).where(*mine))
-        if rows:
-            session.execute(insert(AggregateContribution), rows)
-        for data_set, org_unit, _, _, _, first, last, _ in before ^ after:
-            due |= _months(data_set, org_unit, first, last, horizon)
+    for kind, keys in _by_kind(roots):
+        for part in chunks(keys):
+            due |= _recount_part(session, lookup, kind, part, horizon)
     mark_due(session, due)
+
+
+def _recount_part(session: Any, lookup: _Lookup, kind: str, keys: list[str], horizon: int) -> set[tuple[str, str, int]]:
+    c, u = AggregateContribution, AggregateUnplaced
+    _prefetch(lookup, [(kind, key) for key in keys])
+    before: dict[str, set[tuple[Any, ...]]] = {key: set() for key in keys}
+    columns = (c.root_key, c.data_set, c.org_unit, c.element, c.options, c.attributes, c.first, c.last, c.value)
+    for row in session.execute(select(*columns).where(c.root_kind == kind, c.root_key.in_(keys))):
+        before[row[0]].add(tuple(row[1:]))
+    due: set[tuple[str, str, int]] = set()
+    replaced, rows, unplaced = [], [], []
+    for key in keys:
+        made, why = contrib.of_root(kind, key, lookup)
+        if why is not None:
+            unplaced.append({"root_kind": kind, "root_key": key, "reason": why[:200]})
+        new = [_row(kind, key, m) for m in made]
+        after = {tuple(r[f] for f in _COLUMNS) for r in new}
+        if before[key] == after:
+            continue
+        replaced.append(key)
+        rows += new
+        for data_set, org_unit, _, _, _, first, last, _ in before[key] ^ after:
+            due |= _months(data_set, org_unit, first, last, horizon)
+    session.execute(delete(u).where(u.root_kind == kind, u.root_key.in_(keys)))
+    _insert(session, u, unplaced)
+    if replaced:
+        session.execute(delete(c).where(c.root_kind == kind, c.root_key.in_(replaced)))
+    _insert(session, c, rows)
+    return due
+
+
+def _insert(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Rows inserted through the table itself: the ORM's bulk path costs more than the insert."""
+    if rows:
+        session.connection().execute(model.__table__.insert(), rows)
 
 
 _COLUMNS = ("data_set", "org_unit", "element", "options", "attributes", "first", "last", "value")
@@ -206,7 +293,8 @@ def _row(kind: str, key: str, c: Contribution) -> dict[str, Any]:
 
 
 def _months(data_set: str, org_unit: str, first: int, last: int | None, horizon: int) -> set[tuple[str, str, int]]:
-    end = last if last is not None else max(horizon, first)
+    """The months of a run up to the current one: later months are made due whole when they close."""
+    end = horizon if last is None else min(last, horizon)
     return {(data_set, org_unit, m) for m in range(first, end + 1)}
 
 
@@ -230,7 +318,7 @@ def mark_due(session: Any, due: Iterable[tuple[str, str, int]], when: datetime |
         return
     make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for chunk in chunks(rows):
-        statement = make(AggregateDue)
+        statement = make(AggregateDue.__table__)  # type: ignore[arg-type]
         statement = statement.on_conflict_do_update(
             index_elements=["data_set", "org_unit", "period"],
             set_={
@@ -240,7 +328,7 @@ def mark_due(session: Any, due: Iterable[tuple[str, str, int]], when: datetime |
                 "updated_at": statement.excluded.updated_at,
             },
         )
-        session.execute(statement, chunk)
+        session.connection().execute(statement, chunk)
 
 
 def cells(session: Any, data_set: str, org_unit: str, period: Month) -> dict[Cell, Decimal]:

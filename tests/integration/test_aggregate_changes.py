@@ -248,3 +248,24 @@ def test_a_channel_in_aggregate_only_mode_keeps_its_individuals_from_dhis2(tmp_p
         assert sent(store, keys_of(world)) == world.totals()
     finally:
         mediator.stop()
+
+
+def test_what_came_before_what_it_needs_is_counted_when_that_comes(mediator):
+    everything = starting_resources()
+    held_back = {samples.WARD, samples.VILLAGE, WARD_2, VILLAGE_2}
+    later = [r for r in everything if r["resourceType"] == "Patient" or r["id"] in held_back]
+    first = [r for r in everything if r not in later]
+    world = World(first)
+    mediator.push(json.dumps(samples.bundle(*first)).encode())
+    with mediator.journal.sessions() as session:
+        from mediator.journal.models import AggregateUnplaced
+
+        waiting = {(u.root_kind, u.reason) for u in session.query(AggregateUnplaced)}
+    assert ("Claim", "its insuree is not known yet") in waiting
+    assert any(kind == "Group" for kind, _ in waiting)
+    mediator.push(world.put(later))
+    mediator.send()
+    assert sent(mediator.fake.fake.store, keys_of(world)) == world.totals()
+    assert {k[0] for k in world.totals()} >= {"NB_INSUREES", "NB_FAMILY", "NB_CLAIM"}
+    with mediator.journal.sessions() as session:
+        assert session.query(AggregateUnplaced).count() == 0
