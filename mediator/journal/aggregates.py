@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -102,6 +102,10 @@ def take(
     found = list({(f.kind, f.key): f for f in map(facts_of.of, records) if f is not None}.values())
     if not found:
         return 0
+    if session.get_bind().dialect.name == "postgresql":
+        # Workers count one slice at a time: two recounts of one root at once would each replace its old rows
+        # and both keep theirs. Held to the end of the transaction (SQLite has one writer anyway).
+        session.execute(text("SELECT pg_advisory_xact_lock(7302048)"))
     _name_options(session, records, push_id, since, stamp)
     stored = _stored(session, [(f.kind, f.key) for f in found])
     changed: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = []

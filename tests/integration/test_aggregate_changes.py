@@ -67,8 +67,8 @@ def keys_of(world: World) -> dict[str, str]:
 
 
 @pytest.fixture
-def mediator(tmp_path: Path) -> Iterator[Mediator]:
-    running = Mediator(tmp_path / "state")
+def mediator(tmp_path: Path, journal_url: str) -> Iterator[Mediator]:
+    running = Mediator(tmp_path / "state", journal_url)
     yield running
     running.stop()
 
@@ -269,3 +269,57 @@ def test_what_came_before_what_it_needs_is_counted_when_that_comes(mediator):
     assert {k[0] for k in world.totals()} >= {"NB_INSUREES", "NB_FAMILY", "NB_CLAIM"}
     with mediator.journal.sessions() as session:
         assert session.query(AggregateUnplaced).count() == 0
+
+
+def test_two_workers_counting_one_family_at_once_count_it_once(postgres_url):
+    """On PostgreSQL workers count slices in parallel: two recounts of one family must not both keep their rows."""
+    import threading
+    import time
+
+    from mediator.journal import aggregates as jagg
+    from mediator.journal.models import AggregateContribution
+    from mediator.journal.store import Journal
+    from mediator.openimis.reader import read_document
+    from mediator.openimis.schemas import SCHEMAS
+    from tests.conftest import empty_postgres
+
+    def records(*resources: dict[str, Any]) -> list[Any]:
+        return read_document(samples.bundle(*resources), SCHEMAS.keys()).records
+
+    journal = Journal.open(empty_postgres(postgres_url))
+    now = datetime.now(UTC)
+    with journal.sessions.begin() as session:
+        jagg.take(
+            session, 1, now, records(*samples.locations(), samples.group(members=(samples.HEAD,)), samples.patient())
+        )
+    policy = samples.contract(insurees=(samples.HEAD,))
+    policy["subject"] = [{"reference": f"Group/{samples.FAMILY}", "type": "Group"}]
+    year = now.year  # in force this month, so that counting it changes the family's rows
+    policy["term"][0]["asset"][0]["period"] = [{"start": f"{year - 1}-01-01", "end": f"{year + 1}-12-31"}]
+    first = journal.sessions()
+    first.begin()
+    jagg.take(first, 2, now, records(policy))  # counts the family again, not committed yet
+    second = threading.Thread(
+        target=lambda: _take(journal, 3, now, records(samples.patient(gender="male")))  # the family's head changed
+    )
+    second.start()
+    time.sleep(0.5)
+    assert second.is_alive()  # it waits for the first to commit
+    first.commit()
+    first.close()
+    second.join(20)
+    with journal.sessions() as session:
+        rows = session.query(AggregateContribution).filter(
+            AggregateContribution.root_kind == "Group", AggregateContribution.element == "NB_FAMILY"
+        )
+        month = parse_month(this_month())
+        counted = [r for r in rows if r.first <= month and (r.last is None or r.last >= month)]
+    # One row, with both changes: the policy the first counted and the head the second did.
+    assert [(r.options, r.value) for r in counted] == [("P36Y-P55Y|M|NOT_PAID|RENEW", "1")]
+
+
+def _take(journal: Any, push_id: int, at: datetime, records: list[Any]) -> None:
+    from mediator.journal import aggregates as jagg
+
+    with journal.sessions.begin() as session:
+        jagg.take(session, push_id, at, records)

@@ -48,7 +48,7 @@ def resources_of(raw: list[bytes]) -> list[dict[str, Any]]:
 class Mediator:
     """A mediator with the aggregates on, its journal, and a fake DHIS2 set up by bootstrap."""
 
-    def __init__(self, state: Path, **settings: str) -> None:
+    def __init__(self, state: Path, journal_url: str = "", **settings: str) -> None:
         self.fake = RunningFake(FakeDhis2(users={DHIS2_USER: DHIS2_PASSWORD})).start()
         bootstrap(dhis2_client(self.fake), Setup(), "openIMIS")
         self.env = {
@@ -59,11 +59,12 @@ class Mediator:
             "MEDIATOR_PSEUDONYM_KEY": "aggregates-key",
             "MEDIATOR_CHANNEL_OPENIMIS_PASSWORD": "openimis-route-pass",
             "MEDIATOR_AGGREGATES": "true",
+            "MEDIATOR_JOURNAL_URL": journal_url or default_url(state),
             **{f"MEDIATOR_{k.upper()}": v for k, v in settings.items()},
         }
         self.client = mediator_client(self.env)
         self.settings = build_settings(self.env)
-        self.journal = Journal.open(default_url(state))
+        self.journal = Journal.open(self.env["MEDIATOR_JOURNAL_URL"])
         self.deliverer = Deliverer(self.journal)
 
     def push(self, body: bytes) -> dict[str, Any]:
