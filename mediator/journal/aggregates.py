@@ -31,7 +31,7 @@ from mediator.journal.models import (
     AggregateSent,
     AggregateUnplaced,
 )
-from mediator.journal.rows import chunks
+from mediator.journal.rows import among, chunks
 from mediator.openimis.records import Record
 
 Cell = tuple[str, str, str]  # (element, options, attributes), options and attributes joined by "|"
@@ -57,7 +57,7 @@ class _Lookup:
         for kind, keys in _by_kind(missing):
             for chunk in chunks(keys):
                 self.known.update(dict.fromkeys((kind, key) for key in chunk))
-                query = select(f.key, f.facts, f.since).where(f.kind == kind, f.key.in_(chunk))
+                query = select(f.key, f.facts, f.since).where(f.kind == kind, among(self.session, f.key, chunk))
                 for key, facts, since in self.session.execute(query):
                     self.known[(kind, key)] = {**facts, "since": since}
 
@@ -74,7 +74,7 @@ class _Lookup:
                 query = (
                     select(r.ref, f.key, f.facts, f.since)
                     .join(r, (r.kind == f.kind) & (r.key == f.key))
-                    .where(r.kind == kind, r.ref.in_(chunk))
+                    .where(r.kind == kind, among(self.session, r.ref, chunk))
                 )
                 for ref, key, facts, since in self.session.execute(query):
                     found[ref].append((key, {**facts, "since": since}))
@@ -136,7 +136,9 @@ def take(
             connection.execute(replace, chunk)
     for kind, keys in _by_kind((k, key) for k, key, _, _ in changed):
         for chunk in chunks(keys):
-            session.execute(delete(AggregateRef).where(AggregateRef.kind == kind, AggregateRef.key.in_(chunk)))
+            session.execute(
+                delete(AggregateRef).where(AggregateRef.kind == kind, among(session, AggregateRef.key, chunk))
+            )
     for chunk in chunks(refs):
         _insert(session, AggregateRef, chunk)
     lookup = _Lookup(session)
@@ -174,7 +176,7 @@ def _stored(session: Any, wanted: list[tuple[str, str]]) -> dict[tuple[str, str]
     rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
     for kind, keys in _by_kind(wanted):
         for chunk in chunks(keys):
-            query = select(f.key, f.push_id, f.facts).where(f.kind == kind, f.key.in_(chunk))
+            query = select(f.key, f.push_id, f.facts).where(f.kind == kind, among(session, f.key, chunk))
             rows.update({(kind, key): (pushed, facts) for key, pushed, facts in session.execute(query)})
     return rows
 
@@ -248,7 +250,7 @@ def _recount_part(session: Any, lookup: _Lookup, kind: str, keys: list[str], hor
     _prefetch(lookup, [(kind, key) for key in keys])
     before: dict[str, set[tuple[Any, ...]]] = {key: set() for key in keys}
     columns = (c.root_key, c.data_set, c.org_unit, c.element, c.options, c.attributes, c.first, c.last, c.value)
-    for row in session.execute(select(*columns).where(c.root_kind == kind, c.root_key.in_(keys))):
+    for row in session.execute(select(*columns).where(c.root_kind == kind, among(session, c.root_key, keys))):
         before[row[0]].add(tuple(row[1:]))
     due: set[tuple[str, str, int]] = set()
     replaced, rows, unplaced = [], [], []
@@ -264,10 +266,10 @@ def _recount_part(session: Any, lookup: _Lookup, kind: str, keys: list[str], hor
         rows += new
         for data_set, org_unit, _, _, _, first, last, _ in before[key] ^ after:
             due |= _months(data_set, org_unit, first, last, horizon)
-    session.execute(delete(u).where(u.root_kind == kind, u.root_key.in_(keys)))
+    session.execute(delete(u).where(u.root_kind == kind, among(session, u.root_key, keys)))
     _insert(session, u, unplaced)
     if replaced:
-        session.execute(delete(c).where(c.root_kind == kind, c.root_key.in_(replaced)))
+        session.execute(delete(c).where(c.root_kind == kind, among(session, c.root_key, replaced)))
     _insert(session, c, rows)
     return due
 
