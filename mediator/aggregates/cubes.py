@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from mediator.mapping.uids import openimis_etl_uid
 
@@ -25,6 +26,7 @@ def clean_code(code: str) -> str:
     return re.sub(r"[^a-zA-Z0-9*]", "_", code).upper()
 
 
+@lru_cache(maxsize=4096)
 def etl_uid(value: str, salt: str) -> str:
     """The UID openIMIS's module gives a metadata object: its value when that is a UUID, else an MD5 of salt and
     value, written in its 64 characters."""

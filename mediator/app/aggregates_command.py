@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from mediator.aggregates.contributions import month_text, parse_month
 from mediator.config.settings import Settings
-from mediator.delivery.aggregates import counting, send_aggregates
+from mediator.delivery.aggregates import counting, send_aggregates, unit_label
 from mediator.journal import aggregates as jagg
 from mediator.journal.store import Journal
 
@@ -47,11 +47,15 @@ def aggregates_command(
         f"{asked}: {run.sent} org unit month(s) sent, {run.values} value(s) imported or updated, "
         f"{run.deleted} deleted, {len(run.rejected)} refused (push {run.transaction_id or '-'})\n"
     )
+    said = {label for label, _ in run.rejected}
     for label, reasons in run.rejected:
         out.write(f"  refused {label}: {'; '.join(reasons[:3])}\n")
     with journal.sessions() as session:
         for reason, count in sorted(jagg.unplaced(session).items()):
             out.write(f"  not counted yet: {count} record(s): {reason}\n")
+        waiting = [(unit, reasons) for unit, reasons in jagg.dead_letters(session) if unit_label(unit) not in said]
+    for unit, reasons in waiting:
+        out.write(f"  still refused since an earlier run: {unit_label(unit)}: {'; '.join(map(str, reasons[:3]))}\n")
     if run.failure:
         out.write(f"DHIS2 could not take them: {run.failure}; they stay due\n")
         return 1

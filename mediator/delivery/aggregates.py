@@ -40,6 +40,7 @@ from mediator.errors import MediatorError
 from mediator.journal import aggregates as jagg
 from mediator.journal.models import AggregateDue, AggregateFact, AggregateMonth, AggregateSent
 from mediator.journal.pulls import PullRunning, release_lease, take_lease
+from mediator.journal.rows import chunks
 from mediator.journal.store import Journal, PushRecord
 
 
@@ -159,22 +160,25 @@ class AggregateSender:
         with self.journal.sessions.begin() as session:
             last = session.scalar(select(AggregateMonth.period).order_by(AggregateMonth.period.desc()).limit(1))
             months = list(range((last + 1) if last is not None else current - 1, current))
+            jagg.mark_due(session, self._units_of(session, months))
             for m in months:
-                jagg.mark_due(session, self._units_of(session, m))
                 session.add(AggregateMonth(period=m, opened_at=datetime.now(UTC)))
         return months
 
     def make_due(self, months: Iterable[int]) -> None:
         """On demand: every org unit's month of these months is due now, dead letters included."""
         with self.journal.sessions.begin() as session:
-            for m in months:
-                jagg.mark_due(session, self._units_of(session, m))
+            jagg.mark_due(session, self._units_of(session, list(months)))
 
     @staticmethod
-    def _units_of(session: Any, month: int) -> set[Unit]:
-        units = {(d, o, month) for d, o in jagg.units_in(session, month)}
-        sent = select(AggregateSent.data_set, AggregateSent.org_unit).where(AggregateSent.period == month).distinct()
-        return units | {(d, o, month) for d, o in session.execute(sent)}
+    def _units_of(session: Any, months: list[int]) -> set[Unit]:
+        """Every org unit's month of these months that has cells now, or had some DHIS2 was sent."""
+        s = AggregateSent
+        held = set()
+        for chunk in chunks(months):
+            query = select(s.data_set, s.org_unit, s.period).where(s.period.in_(chunk)).distinct()
+            held |= {(d, o, p) for d, o, p in session.execute(query)}
+        return jagg.units_in(session, months) | held
 
     def due(self, now: datetime | None = None, months: Iterable[int] | None = None) -> list[Unit]:
         """Pending months due by now: closed months only, unless `months` names those wanted."""

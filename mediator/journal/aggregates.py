@@ -11,9 +11,10 @@ Invariants:
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, text
@@ -294,7 +295,7 @@ def _row(kind: str, key: str, c: Contribution) -> dict[str, Any]:
         "attributes": "|".join(c.attributes),
         "first": c.first,
         "last": c.last,
-        "value": str(c.value),
+        "value": to_units(c.value),
     }
 
 
@@ -337,27 +338,44 @@ def mark_due(session: Any, due: Iterable[tuple[str, str, int]], when: datetime |
         session.connection().execute(statement, chunk)
 
 
+UNITS = Decimal(10000)  # contributions are kept in ten-thousandths: integers the database sums exactly
+
+
+def to_units(value: Decimal) -> int:
+    """A value in ten-thousandths (openIMIS keeps amounts and quantities to two decimals)."""
+    return int((value * UNITS).to_integral_value(ROUND_HALF_EVEN))
+
+
 def cells(session: Any, data_set: str, org_unit: str, period: Month) -> dict[Cell, Decimal]:
     """Every non-zero cell of a data set's month on an org unit: the exact sum of its contributions."""
     c = AggregateContribution
-    query = select(c.element, c.options, c.attributes, c.value).where(
-        c.data_set == data_set,
-        c.org_unit == org_unit,
-        c.first <= period,
-        or_(c.last.is_(None), c.last >= period),
+    query = (
+        select(c.element, c.options, c.attributes, func.sum(c.value))
+        .where(
+            c.data_set == data_set,
+            c.org_unit == org_unit,
+            c.first <= period,
+            or_(c.last.is_(None), c.last >= period),
+        )
+        .group_by(c.element, c.options, c.attributes)
     )
-    sums: dict[Cell, Decimal] = {}
-    for element, options, attributes, value in session.execute(query):
-        cell = (element, options, attributes)
-        sums[cell] = sums.get(cell, Decimal(0)) + Decimal(value)
-    return {cell: value for cell, value in sums.items() if value != 0}
+    found = {(e, o, a): Decimal(int(total)) / UNITS for e, o, a, total in session.execute(query)}
+    return {cell: value for cell, value in found.items() if value != 0}
 
 
-def units_in(session: Any, period: Month) -> set[tuple[str, str]]:
-    """(data set, org unit) with any contribution to a month."""
+def units_in(session: Any, months: Iterable[Month]) -> set[tuple[str, str, Month]]:
+    """(data set, org unit, month) of these months with any contribution: one pass over the runs there are."""
+    wanted = sorted(set(months))
+    if not wanted:
+        return set()
     c = AggregateContribution
-    query = select(c.data_set, c.org_unit).where(c.first <= period, or_(c.last.is_(None), c.last >= period))
-    return {(d, o) for d, o in session.execute(query.distinct())}
+    query = select(c.data_set, c.org_unit, c.first, c.last).where(c.first <= wanted[-1]).distinct()
+    found: set[tuple[str, str, Month]] = set()
+    for data_set, org_unit, first, last in session.execute(query):
+        start = bisect_left(wanted, first)
+        end = len(wanted) if last is None else bisect_right(wanted, last)
+        found |= {(data_set, org_unit, m) for m in wanted[start:end]}
+    return found
 
 
 def unplaced(session: Any) -> Mapping[str, int]:
@@ -376,3 +394,10 @@ def months_known(session: Any, now: datetime | None = None) -> list[Month]:
     if first is None:
         return sorted(sent)
     return sorted(set(range(first, current_month(now) + 1)) | sent)
+
+
+def dead_letters(session: Any) -> list[tuple[tuple[str, str, int], list[Any]]]:
+    """The org units' months DHIS2 refused, with its reasons: they wait until asked for again or changed."""
+    d = AggregateDue
+    query = select(d.data_set, d.org_unit, d.period, d.reasons).where(d.state == "rejected").order_by(d.period)
+    return [((ds, ou, p), list(reasons or [])) for ds, ou, p, reasons in session.execute(query)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -248,7 +248,7 @@ class AggregateContribution(Base):
     attributes: Mapped[str] = mapped_column(String(400))
     first: Mapped[int] = mapped_column(Integer)  # months: year * 12 + month - 1
     last: Mapped[int | None] = mapped_column(Integer)  # none: every month since `first`
-    value: Mapped[str] = mapped_column(String(40))  # exact decimal
+    value: Mapped[int] = mapped_column(BigInteger)  # in ten-thousandths: summed exactly by the database
 
 
 class AggregateUnplaced(Base):

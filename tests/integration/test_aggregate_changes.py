@@ -315,7 +315,7 @@ def test_two_workers_counting_one_family_at_once_count_it_once(postgres_url):
         month = parse_month(this_month())
         counted = [r for r in rows if r.first <= month and (r.last is None or r.last >= month)]
     # One row, with both changes: the policy the first counted and the head the second did.
-    assert [(r.options, r.value) for r in counted] == [("P36Y-P55Y|M|NOT_PAID|RENEW", "1")]
+    assert [(r.options, r.value) for r in counted] == [("P36Y-P55Y|M|NOT_PAID|RENEW", 10000)]  # 1, in 1/10,000
 
 
 def _take(journal: Any, push_id: int, at: datetime, records: list[Any]) -> None:

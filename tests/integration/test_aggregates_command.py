@@ -121,3 +121,14 @@ def test_the_polling_channel_refuses_a_bad_period_and_says_when_the_aggregates_a
     assert status == 400 and "is not a month" in doc["response"]["body"]
     status, doc = polling(mediator, aggregates="false")
     assert status == 409 and "the monthly aggregates are off" in doc["response"]["body"]
+
+
+def test_a_month_refused_earlier_is_listed_until_it_is_sent_again(mediator):
+    store = mediator.fake.fake.store
+    hospital = store.org_units.pop(org_unit_uid(samples.HOSPITAL))
+    assert command(mediator, "--period", "2019-01").returncode == 1
+    done = command(mediator, "--period", "2018-12")
+    assert f"still refused since an earlier run: DataValueSet/PROCESSED_CLAIM/2019-01/{samples.HOSPITAL}" in done.stdout
+    store.org_units[hospital["id"]] = hospital
+    done = command(mediator, "--period", "2019-01")
+    assert done.returncode == 0 and "still refused" not in done.stdout

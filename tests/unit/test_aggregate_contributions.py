@@ -203,3 +203,11 @@ def test_facts_keep_no_name_number_or_birth_day():
     text = repr(kept)
     assert "1979-03" in text and "1979-03-19" not in text
     assert "Nonino" not in text and "104000001" not in text and "NAT-778899" not in text
+
+
+def test_values_are_kept_in_ten_thousandths_exactly():
+    from mediator.journal.aggregates import to_units
+
+    assert to_units(Decimal("600.50")) == 6_005_000
+    assert to_units(Decimal("0.1") + Decimal("0.2")) == 3_000
+    assert to_units(Decimal("123456789012.34")) == 1_234_567_890_123_400

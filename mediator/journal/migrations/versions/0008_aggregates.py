@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("attributes", sa.String(400), nullable=False),
         sa.Column("first", sa.Integer, nullable=False),
         sa.Column("last", sa.Integer),
-        sa.Column("value", sa.String(40), nullable=False),
+        sa.Column("value", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_aggregate_contributions_root", "aggregate_contributions", ["root_kind", "root_key"])
     op.create_index("ix_aggregate_contributions_cell", "aggregate_contributions", ["data_set", "org_unit", "first"])
