@@ -47,6 +47,8 @@ class FakeDhis2:
     fail_next: int = 0  # the next N requests answer 503
     drop_next: int = 0  # the next N requests lose their connection without an answer
     drop_after_next: int = 0  # the next N requests are carried out, then lose their connection before the answer
+    # the next N data value imports fail whole as DHIS2 does on an internal error: status ERROR, no conflict
+    import_error_next: int = 0
     fault_paths: tuple[str, ...] = (
         "/api/tracker",
         "/api/trackedEntityInstances",
@@ -150,7 +152,7 @@ def create_app(fake: FakeDhis2) -> Flask:
     def faults() -> Any:
         """Test control of a fake running in another process: set fault switches (never part of DHIS2's API)."""
         wanted = request.get_json(silent=True) or {}
-        for name in ("delay", "fail_next", "drop_next", "drop_after_next"):
+        for name in ("delay", "fail_next", "drop_next", "drop_after_next", "import_error_next"):
             if name in wanted:
                 setattr(fake, name, wanted[name])
         return jsonify({"tracked_entities": len(fake.store.tracked_entities), "events": len(fake.store.events)})
@@ -238,6 +240,16 @@ def create_app(fake: FakeDhis2) -> Flask:
     @app.post("/api/dataValueSets")
     def data_value_sets() -> Any:
         strategy = request.args.get("importStrategy", "CREATE_AND_UPDATE").upper()
+        if fake.import_error_next > 0:
+            fake.import_error_next -= 1
+            failed = {
+                "responseType": "ImportSummary",
+                "status": "ERROR",
+                "description": "The import process failed: Failed to flush BatchHandler",
+                "importCount": {"imported": 0, "updated": 0, "ignored": 0, "deleted": 0},
+                "conflicts": [],
+            }
+            return (jsonify(failed), 200) if fake.v < (2, 38) else _web_message(409, "An error occurred.", failed)
         if request.mimetype == "application/adx+xml":
             try:
                 values, data_set = adx_values(fake.store, request.get_data(), request.args)

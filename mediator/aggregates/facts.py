@@ -100,9 +100,10 @@ def of(record: Record) -> Facts | None:
 
 def options_named(record: Record) -> list[tuple[str, str, str]]:
     """(code list, code, name) of the codes a record names that a category lists: a claim's diagnoses (openIMIS
-    sends no ICD list), a policy's product (in case its InsurancePlan never comes)."""
+    sends no ICD list) and services, a policy's product (in case its code list entry never comes)."""
     if isinstance(record, Claim):
-        return [("diagnosis", code, name or code) for code, name in record.diagnoses]
+        services = [("service", line.code, line.code) for line in record.lines if line.kind == "service" and line.code]
+        return [*(("diagnosis", code, name or code) for code, name in record.diagnoses), *services]
     if isinstance(record, Policy) and record.product_code:
         return [("product", record.product_code, record.product_code)]
     return []

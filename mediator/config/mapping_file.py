@@ -6,8 +6,15 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from mediator.config.settings import ChannelSettings, Settings, SettingsError
+from mediator.config.settings import (
+    ChannelSettings,
+    Settings,
+    SettingsError,
+    aggregate_only_for,
+    counts_aggregates,
+)
 from mediator.mapping.insuree import InsureeTarget
 from mediator.mapping.model import Setup
 
@@ -70,4 +77,9 @@ def mapping_fingerprint(settings: Settings, channel: ChannelSettings | None = No
     target = asdict(insuree_target(settings, channel))
     target["pseudonym_key"] = hashlib.sha256(target["pseudonym_key"].encode()).hexdigest()
     setup = asdict(dhis2_setup(settings))
-    return hashlib.sha256(json.dumps([target, setup], sort_keys=True, default=str).encode()).hexdigest()
+    parts: list[Any] = [target, setup]
+    # Counting too, once it is on: records DHIS2 already had are then taken again once, and counted.
+    counted = {"aggregates": counts_aggregates(settings), "aggregate_only": aggregate_only_for(settings, channel)}
+    if any(counted.values()):
+        parts.append(counted)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

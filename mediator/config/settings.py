@@ -301,8 +301,8 @@ class Settings:
     aggregate_suppress_below: int = console(
         1,
         "Aggregates: smallest count sent",
-        "Counts of insurees, families and claims below this are not sent (a cell already in DHIS2 is deleted); 1 "
-        "sends every count. Amounts and quantities are always sent.",
+        "A cell counted from fewer records than this (insurees, families, policies or claims) is not sent, whatever "
+        "it holds (a count, a quantity, an amount), and one already in DHIS2 is deleted; 1 sends every cell.",
     )
     channels: tuple[ChannelSettings, ...] = field(default=(), metadata={"scope": "console", "title": "Channels"})
 
@@ -355,6 +355,17 @@ PULLED_TYPES = (
     "Claim",
     "ClaimResponse",
 )
+
+
+def counts_aggregates(s: Settings) -> bool:
+    """Whether the mediator counts the monthly aggregates: asked for, or needed by aggregate-only mode anywhere (then
+    everything is counted, whichever channel brings it: a ward may come on another channel than its insurees)."""
+    return s.aggregates or s.aggregate_only or any(c.aggregate_only for c in s.channels)
+
+
+def aggregate_only_for(s: Settings, channel: ChannelSettings | None) -> bool:
+    """Whether what comes on this channel is kept from DHIS2's tracker (only counted)."""
+    return s.aggregate_only or bool(channel and channel.aggregate_only)
 
 
 def pull_types(s: Settings) -> tuple[str, ...]:

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from mediator.aggregates import cubes
 from mediator.aggregates.contributions import month_text
@@ -30,7 +31,7 @@ from mediator.aggregates.metadata import payload as metadata_payload
 from mediator.answer.orchestrations import call_fields, to_orchestration
 from mediator.backoff import exponential
 from mediator.config.mapping_file import dhis2_setup
-from mediator.config.settings import Settings
+from mediator.config.settings import Settings, counts_aggregates
 from mediator.dhis2 import datavalues
 from mediator.dhis2.client import Dhis2Client, Exchange
 from mediator.dhis2.datavalues import Value
@@ -39,8 +40,8 @@ from mediator.dhis2.metadata import add_to_collection, get_object, import_metada
 from mediator.errors import MediatorError
 from mediator.journal import aggregates as jagg
 from mediator.journal.models import AggregateDue, AggregateFact, AggregateMonth, AggregateSent
-from mediator.journal.pulls import PullRunning, release_lease, take_lease
-from mediator.journal.rows import chunks
+from mediator.journal.pulls import PullRunning, release_lease, renew_lease, take_lease
+from mediator.journal.rows import chunks, rowcount
 from mediator.journal.store import Journal, PushRecord
 
 
@@ -65,7 +66,6 @@ class AggregatesBusy(MediatorError):
 
 CHANNEL = "aggregates"
 UNITS_PER_REQUEST = 25  # org units' months of one data set and period in one request
-COUNTS = frozenset({"NB_INSUREES", "NB_FAMILY", "NB_CLAIM"})  # what the small-count threshold applies to
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Target:
 
     org_unit: Callable[[str], str]
     adx: bool = False
-    min_count: int = 0  # counts from 1 to min_count - 1 are not sent (0: all are)
+    min_count: int = 0  # cells counted from 1 to min_count - 1 records are not sent (0 or 1: all are)
     retry: timedelta = timedelta(seconds=30)
 
 
@@ -97,8 +97,9 @@ def unit_label(unit: Unit) -> str:
     return f"DataValueSet/{unit[0]}/{month_text(unit[2])}/{unit[1]}"
 
 
-def suppressed(element: str, value: Decimal, min_count: int) -> bool:
-    return element in COUNTS and 0 < value < min_count
+def suppressed(records: int, min_count: int) -> bool:
+    """A cell counted from fewer records than the threshold (insurees, families, policies, claims) is not sent."""
+    return 0 < records < min_count
 
 
 class ComboMap:
@@ -151,6 +152,8 @@ class AggregateSender:
         self.combos = ComboMap()
         self.installed: set[str] = set()  # category option UIDs known to be in their categories
         self.assigned: dict[str, set[str]] = {}  # data set UID -> org units assigned
+        # When each due month was last made due, as read: a month made due again while it is sent stays due.
+        self.stamps: dict[Unit, datetime] = {}
 
     # --- what is due ---------------------------------------------------------------------------------------------
 
@@ -183,15 +186,16 @@ class AggregateSender:
     def due(self, now: datetime | None = None, months: Iterable[int] | None = None) -> list[Unit]:
         """Pending months due by now: closed months only, unless `months` names those wanted."""
         moment = now or datetime.now(UTC)
-        query = select(AggregateDue.data_set, AggregateDue.org_unit, AggregateDue.period).where(
-            AggregateDue.state == "pending"
-        )
+        d = AggregateDue
+        query = select(d.data_set, d.org_unit, d.period, d.updated_at).where(d.state == "pending")
         if months is None:
             query = query.where(AggregateDue.next_attempt_at <= moment, AggregateDue.period < jagg.current_month(now))
         else:
             query = query.where(AggregateDue.period.in_(list(months)))
         with self.journal.sessions() as session:
-            return sorted((d, o, p) for d, o, p in session.execute(query))
+            found = {(d, o, p): at for d, o, p, at in session.execute(query)}
+        self.stamps.update(found)
+        return sorted(found)
 
     # --- sending -------------------------------------------------------------------------------------------------
 
@@ -201,9 +205,11 @@ class AggregateSender:
         months: Iterable[int] | None = None,
         openhim_id: str | None = None,
         client_id: str | None = None,
+        renew: Callable[[], bool] | None = None,
     ) -> AggregateRun:
         """Send what is due: on a schedule (closed months, opened as they close), or the months asked. The run is
-        a push of the journal, of the OpenHIM transaction that asked for it if any."""
+        a push of the journal, of the OpenHIM transaction that asked for it if any. `renew()` keeps the sender's
+        lease before each request; once lost, what is left stays due for whoever holds it now."""
         wanted = None if months is None else sorted(set(months))
         if wanted is None:
             self.open_closed_months(now)
@@ -215,16 +221,25 @@ class AggregateSender:
             return run
         exchanges: list[Exchange] = []
         outcomes: list[dict[str, Any]] = []
+        groups: dict[tuple[str, int], list[Unit]] = {}
+        for unit in units:
+            groups.setdefault((unit[0], unit[2]), []).append(unit)
+        batches = [g[i : i + UNITS_PER_REQUEST] for g in groups.values() for i in range(0, len(g), UNITS_PER_REQUEST)]
         try:
             dhis2 = self.client(exchanges)
-            self._prepare(dhis2, units)
-            groups: dict[tuple[str, int], list[Unit]] = {}
-            for unit in units:
-                groups.setdefault((unit[0], unit[2]), []).append(unit)
-            for batch in (
-                g[i : i + UNITS_PER_REQUEST] for g in groups.values() for i in range(0, len(g), UNITS_PER_REQUEST)
-            ):
-                outcomes += self._send(dhis2, batch, run)
+            try:
+                self._prepare(dhis2, units)
+            except Dhis2Rejected as exc:  # DHIS2 will not take the metadata they need: an administrator's matter
+                outcomes += self._refuse(units, f"{exc}", run)
+                batches = []
+            for batch in batches:
+                if renew is not None and not renew():
+                    run.failure = "another process took over the aggregates lease; it sends the rest"
+                    break
+                try:
+                    outcomes += self._send(dhis2, batch, run)
+                except Dhis2Rejected as exc:  # this request refused whole (400, 413...): retrying cannot help
+                    outcomes += self._refuse(batch, f"{exc}", run)
         except Dhis2Error as exc:
             run.failure = str(exc)
             done = {o["record"] for o in outcomes}
@@ -239,9 +254,32 @@ class AggregateSender:
                 }
                 for u in left
             ]
+        if run.rejected:
+            # What this sender learnt of DHIS2 is checked again next time: DHIS2 may have been changed or reset.
+            self.combos.known.clear()
+            self.installed.clear()
+            self.assigned.clear()
         run.transaction_id = self._journal(outcomes, exchanges, run, openhim_id, client_id)
         run.calls, run.exchanges = len(exchanges), exchanges
         return run
+
+    def _refuse(self, units: Sequence[Unit], reason: str, run: AggregateRun) -> list[dict[str, Any]]:
+        """These months are dead letters, with the reason: sent again when asked for, or when their cells change."""
+        stamp = datetime.now(UTC)
+        with self.journal.sessions.begin() as session:
+            for unit in units:
+                self._settle(session, unit, "rejected", [reason], stamp)
+        run.rejected += [(unit_label(u), [reason]) for u in units]
+        return [_outcome(u, "rejected", [reason]) for u in units]
+
+    def _settle(self, session: Any, unit: Unit, state: str, reasons: list[str], stamp: datetime) -> bool:
+        """Record what became of a due month, unless it was made due again meanwhile (then it stays due)."""
+        d = AggregateDue
+        where = (d.data_set == unit[0], d.org_unit == unit[1], d.period == unit[2], d.updated_at == self.stamps[unit])
+        if state == "sent":
+            return rowcount(session.execute(delete(d).where(*where))) == 1
+        values = {"state": "rejected", "reasons": [r[:500] for r in reasons[:20]], "updated_at": stamp}
+        return rowcount(session.execute(update(d).where(*where).values(**values))) == 1
 
     def _prepare(self, dhis2: Dhis2Client, units: Sequence[Unit]) -> None:
         """The options the cells name are in their categories, the data sets assigned to the org units, and the
@@ -252,14 +290,16 @@ class AggregateSender:
         assign: dict[str, set[str]] = {}
         for data_set, org_unit, _ in units:
             assign.setdefault(data_set, set()).add(self.target.org_unit(org_unit))
-        missing_options = wanted - self.installed
-        if missing_options:
-            existing = {}
+        if wanted - self.installed:
+            existing: dict[str, list[str]] = {}
+            listed: set[str] = set()
             for category in _coded():
                 found = get_object(dhis2, "categories", category.uid, "categoryOptions[id]")
                 have = {str(r.get("id")) for r in (found or {}).get("categoryOptions") or []}
-                existing[category.uid] = sorted(have)
-            self._install(dhis2, options, existing)
+                existing[category.uid], listed = sorted(have), listed | have
+            if wanted - listed:  # only what DHIS2 lacks is added, and only then are the option combos made again
+                self._install(dhis2, options, existing)
+                self.combos.known.clear()
             self.installed |= wanted
         for code, org_units in assign.items():
             chosen = cubes.DATA_SETS[code]
@@ -277,7 +317,7 @@ class AggregateSender:
                             refused.status,
                         )
                 self.assigned[chosen.uid] = have | org_units
-        if not self.target.adx:
+        if not self.target.adx and not self.combos.known:
             self.combos.load(dhis2, _combo_uids())
 
     def _install(self, dhis2: Dhis2Client, options: Options, existing: dict[str, list[str]]) -> None:
@@ -302,7 +342,7 @@ class AggregateSender:
         unit's month."""
         data_set = cubes.DATA_SETS[unit[0]]
         now = jagg.cells(session, *unit)
-        kept = {c: v for c, v in now.items() if not suppressed(c[0], v, self.target.min_count)}
+        kept = {c: v for c, (v, n) in now.items() if not suppressed(n, self.target.min_count)}
         sent_rows = session.execute(
             select(AggregateSent.element, AggregateSent.options, AggregateSent.attributes, AggregateSent.value).where(
                 AggregateSent.data_set == unit[0], AggregateSent.org_unit == unit[1], AggregateSent.period == unit[2]
@@ -358,12 +398,22 @@ class AggregateSender:
         drop = [(u, v) for u in units for v in made[u][1]]
         refused: dict[Unit, list[str]] = {u: list(made[u][3]) for u in units}
         adx = data_set.code if self.target.adx else None
+        stamp = datetime.now(UTC)
+        with self.journal.sessions.begin() as session:
+            # Before anything is sent, what was sent and what goes now both count as held: should the import or
+            # the deletion fail half-way, a later send still deletes what went to zero.
+            for unit in units:
+                self._sent(session, unit, {**made[unit][4], **made[unit][2]}, stamp)
         for strategy, values in (("CREATE_AND_UPDATE", put), ("DELETE", drop)):
             if not values:
                 continue
             summary = datavalues.send(
                 dhis2, [v for _, v in values], strategy=strategy, adx_data_set=adx, data_set=data_set.uid
             )
+            if summary.status == "ERROR" and not summary.conflicts:
+                why = f"DHIS2 refused the import: {summary.description or 'status ERROR'}"
+                for owner in {u for u, _ in values}:
+                    refused[owner].append(why)
             for conflict in summary.conflicts:
                 owners = (
                     [values[conflict.index][0]]
@@ -377,27 +427,17 @@ class AggregateSender:
             else:
                 run.values += summary.counts.get("imported", 0) + summary.counts.get("updated", 0)
         outcomes = []
-        stamp = datetime.now(UTC)
         with self.journal.sessions.begin() as session:
             for unit in units:
                 reasons = refused[unit]
-                where = (
-                    AggregateDue.data_set == unit[0],
-                    AggregateDue.org_unit == unit[1],
-                    AggregateDue.period == unit[2],
-                )
                 if reasons:
+                    # Part of it may be in DHIS2 now: what was held before and sent now stays counted as held.
                     run.rejected.append((unit_label(unit), reasons))
-                    due = session.get(AggregateDue, unit)
-                    if due is not None:
-                        due.state, due.reasons, due.updated_at = "rejected", [r[:500] for r in reasons[:20]], stamp
+                    self._settle(session, unit, "rejected", reasons, stamp)
                     outcomes.append(_outcome(unit, "rejected", reasons))
-                    # Part of it may be in DHIS2 now: what was sent before and now both count as held, so a later
-                    # send deletes whatever of it went to zero.
-                    self._sent(session, unit, {**made[unit][4], **made[unit][2]}, stamp)
                     continue
                 self._sent(session, unit, made[unit][2], stamp)
-                session.execute(delete(AggregateDue).where(*where))
+                self._settle(session, unit, "sent", [], stamp)  # made due again meanwhile: it goes again
                 run.sent += 1
                 outcomes.append(_outcome(unit, "delivered", []))
         return outcomes
@@ -509,9 +549,7 @@ def _outcome(unit: Unit, status: str, reasons: list[str]) -> dict[str, Any]:
 LEASE_SOURCE = "aggregates"  # one sender at a time across the processes and instances sharing the journal
 
 
-def counting(settings: Settings) -> bool:
-    """Whether the mediator counts the monthly aggregates at all."""
-    return settings.aggregates or settings.aggregate_only or any(c.aggregate_only for c in settings.channels)
+counting = counts_aggregates
 
 
 def send_aggregates(
@@ -532,10 +570,29 @@ def send_aggregates(
     except PullRunning:
         return None
     try:
-        sender = sender or AggregateSender(journal, client, target(settings))
-        return sender.run(now, months, openhim_id, client_id)
+        if sender is None:
+            sender = _sender(journal, settings)
+        sender.client, sender.target = client, target(settings)
+        renew = partial(renew_lease, journal, LEASE_SOURCE, holder)
+        return sender.run(now, months, openhim_id, client_id, renew)
     finally:
         release_lease(journal, LEASE_SOURCE, holder)
+
+
+# One sender per journal and DHIS2 in a process: what it learnt of DHIS2 (options installed, data sets assigned,
+# option combos) is kept from one run to the next.
+_SENDERS: dict[tuple[str, str], AggregateSender] = {}
+
+
+def _sender(journal: Journal, settings: Settings) -> AggregateSender:
+    where = (str(journal.engine.url), settings.dhis2_url.rstrip("/"))
+    if where not in _SENDERS:
+        _SENDERS[where] = AggregateSender(journal, lambda exchanges: _no_client(), target(settings))
+    return _SENDERS[where]
+
+
+def _no_client() -> Dhis2Client:
+    raise AssertionError("a sender is given its DHIS2 client by send_aggregates")
 
 
 def target(settings: Settings) -> Target:

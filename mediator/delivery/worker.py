@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import requests
@@ -19,7 +20,7 @@ from mediator.answer.orchestrations import call_fields, to_orchestration
 from mediator.answer.outcomes import PushResult, PushSummary, Reason, RecordOutcome
 from mediator.answer.response import decided_update
 from mediator.config.mapping_file import dhis2_setup, insuree_target
-from mediator.config.settings import ChannelSettings, Settings
+from mediator.config.settings import ChannelSettings, Settings, aggregate_only_for, counts_aggregates
 from mediator.delivery.push import label, push
 from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, credentials_key, make_auth
 from mediator.dhis2.version import VersionCache
@@ -157,14 +158,15 @@ class Deliverer:
         ]
         error = str(result.failure) if result.failure else None
         base = timedelta(seconds=settings.retry_seconds)
-        finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP)
-        orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
-        # What a slice decided is counted into the monthly aggregates, in the transaction that records it.
+        # What a slice decides is counted into the monthly aggregates in the transaction that decides it: a crash
+        # leaves the records pending and uncounted, never decided and uncounted.
         decided = {o["record"] for o in outcomes if o["status"] != "pending" and not o["waits_for"]}
-        counting = settings.aggregates or aggregate_only(settings, channel)
-        counted = [r for r in records if label(r) in decided] if counting else []
+        counted = [r for r in records if label(r) in decided] if counts_aggregates(settings) else []
+        count = partial(aggregates.take, push_id=taken.transaction_id, records=counted) if counted else None
+        finish(self.journal, taken, outcomes, result.failure is not None, error, base, RETRY_CAP, count)
+        orchestrations = [to_orchestration(run.calls + i + 1, ex) for i, ex in enumerate(exchanges)]
         # A record that waits has no outcome yet: only its work row says what it waits for.
-        self._record(taken.transaction_id, result, [o for o in outcomes if not o["waits_for"]], orchestrations, counted)
+        self._record(taken.transaction_id, result, [o for o in outcomes if not o["waits_for"]], orchestrations)
         if self.auditor is not None:
             self.auditor(taken.transaction_id, result)
         room = MAX_UPDATE_ORCHESTRATIONS - len(run.orchestrations)
@@ -188,7 +190,7 @@ class Deliverer:
         resolved = [resolve(r, taken.aliases) for r in taken.records]
         reading = Reading(records=resolved)
         counted_only: list[Record] = []
-        if aggregate_only(settings, channel):
+        if aggregate_only_for(settings, channel):
             counted_only = [r for r in resolved if isinstance(r, INDIVIDUAL) and label(r) in taken.labels]
             reading.records = [r for r in resolved if not isinstance(r, INDIVIDUAL)]
             if not reading.records:
@@ -268,7 +270,6 @@ class Deliverer:
         result: PushResult,
         outcomes: list[dict[str, Any]],
         orchestrations: list[Orchestration],
-        counted: list[Record] | None = None,
     ) -> None:
         with self.journal.sessions.begin() as session:
             written: dict[int, dict[str, Any]] = {}
@@ -286,8 +287,6 @@ class Deliverer:
                     stats[k] = stats.get(k, 0) + v
                 tx.stats = stats
                 tx.failure = str(result.failure) if result.failure else None
-                if counted:
-                    aggregates.take(session, transaction_id, tx.received_at, counted)
             session.flush()
             chain.append(session, rows={"call": [c.id for c in calls]}, written={"outcome": written})
 
@@ -319,10 +318,6 @@ class Deliverer:
 
 # Records of individuals: what aggregate-only mode keeps from DHIS2.
 INDIVIDUAL = (Insuree, Family, Policy, Claim, ClaimReview)
-
-
-def aggregate_only(settings: Settings, channel: ChannelSettings | None) -> bool:
-    return settings.aggregate_only or bool(channel and channel.aggregate_only)
 
 
 def dhis2_user(settings: Settings, channel: ChannelSettings | None) -> tuple[str, str, str]:

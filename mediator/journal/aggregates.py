@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, text
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -31,6 +31,7 @@ from mediator.journal.models import (
     AggregateRef,
     AggregateSent,
     AggregateUnplaced,
+    Transaction,
 )
 from mediator.journal.rows import among, chunks
 from mediator.openimis.records import Record
@@ -94,10 +95,18 @@ class _Lookup:
 
 
 def take(
-    session: Any, push_id: int, received_at: datetime, records: Iterable[Record], now: datetime | None = None
+    session: Any,
+    push_id: int,
+    records: Iterable[Record],
+    received_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> int:
-    """Keep the facts of records a slice decided and count again every root they touch; returns the roots counted."""
-    since = received_at.astimezone(UTC).strftime("%Y-%m")
+    """Keep the facts of records a slice decided and count again every root they touch; returns the roots counted.
+    `received_at`: when their push came (read from the journal when not given); stocks count from that month."""
+    if received_at is None:
+        received_at = session.scalar(select(Transaction.received_at).where(Transaction.id == push_id))
+        received_at = received_at or datetime.now(UTC)
+    since = received_at.replace(tzinfo=received_at.tzinfo or UTC).astimezone(UTC).strftime("%Y-%m")
     stamp = datetime.now(UTC)
     records = list(records)
     found = list({(f.kind, f.key): f for f in map(facts_of.of, records) if f is not None}.values())
@@ -142,6 +151,14 @@ def take(
             )
     for chunk in chunks(refs):
         _insert(session, AggregateRef, chunk)
+    if any(row["kind"] in ("Location", "Option") for row in fresh) or any(
+        kind == "Location" for kind, _, _, _ in changed
+    ):
+        # A month DHIS2 refused for an org unit or an option it lacked may go now: each goes once more.
+        d = AggregateDue
+        session.execute(
+            update(d).where(d.state == "rejected").values(state="pending", next_attempt_at=stamp, updated_at=stamp)
+        )
     lookup = _Lookup(session)
     roots = _touched(lookup, changed)
     recount(session, roots, lookup, now)
@@ -161,6 +178,11 @@ def _name_options(session: Any, records: list[Record], push_id: int, since: str,
     ]
     for chunk in chunks(rows):
         _insert(session, AggregateFact, chunk)
+    if rows:
+        d = AggregateDue
+        session.execute(
+            update(d).where(d.state == "rejected").values(state="pending", next_attempt_at=stamp, updated_at=stamp)
+        )
 
 
 def _by_kind(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
@@ -259,7 +281,7 @@ def _recount_part(session: Any, lookup: _Lookup, kind: str, keys: list[str], hor
         made, why = contrib.of_root(kind, key, lookup)
         if why is not None:
             unplaced.append({"root_kind": kind, "root_key": key, "reason": why[:200]})
-        new = [_row(kind, key, m) for m in made]
+        new = _merged(kind, key, made)
         after = {tuple(r[f] for f in _COLUMNS) for r in new}
         if before[key] == after:
             continue
@@ -282,6 +304,20 @@ def _insert(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
 
 
 _COLUMNS = ("data_set", "org_unit", "element", "options", "attributes", "first", "last", "value")
+
+
+def _merged(kind: str, key: str, made: list[Contribution]) -> list[dict[str, Any]]:
+    """A root's rows, one per cell and run of months: two equal lines of a claim are one row of twice the value,
+    so that comparing a root's rows old and new as sets misses no change."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for c in made:
+        row = _row(kind, key, c)
+        where = tuple(row[f] for f in _COLUMNS[:-1])
+        if where in rows:
+            rows[where]["value"] += row["value"]
+        else:
+            rows[where] = row
+    return [r for r in rows.values() if r["value"] != 0]
 
 
 def _row(kind: str, key: str, c: Contribution) -> dict[str, Any]:
@@ -346,11 +382,12 @@ def to_units(value: Decimal) -> int:
     return int((value * UNITS).to_integral_value(ROUND_HALF_EVEN))
 
 
-def cells(session: Any, data_set: str, org_unit: str, period: Month) -> dict[Cell, Decimal]:
-    """Every non-zero cell of a data set's month on an org unit: the exact sum of its contributions."""
+def cells(session: Any, data_set: str, org_unit: str, period: Month) -> dict[Cell, tuple[Decimal, int]]:
+    """Every non-zero cell of a data set's month on an org unit: the exact sum of its contributions, and how many
+    records it is counted from."""
     c = AggregateContribution
     query = (
-        select(c.element, c.options, c.attributes, func.sum(c.value))
+        select(c.element, c.options, c.attributes, func.sum(c.value), func.count(c.root_key.distinct()))
         .where(
             c.data_set == data_set,
             c.org_unit == org_unit,
@@ -359,8 +396,8 @@ def cells(session: Any, data_set: str, org_unit: str, period: Month) -> dict[Cel
         )
         .group_by(c.element, c.options, c.attributes)
     )
-    found = {(e, o, a): Decimal(int(total)) / UNITS for e, o, a, total in session.execute(query)}
-    return {cell: value for cell, value in found.items() if value != 0}
+    found = {(e, o, a): (Decimal(int(total)) / UNITS, int(n)) for e, o, a, total, n in session.execute(query)}
+    return {cell: value for cell, value in found.items() if value[0] != 0}
 
 
 def units_in(session: Any, months: Iterable[Month]) -> set[tuple[str, str, Month]]:

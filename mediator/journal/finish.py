@@ -5,7 +5,7 @@ another push's record spends no attempt and is woken when that one is decided. E
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -31,11 +31,13 @@ def finish(
     error: str | None,
     base: timedelta = timedelta(seconds=30),
     cap: timedelta = timedelta(hours=1),
+    count: Callable[..., Any] | None = None,
 ) -> None:
     """Record what became of a slice's records.
 
     `outcomes` are {record, status, uids, reasons}; a record still pending waits longer after each failed attempt
     (base, doubling, at most cap), and so does the rest of its push, which would only meet the same DHIS2.
+    `count(session)` runs in the same database transaction (the monthly aggregates count what was decided).
     """
     now = datetime.now(UTC)
     by_label = {o["record"]: o for o in outcomes}
@@ -73,6 +75,8 @@ def finish(
             # Found by what they wait for alone, through its index (with the state too, SQLite would walk every
             # pending row); a row no longer pending that still names it only gets a due time nobody reads.
             session.execute(update(Work).where(Work.waits_for.in_(chunk)).values(next_attempt_at=now))
+        if count is not None:
+            count(session)
         if retry:
             session.execute(
                 update(Work)

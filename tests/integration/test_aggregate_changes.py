@@ -5,6 +5,7 @@ sends no tracker call at all."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from copy import deepcopy
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from mediator.journal.models import AggregateDue
 from mediator.mapping.uids import org_unit_uid
 from tests import samples
 from tests.aggregate_totals import sent, totals
-from tests.integration.test_aggregates import FILES, REAL, Mediator, bodies, this_month
+from tests.integration.test_aggregates import FILES, HEADERS, REAL, Mediator, bodies, this_month
 
 WARD_2 = "a1f0c7e2-6b1d-4f3e-9a52-7c8d9e0f1a2b"
 VILLAGE_2 = samples.OTHER_VILLAGE
@@ -160,7 +161,7 @@ def test_a_month_dhis2_refuses_is_a_dead_letter_with_its_reason_and_the_rest_goe
     assert mediator.schedule(month_after(datetime.now(UTC))).rejected == []  # a dead letter waits to be asked for
 
 
-def test_counts_under_the_threshold_are_not_sent_and_their_cells_deleted(tmp_path):
+def test_cells_counted_from_too_few_records_are_not_sent_and_their_values_deleted(tmp_path):
     family = samples.group(members=(samples.HEAD, samples.MEMBER))
     member = samples.patient(samples.MEMBER, "104000002", is_head=False)
     world = World([*starting_resources(), family, member])
@@ -169,20 +170,17 @@ def test_counts_under_the_threshold_are_not_sent_and_their_cells_deleted(tmp_pat
         mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
         mediator.send()
         store = mediator.fake.fake.store
-        insurees = {k: v for k, v in sent(store, keys_of(world)).items() if k[0] == "NB_INSUREES"}
-        assert list(insurees.values()) == [2]  # two of one age and sex in the ward: sent
+        held = sent(store, keys_of(world))
+        # Two insurees of one age and sex in the ward: sent. One family, one claim: nothing of them, not even the
+        # claim's amounts or its diagnosis.
+        assert {k[0]: v for k, v in held.items()} == {"NB_INSUREES": 2}
+        assert any(k[0] == "NB_CLAIM_SERVICE_ICD" for k in world.totals())
         mediator.push(world.put([samples.patient(samples.MEMBER, "104000002", is_head=False, village=VILLAGE_2)]))
         run = mediator.send([parse_month(this_month())])
-        held = sent(store, keys_of(world))
-        assert not any(k[0] == "NB_INSUREES" for k in held)  # one in each ward now: neither is sent
+        assert sent(store, keys_of(world)) == {}  # one in each ward now: neither is sent
         assert run.deleted >= 1  # and the 2 DHIS2 held is gone
-        expected = {k: v for k, v in world.totals().items() if not (k[0] in COUNTS and v < 2)}
-        assert held == expected  # amounts and quantities are not counts: all of them go
     finally:
         mediator.stop()
-
-
-COUNTS = {"NB_INSUREES", "NB_FAMILY", "NB_CLAIM"}
 
 
 @pytest.mark.parametrize("version", ["2.37.9", "2.40.3", "2.41.1"])
@@ -289,16 +287,15 @@ def test_two_workers_counting_one_family_at_once_count_it_once(postgres_url):
     journal = Journal.open(empty_postgres(postgres_url))
     now = datetime.now(UTC)
     with journal.sessions.begin() as session:
-        jagg.take(
-            session, 1, now, records(*samples.locations(), samples.group(members=(samples.HEAD,)), samples.patient())
-        )
+        everything = records(*samples.locations(), samples.group(members=(samples.HEAD,)), samples.patient())
+        jagg.take(session, 1, everything, now)
     policy = samples.contract(insurees=(samples.HEAD,))
     policy["subject"] = [{"reference": f"Group/{samples.FAMILY}", "type": "Group"}]
     year = now.year  # in force this month, so that counting it changes the family's rows
     policy["term"][0]["asset"][0]["period"] = [{"start": f"{year - 1}-01-01", "end": f"{year + 1}-12-31"}]
     first = journal.sessions()
     first.begin()
-    jagg.take(first, 2, now, records(policy))  # counts the family again, not committed yet
+    jagg.take(first, 2, records(policy), now)  # counts the family again, not committed yet
     second = threading.Thread(
         target=lambda: _take(journal, 3, now, records(samples.patient(gender="male")))  # the family's head changed
     )
@@ -322,4 +319,104 @@ def _take(journal: Any, push_id: int, at: datetime, records: list[Any]) -> None:
     from mediator.journal import aggregates as jagg
 
     with journal.sessions.begin() as session:
-        jagg.take(session, push_id, at, records)
+        jagg.take(session, push_id, records, at)
+
+
+def test_two_equal_lines_count_twice_and_dropping_one_is_a_change(mediator):
+    claim = samples.claim()
+    claim["item"].append({**deepcopy(claim["item"][0]), "sequence": 3})  # the same medicine again
+    world = World([*starting_resources(), claim])
+    mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
+    mediator.send()
+    store = mediator.fake.fake.store
+    items = {k: v for k, v in sent(store, keys_of(world)).items() if k[0] == "NB_CLAIM_ITEM"}
+    assert list(items.values()) == [4]
+    mediator.push(world.put([samples.claim()]))
+    run = mediator.schedule(datetime.now(UTC))  # 2019-01 is closed: the correction goes at once
+    assert run.sent == 1
+    assert sent(store, keys_of(world)) == world.totals()
+
+
+def test_a_month_made_due_while_it_is_sent_is_sent_again(tmp_path, journal_url):
+
+    # Aggregate-only, so that the correction is counted while the month is still on its way (no tracker call).
+    mediator = Mediator(tmp_path / "state", journal_url, aggregate_only="true")
+    try:
+        _made_due_while_sent(mediator)
+    finally:
+        mediator.stop()
+
+
+def _made_due_while_sent(mediator: Mediator) -> None:
+    import threading
+
+    world = World(starting_resources())
+    mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
+    mediator.fake.fake.delay = 1.5  # DHIS2 takes its time over the data values
+    sending = threading.Thread(target=lambda: mediator.schedule(datetime.now(UTC)))
+    sending.start()
+    time.sleep(0.5)
+    mediator.push(world.put([samples.claim_response()]))  # a correction to the month being sent
+    sending.join(30)
+    mediator.fake.fake.delay = 0
+    with mediator.journal.sessions() as session:
+        still = session.query(AggregateDue).filter(AggregateDue.period == parse_month("2019-01")).one_or_none()
+    assert still is not None and still.state == "pending"
+    mediator.schedule(datetime.now(UTC))
+    this = this_month().replace("-", "")
+    assert sent(mediator.fake.fake.store, keys_of(world)) == {k: v for k, v in world.totals().items() if k[2] < this}
+
+
+def test_an_import_dhis2_fails_whole_without_a_conflict_is_not_taken_for_delivered(mediator):
+    world = World(starting_resources())
+    mediator.push(json.dumps(samples.bundle(*world.now.values())).encode())
+    mediator.fake.fake.import_error_next = 1
+    run = mediator.schedule(datetime.now(UTC))
+    assert run.sent == 0 and run.rejected
+    assert "The import process failed" in run.rejected[0][1][0]
+    done = mediator.send([parse_month("2019-01")])  # asked for again: it goes
+    assert done.sent == 1 and sent(mediator.fake.fake.store, keys_of(world)) == {
+        k: v for k, v in world.totals().items() if k[2] == "201901"
+    }
+
+
+def test_turning_the_aggregates_on_later_counts_what_was_delivered_before(tmp_path):
+    world = World(starting_resources())
+    body = json.dumps(samples.bundle(*world.now.values())).encode()
+    before = Mediator(tmp_path / "state", aggregates="false")
+    try:
+        assert before.push(body)["status"] == "Successful"
+        later = Mediator(tmp_path / "state")  # the same journal, the aggregates on
+        try:
+            answer = later.push(body)
+            assert int(answer["properties"]["records_unchanged"]) == 0  # taken again once, to be counted
+            later.send()
+            assert sent(later.fake.fake.store, keys_of(world)) == world.totals()
+            assert int(later.push(body)["properties"]["records_unchanged"]) > 0  # and from then on unchanged
+        finally:
+            later.stop()
+    finally:
+        before.stop()
+
+
+def test_counting_that_fails_leaves_the_slice_to_deliver_again(mediator, monkeypatch):
+    from mediator.journal import aggregates as jagg
+    from mediator.journal.models import Work
+
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("the counting failed")
+
+    monkeypatch.setattr(jagg, "take", broken)
+    world = World(starting_resources())
+    answer = mediator.client.post(
+        "/channels/openimis", data=json.dumps(samples.bundle(*world.now.values())).encode(), headers=HEADERS
+    )
+    assert answer.status_code >= 500 or json.loads(answer.data)["status"] != "Successful"
+    with mediator.journal.sessions() as session:
+        states = {w.state for w in session.query(Work)}
+    assert "pending" in states  # not decided without being counted
+    monkeypatch.undo()
+    settings = LiveSettings(mediator.settings, mediator.env).current()
+    mediator.deliverer.work_once(settings, now=datetime(2030, 1, 1, tzinfo=UTC))
+    mediator.send()
+    assert sent(mediator.fake.fake.store, keys_of(world)) == world.totals()
