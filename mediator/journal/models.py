@@ -236,6 +236,8 @@ class AggregateContribution(Base):
     __table_args__ = (
         Index("ix_aggregate_contributions_root", "root_kind", "root_key"),
         Index("ix_aggregate_contributions_cell", "data_set", "org_unit", "first"),
+        # A month's cells are the runs ending in it or later: for flows (one month each) the short side.
+        Index("ix_aggregate_contributions_last", "data_set", "org_unit", "last"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -281,6 +283,7 @@ class AggregateSent(Base):
     """The value DHIS2 holds for one cell, as last sent: a cell that went to zero is deleted there."""
 
     __tablename__ = "aggregate_sent"
+    __table_args__ = (Index("ix_aggregate_sent_period", "period"),)
 
     data_set: Mapped[str] = mapped_column(String(32), primary_key=True)
     org_unit: Mapped[str] = mapped_column(String(160), primary_key=True)

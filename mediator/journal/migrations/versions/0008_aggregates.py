@@ -42,6 +42,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_aggregate_contributions_root", "aggregate_contributions", ["root_kind", "root_key"])
     op.create_index("ix_aggregate_contributions_cell", "aggregate_contributions", ["data_set", "org_unit", "first"])
+    op.create_index("ix_aggregate_contributions_last", "aggregate_contributions", ["data_set", "org_unit", "last"])
     op.create_table(
         "aggregate_unplaced",
         sa.Column("root_kind", sa.String(32), primary_key=True),
@@ -71,6 +72,7 @@ def upgrade() -> None:
         sa.Column("value", sa.String(40), nullable=False),
         sa.Column("sent_at", when, nullable=False),
     )
+    op.create_index("ix_aggregate_sent_period", "aggregate_sent", ["period"])
     op.create_table(
         "aggregate_months",
         sa.Column("period", sa.Integer, primary_key=True),
