@@ -39,7 +39,20 @@ def _issues(run: AggregateRun, asked: str) -> list[dict[str, Any]]:
 
 def aggregates_now(channel: ChannelSettings, settings: Settings, origin: Origin) -> Response:
     if not counting(settings):
-        return error_response(channel, AggregatesOff("set MEDIATOR_AGGREGATES=true, or aggregate-only mode"))
+        if request.args.getlist("period"):
+            return error_response(channel, AggregatesOff("set MEDIATOR_AGGREGATES=true, or aggregate-only mode"))
+        # The default polling channel calls every quarter hour whether or not they are on: a quiet answer.
+        note = "the monthly aggregates are off (MEDIATOR_AGGREGATES): nothing to send"
+        issue = {"severity": "information", "code": "informational", "diagnostics": note}
+        doc = mediator_response(
+            current_app.config["MEDIATOR_URN"],
+            "Successful",
+            200,
+            operation_outcome([issue]),
+            [],
+            {"channel": channel.name},
+        )
+        return json_response(doc, 200, OPENHIM_CONTENT_TYPE)
     try:
         months = months_asked(request.args.getlist("period")) or None
     except ValueError as exc:
