@@ -120,9 +120,13 @@ def take(
     stored = _stored(session, [(f.kind, f.key) for f in found])
     changed: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = []
     fresh, updated, refs = [], [], []
+    lookup = _Lookup(session)
     for item in found:
-        pushed, kept = stored.get((item.kind, item.key), (None, None))
-        if pushed is not None and (pushed > push_id or kept == item.facts):
+        pushed, kept, first = stored.get((item.kind, item.key), (None, None, since))
+        # What the counting will read of it, as the journal holds it once this is written: no need to read it back.
+        newer = pushed is not None and pushed > push_id
+        lookup.known[(item.kind, item.key)] = {**(kept if newer and kept else item.facts), "since": first}
+        if pushed is not None and (newer or kept == item.facts):
             continue  # a newer push brought it, or nothing the aggregates read changed
         row = {"kind": item.kind, "key": item.key, "push_id": push_id, "facts": item.facts, "updated_at": stamp}
         if pushed is None:
@@ -151,6 +155,7 @@ def take(
             )
     for chunk in chunks(refs):
         _insert(session, AggregateRef, chunk)
+    lookup.referrers.clear()  # references just changed: what refers to what is read afresh
     if any(row["kind"] in ("Location", "Option") for row in fresh) or any(
         kind == "Location" for kind, _, _, _ in changed
     ):
@@ -159,7 +164,6 @@ def take(
         session.execute(
             update(d).where(d.state == "rejected").values(state="pending", next_attempt_at=stamp, updated_at=stamp)
         )
-    lookup = _Lookup(session)
     roots = _touched(lookup, changed)
     recount(session, roots, lookup, now)
     return len(roots)
@@ -193,14 +197,15 @@ def _by_kind(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
     return sorted(grouped.items())
 
 
-def _stored(session: Any, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
-    """(kind, key) -> (the push that brought it, its facts) of the records the journal has facts of."""
+def _stored(session: Any, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, dict[str, Any], str]]:
+    """(kind, key) -> (the push that brought it, its facts, its first month) of the records the journal has facts
+    of."""
     f = AggregateFact
-    rows: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    rows: dict[tuple[str, str], tuple[int, dict[str, Any], str]] = {}
     for kind, keys in _by_kind(wanted):
         for chunk in chunks(keys):
-            query = select(f.key, f.push_id, f.facts).where(f.kind == kind, among(session, f.key, chunk))
-            rows.update({(kind, key): (pushed, facts) for key, pushed, facts in session.execute(query)})
+            query = select(f.key, f.push_id, f.facts, f.since).where(f.kind == kind, among(session, f.key, chunk))
+            rows.update({(kind, key): (pushed, facts, first) for key, pushed, facts, first in session.execute(query)})
     return rows
 
 
