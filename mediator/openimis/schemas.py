@@ -541,21 +541,34 @@ class ContractSchema(_Resource):
 
 def _premiums(assets: list[dict[str, Any]], problems: dict[str, list[str]]) -> tuple[tuple[Any, Any], ...]:
     """The contributions paid on a policy: openIMIS writes each as a `contract-premium` extension of the asset, with
-    its amount and pay date among its own extensions."""
+    its amount and pay date among its own extensions. One in another shape is refused, naming it."""
+    where = "term.asset.extension.contract-premium"
     paid = []
     for asset in assets:
-        for ext in asset.get("extension") or []:
+        extensions = asset.get("extension") or []
+        if not isinstance(extensions, list):
+            problems["term.asset.extension"] = ["not a list of extensions"]
+            continue
+        for ext in extensions:
             if not isinstance(ext, dict) or fhir.last_segment(ext.get("url")) != "contract-premium":
                 continue
-            parts = {fhir.last_segment(e.get("url")): e for e in ext.get("extension") or [] if isinstance(e, dict)}
-            amount = ((parts.get("amount") or {}).get("valueMoney") or {}).get("value")
-            when = (parts.get("date") or {}).get("valueDate")
+            inner = ext.get("extension") or []
+            parts = (
+                {fhir.last_segment(e.get("url")): e for e in inner if isinstance(e, dict)}
+                if isinstance(inner, list)
+                else None
+            )
+            money = (parts or {}).get("amount", {}).get("valueMoney")
+            if parts is None or not isinstance(money, dict | None):
+                problems[where] = ["not in the shape of an openIMIS premium (amount and date extensions)"]
+                continue
+            amount, when = (money or {}).get("value"), parts.get("date", {}).get("valueDate")
             if amount is None or when is None:
                 continue  # a premium without amount or date counts nowhere
             try:
                 paid.append((Day().deserialize(when), Amount().deserialize(amount)))
             except ValidationError:
-                problems["term.asset.extension.contract-premium"] = ["amount or date not valid"]
+                problems[where] = ["amount or date not valid"]
     return tuple(sorted(paid))
 
 

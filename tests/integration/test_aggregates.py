@@ -188,3 +188,31 @@ def test_sending_a_month_again_changes_nothing_in_dhis2(pushed):
     run = mediator.send([parse_month(this_month())])
     assert run.sent > 0 and not run.rejected
     assert mediator.fake.fake.store.data_values == before
+
+
+@pytest.mark.parametrize(
+    "premium",
+    [
+        [{"url": "x/contract-premium", "extension": [{"url": "amount", "valueMoney": "lots"}]}],
+        [{"url": "x/contract-premium", "extension": "none"}],
+        [{"url": "x/contract-premium", "extension": [{"url": "amount", "valueMoney": {"value": "abc"}},
+                                                     {"url": "date", "valueDate": "2024-01-01"}]}],
+        "not a list",
+    ],
+)  # fmt: skip
+def test_a_premium_in_another_shape_is_refused_naming_it_and_the_rest_goes(tmp_path, premium):
+    from tests import samples
+
+    mediator = Mediator(tmp_path / "state")
+    try:
+        policy = samples.contract()
+        policy["term"][0]["asset"][0]["extension"] = premium
+        body = json.dumps(samples.bundle(*samples.locations(), samples.patient(), policy)).encode()
+        answer = mediator.client.post("/channels/openimis", data=body, headers=HEADERS)
+        assert answer.status_code == 422, answer.data[:300]
+        said = json.loads(json.loads(answer.data)["response"]["body"])["issue"]
+        refused = [i["diagnostics"] for i in said if i["severity"] == "error"]
+        assert refused and all(t.startswith(f"Contract/{samples.POLICY}: term.asset.extension") for t in refused)
+        assert json.loads(answer.data)["properties"]["records_delivered"] != "0"  # the insuree and areas went
+    finally:
+        mediator.stop()
