@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from mediator.aggregates.contributions import month_text, parse_month
-from mediator.config.settings import Settings
-from mediator.delivery.aggregates import counting, send_aggregates, unit_label
+from mediator.config.settings import Settings, counts_aggregates
+from mediator.delivery.aggregates import send_aggregates, unit_label
 from mediator.journal import aggregates as jagg
 from mediator.journal.store import Journal
 
@@ -27,7 +27,7 @@ def months_asked(periods: Iterable[str]) -> list[int]:
 def aggregates_command(
     journal: Journal, client: Any, settings: Settings, periods: list[str], every: bool, out: TextIO = sys.stdout
 ) -> int:
-    if not counting(settings):
+    if not counts_aggregates(settings):
         out.write("the monthly aggregates are off: set MEDIATOR_AGGREGATES=true (or aggregate-only mode)\n")
         return 2
     try:

@@ -59,7 +59,7 @@ def _dhis2(settings: Settings) -> Any:
 def _check(settings: Settings, strict: bool) -> int:
     """Report what DHIS2 lacks; `strict` (the check command) makes problems an error, at start-up a warning."""
     from mediator.config.mapping_file import dhis2_setup, insuree_target
-    from mediator.delivery.aggregates import counting
+    from mediator.config.settings import counts_aggregates
     from mediator.delivery.setup_check import check_aggregates, check_setup
     from mediator.dhis2.errors import Dhis2Error
 
@@ -68,7 +68,7 @@ def _check(settings: Settings, strict: bool) -> int:
         problems = (
             [] if settings.aggregate_only else check_setup(client, dhis2_setup(settings), insuree_target(settings))
         )
-        if counting(settings):
+        if counts_aggregates(settings):
             problems += check_aggregates(client)
     except Dhis2Error as exc:
         log.log(logging.ERROR if strict else logging.WARNING, "DHIS2 setup not checked: %s", exc)

@@ -142,7 +142,8 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
     each taking other pushes.
     """
     from mediator.app.audit import atna_auditor
-    from mediator.delivery.aggregates import counting, send_aggregates
+    from mediator.config.settings import counts_aggregates
+    from mediator.delivery.aggregates import send_aggregates
     from mediator.delivery.worker import Deliverer, openhim_update
     from mediator.journal.retention import purge_if_due
     from mediator.journal.store import Journal, default_url, open_engine
@@ -169,7 +170,7 @@ def start_worker(settings: Settings, env: Mapping[str, str] | None = None) -> th
     def aggregate() -> None:
         nonlocal aggregated_at
         current = live.current()
-        if not counting(current) or time.monotonic() - aggregated_at < current.aggregate_seconds:
+        if not counts_aggregates(current) or time.monotonic() - aggregated_at < current.aggregate_seconds:
             return
         aggregated_at = time.monotonic()
         run = send_aggregates(journal, lambda exchanges: deliverer.client(current, None, exchanges), current)

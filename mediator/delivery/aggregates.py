@@ -31,7 +31,7 @@ from mediator.aggregates.metadata import payload as metadata_payload
 from mediator.answer.orchestrations import call_fields, to_orchestration
 from mediator.backoff import exponential
 from mediator.config.mapping_file import dhis2_setup
-from mediator.config.settings import Settings, counts_aggregates
+from mediator.config.settings import Settings
 from mediator.dhis2 import datavalues
 from mediator.dhis2.client import Dhis2Client, Exchange
 from mediator.dhis2.datavalues import Value
@@ -547,9 +547,6 @@ def _outcome(unit: Unit, status: str, reasons: list[str]) -> dict[str, Any]:
 
 
 LEASE_SOURCE = "aggregates"  # one sender at a time across the processes and instances sharing the journal
-
-
-counting = counts_aggregates
 
 
 def send_aggregates(

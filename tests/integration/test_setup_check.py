@@ -26,6 +26,17 @@ def client(running):
     return dhis2_client(running)
 
 
+def check_env(dhis2, tmp_path):
+    """The environment of a `check` command against this DHIS2."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "MEDIATOR_STATE_DIR": str(tmp_path),
+        "MEDIATOR_DHIS2_URL": dhis2.url,
+        "MEDIATOR_DHIS2_USERNAME": DHIS2_USER,
+        "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
+    }
+
+
 def test_a_bootstrapped_dhis2_passes(dhis2):
     bootstrap(client(dhis2), SETUP, "openIMIS")
     assert check_setup(client(dhis2), SETUP, InsureeTarget()) == []
@@ -68,13 +79,7 @@ def test_a_bad_mapping_file_is_refused_naming_the_entry(tmp_path):
 
 
 def test_check_command_exits_non_zero_on_problems(dhis2, tmp_path):
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "MEDIATOR_STATE_DIR": str(tmp_path),
-        "MEDIATOR_DHIS2_URL": dhis2.url,
-        "MEDIATOR_DHIS2_USERNAME": DHIS2_USER,
-        "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
-    }
+    env = check_env(dhis2, tmp_path)
     run = [sys.executable, "-m", "mediator.app.cli", "check"]
     done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "is not in DHIS2" in done.stderr
@@ -102,14 +107,7 @@ def test_the_monthly_data_sets_are_checked_when_the_aggregates_are_on(dhis2):
 
 
 def test_aggregate_only_mode_checks_only_what_it_writes(dhis2, tmp_path):
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "MEDIATOR_STATE_DIR": str(tmp_path),
-        "MEDIATOR_DHIS2_URL": dhis2.url,
-        "MEDIATOR_DHIS2_USERNAME": DHIS2_USER,
-        "MEDIATOR_DHIS2_PASSWORD": DHIS2_PASSWORD,
-        "MEDIATOR_AGGREGATE_ONLY": "true",
-    }
+    env = {**check_env(dhis2, tmp_path), "MEDIATOR_AGGREGATE_ONLY": "true"}
     run = [sys.executable, "-m", "mediator.app.cli", "check"]
     done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "data set ENROLMENT" in done.stderr and "Family/Insuree" not in done.stderr

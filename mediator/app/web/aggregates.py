@@ -14,8 +14,8 @@ from mediator.answer.response import operation_outcome
 from mediator.app.aggregates_command import months_asked
 from mediator.app.web.guard import Origin, Refused
 from mediator.app.web.respond import OPENHIM_CONTENT_TYPE, error_response, json_response
-from mediator.config.settings import ChannelSettings, Settings
-from mediator.delivery.aggregates import AggregateRun, AggregatesBusy, AggregatesOff, counting, send_aggregates
+from mediator.config.settings import ChannelSettings, Settings, counts_aggregates
+from mediator.delivery.aggregates import AggregateRun, AggregatesBusy, AggregatesOff, send_aggregates
 from mediator.journal.store import Journal
 
 
@@ -38,7 +38,7 @@ def _issues(run: AggregateRun, asked: str) -> list[dict[str, Any]]:
 
 
 def aggregates_now(channel: ChannelSettings, settings: Settings, origin: Origin) -> Response:
-    if not counting(settings):
+    if not counts_aggregates(settings):
         if request.args.getlist("period"):
             return error_response(channel, AggregatesOff("set MEDIATOR_AGGREGATES=true, or aggregate-only mode"))
         # The default polling channel calls every quarter hour whether or not they are on: a quiet answer.
