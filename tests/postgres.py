@@ -42,12 +42,7 @@ def postgres_server(base: Path) -> Iterator[str]:
         capture_output=True,
     )
     port = free_port()
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        _as_postgres([_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "pg.log"), "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
+    start(base, port)
     try:
         wait_for_port(port, 30)
         for _ in range(50):
@@ -60,4 +55,18 @@ def postgres_server(base: Path) -> Iterator[str]:
             time.sleep(0.2)
         yield f"postgresql://journal@127.0.0.1:{port}/journal"
     finally:
-        subprocess.run(_as_postgres([_bin("pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
+        stop(base)
+
+
+def start(base: Path, port: int) -> None:
+    """Start (again) the server of `postgres_server(base)` on its port."""
+    options = f"-p {port} -k {base / 'pgsock'} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = [_bin("pg_ctl"), "-D", str(base / "pgdata"), "-o", options, "-l", str(base / "pg.log"), "-w", "start"]
+    subprocess.run(_as_postgres(pg_ctl), check=True, capture_output=True)
+
+
+def stop(base: Path) -> None:
+    """Stop the server of `postgres_server(base)` (its connections cut at once)."""
+    subprocess.run(
+        _as_postgres([_bin("pg_ctl"), "-D", str(base / "pgdata"), "-m", "fast", "stop"]), capture_output=True
+    )

@@ -14,14 +14,15 @@ from tests.e2e.openhim_core import free_port, wait_for_port
 
 
 def start_fake_dhis2(
-    work: Path, villages: Iterable[str], user: str, password: str, log: Path | None = None
+    work: Path, villages: Iterable[str], user: str, password: str, log: Path | None = None, port: int | None = None
 ) -> tuple[subprocess.Popen, str]:
-    """Start `python -m fake_dhis2` on a free port with the villages as org units; returns it and its URL."""
+    """Start `python -m fake_dhis2` on `port` (a free one by default) with the villages as org units; returns it and
+    its URL."""
     villages = list(villages)
     metadata = dhis2_metadata(villages)
     path = work / "fake-dhis2-metadata.json"
     path.write_text(json.dumps(metadata))
-    port = free_port()
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",

@@ -24,17 +24,29 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
     from mediator.app.web.app import create_app, journal_url
     from mediator.config.console import LiveSettings
     from mediator.journal.store import migrate, open_engine
+    from mediator.ops import metrics, scrape
 
     # The journal's schema is brought up to date once, before the workers start.
-    engine = open_engine(journal_url(LiveSettings(settings, env)))
+    url = journal_url(LiveSettings(settings, env))
+    engine = open_engine(url)
     migrate(engine)
     engine.dispose()
+    # Every worker counts into files of this directory; a scrape of any of them sums them all.
+    metrics.use_directory(Path(settings.state_dir) / "metrics")
 
     def in_each_worker() -> None:
         start_heartbeat(settings, env)
         start_worker(settings, env)
 
-    serve(settings, lambda: create_app(LiveSettings(settings, env), migrate_journal=False), in_each_worker)
+    def when_ready() -> None:
+        if settings.metrics_port:
+            scrape.serve_port(settings.metrics_host, settings.metrics_port, url, Path(settings.state_dir))
+            log.info("metrics served on %s:%d", settings.metrics_host, settings.metrics_port)
+
+    def load_app() -> Any:
+        return create_app(LiveSettings(settings, env), migrate_journal=False)
+
+    serve(settings, load_app, in_each_worker, when_ready)
 
 
 def _print_registration(settings: Settings) -> None:
@@ -249,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from mediator.app.service import clear_spool, configure_logging, warn_insecure
 
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     if args.command in ("serve", "push", "pull"):
         clear_spool(settings, at_once=args.command == "serve")  # serve: in the master, before any worker spools
     if args.command == "registration":

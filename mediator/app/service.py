@@ -21,15 +21,14 @@ from mediator.intake.spool import STALE_SECONDS, incoming_dir, remove_stale
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import OpenHimError
 from mediator.openhim.heartbeat import Heartbeat, LeaderLock, start_in_thread
+from mediator.openhim.status import StatusFile
+from mediator.ops import logs
 
 log = logging.getLogger(__name__)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-    )
+def configure_logging(settings: Settings) -> None:
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def warn_insecure(settings: Settings) -> None:
@@ -99,6 +98,7 @@ def start_heartbeat(settings: Settings, env: Mapping[str, str] | None = None) ->
         on_config=settings_applier(live, journal),
         interval=settings.heartbeat_seconds,
         lock=LeaderLock(Path(settings.state_dir) / "heartbeat.lock"),
+        status=StatusFile(Path(settings.state_dir)),
     )
     return start_in_thread(heartbeat)
 

@@ -24,6 +24,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import RequestTimeout
 
 from mediator.config.settings import Settings
+from mediator.ops import logs, metrics
 
 HEAD_LIMIT = 32 * 1024  # the largest request line and headers taken, the only thing held for a slow client
 LIMIT_REQUEST_LINE = 4094
@@ -332,6 +333,7 @@ def gunicorn_options(s: Settings) -> dict[str, Any]:
         "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
         "control_socket_disable": True,
         "loglevel": s.log_level.lower(),
+        "logconfig_dict": logs.gunicorn_config(s.log_level, s.log_format),
     }
 
 
@@ -348,7 +350,18 @@ class _Server(BaseApplication):
         return self._load()
 
 
-def serve(settings: Settings, load_app: Callable[[], Any], in_each_worker: Callable[[], None]) -> None:
-    """Run gunicorn in front of the app `load_app` makes; `in_each_worker` starts a worker's own threads."""
-    options = {**gunicorn_options(settings), "post_worker_init": lambda worker: in_each_worker()}
+def serve(
+    settings: Settings,
+    load_app: Callable[[], Any],
+    in_each_worker: Callable[[], None],
+    when_ready: Callable[[], None] = lambda: None,
+) -> None:
+    """Run gunicorn in front of the app `load_app` makes; `in_each_worker` starts a worker's own threads,
+    `when_ready` runs in the master once it listens."""
+    options = {
+        **gunicorn_options(settings),
+        "post_worker_init": lambda worker: in_each_worker(),
+        "when_ready": lambda server: when_ready(),
+        "child_exit": lambda server, worker: metrics.process_gone(worker.pid),
+    }
     _Server(options, load_app).run()

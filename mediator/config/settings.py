@@ -108,6 +108,15 @@ class Settings:
         Path("var"), "heartbeat lock, the console config shared by the workers (mode 0600), the SQLite journal"
     )
     log_level: str = process("INFO", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = process(
+        "text",
+        "`text`, or `json`: one JSON object per line, with the push's transaction, channel and push id",
+        values=("text", "json"),
+    )
+    metrics_port: int = process(
+        0, "`0`: `/metrics` on the main port, behind the auditor's credentials; else a port of its own, unauthenticated"
+    )
+    metrics_host: str = process("127.0.0.1", "the address that port listens on (keep it internal)")
     openhim_url: str = process("https://127.0.0.1:8080", "the OpenHIM core's API")
     openhim_username: str = process("root@openhim.org", "an admin user of the core")
     openhim_password: str = secret("its password; without one, the mediator does not register")
@@ -334,6 +343,7 @@ CONSOLE_KEYS: dict[str, Any] = {
 OPTIONS: dict[str, tuple[str, ...]] = {
     f.name: f.metadata["values"] for f in fields(Settings) if f.metadata.get("values")
 }
+RESERVED_PATHS = ("/health", "/ready", "/metrics", "/audit")  # the mediator's own pages, never a channel's
 CHANNEL_FIELDS = ("name", "path", "resources", "personal_data", "username", "dhis2_username")
 # A channel's passwords come from MEDIATOR_CHANNEL_<NAME>_PASSWORD and _DHIS2_PASSWORD only.
 CHANNEL_SECRETS = ("password", "dhis2_password")
@@ -448,6 +458,8 @@ def _channels(raw: Any, env: Mapping[str, str]) -> tuple[ChannelSettings, ...]:
                 values[f] = env[prefix + f.upper()]
         if not values["path"].startswith("/"):
             raise SettingsError(f"channels[{i}].path: must start with '/'")
+        if values["path"].rstrip("/") in RESERVED_PATHS or values["path"].startswith("/audit/"):
+            raise SettingsError(f"channels[{i}].path: {values['path']} is the mediator's own (/health, /ready, ...)")
         resources = tuple(r.strip() for r in values.pop("resources").split(",") if r.strip())
         personal = tuple(p.strip() for p in values.pop("personal_data").split(",") if p.strip())
         unknown = sorted(set(personal) - set(PERSONAL_DATA))

@@ -39,6 +39,7 @@ from mediator.openimis.reader import Reading
 from mediator.openimis.records import Claim, ClaimReview, CodeEntry, Family, Insuree, Policy, Record
 from mediator.openimis.references import resolve
 from mediator.openimis.units import referents
+from mediator.ops import logs
 
 log = logging.getLogger(__name__)
 RETRY_CAP = timedelta(hours=1)
@@ -119,6 +120,21 @@ class Deliverer:
         with self.journal.sessions() as session:
             tx = session.get(Transaction, transaction_id)
             channel = settings.channel(tx.channel if tx else "")
+            about = {"push": transaction_id, "channel": tx and tx.channel, "transaction": tx and tx.openhim_id}
+        with logs.about(**about):
+            return self._run(transaction_id, settings, channel, run, now, keep, on_slice, holder)
+
+    def _run(
+        self,
+        transaction_id: int,
+        settings: Settings,
+        channel: ChannelSettings | None,
+        run: Run,
+        now: datetime | None,
+        keep: bool,
+        on_slice: Callable[[PushResult], None] | None,
+        holder: str | None,
+    ) -> Run:
         try:
             while (taken := claim(self.journal, transaction_id, now, self.slice_size, holder)) is not None:
                 result, waiting = self._slice(taken, settings, channel, run, keep)
@@ -297,10 +313,19 @@ class Deliverer:
         done = 0
 
         def tell(transaction_id: int, run: Run) -> None:
-            if notify is not None and (run.decided or run.calls):
-                with self.journal.sessions() as session:
-                    tx = session.get(Transaction, transaction_id)
-                if tx is not None:
+            if not (run.decided or run.calls):
+                return
+            with self.journal.sessions() as session:
+                tx = session.get(Transaction, transaction_id)
+            if tx is None:
+                return
+            with logs.about(push=tx.id, channel=tx.channel, transaction=tx.openhim_id):
+                if run.summary is not None:
+                    counts = ", ".join(f"{n} {state}" for state, n in run.summary.counts.items())
+                    log.info("delivery: %d DHIS2 call(s); the push is %s: %s", run.calls, run.status, counts)
+                else:
+                    log.info("delivery: %d DHIS2 call(s); records of the push are still pending", run.calls)
+                if notify is not None:
                     notify(tx, run)
 
         release_dead_claims(self.journal)

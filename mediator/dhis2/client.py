@@ -16,6 +16,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from mediator.backoff import full_jitter, retry_after
 from mediator.dhis2.errors import Dhis2AuthFailed, Dhis2NotConfigured, Dhis2Unavailable
+from mediator.ops import metrics
 
 CONNECT_TIMEOUT = 10.0
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -129,9 +130,11 @@ class Dhis2Client:
             except Dhis2Unavailable:
                 if last:
                     raise
+                metrics.DHIS2_RETRIES.labels(metrics.endpoint(path)).inc()
                 self.retry.sleep(self.retry.wait(attempt))
                 continue
             if status in RETRY_STATUSES and not last:
+                metrics.DHIS2_RETRIES.labels(metrics.endpoint(path)).inc()
                 self.retry.sleep(self.retry.wait(attempt, headers.get("Retry-After")))
                 continue
             if status in (401, 403):
@@ -159,6 +162,7 @@ class Dhis2Client:
         else:
             data = None if body is None else orjson.dumps(body)
             headers = ACCEPT if body is None else SENDING
+        clock = time.perf_counter()
         try:
             resp = self.session.request(
                 method,
@@ -171,8 +175,11 @@ class Dhis2Client:
                 verify=self.verify,
             )
         except requests.RequestException as exc:
+            metrics.DHIS2_SECONDS.labels(method, metrics.endpoint(path), "error").observe(time.perf_counter() - clock)
             self._record(method, url, params, body, started, None, None, type(exc).__name__)
             raise Dhis2Unavailable(f"{method} {path}: {type(exc).__name__}") from exc
+        elapsed = time.perf_counter() - clock
+        metrics.DHIS2_SECONDS.labels(method, metrics.endpoint(path), str(resp.status_code)).observe(elapsed)
         answer = _answer(resp)
         self._record(method, url, params, body, started, resp.status_code, answer, None)
         return resp.status_code, answer, resp.headers

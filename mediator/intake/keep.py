@@ -18,6 +18,7 @@ from mediator.journal.numbers import pseudonyms
 from mediator.journal.store import Journal
 from mediator.openimis.reader import Problem
 from mediator.openimis.stream import Survey, survey
+from mediator.ops import metrics
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def take_in(
         found.problems.extend(problems)
         records = found.records
         if not records:
+            metrics.count_received((), (), {p.record for p in found.problems})
             return Intake(found, [], None)
         held = holder if holder and len(records) <= settings.inline_limit else None
         rejected = _rejected(found)
@@ -77,6 +79,8 @@ def take_in(
         )
         if not accepted.pending:
             decide(journal, accepted.transaction_id)  # nothing to send (all unchanged): decided now, not by a worker
+        refused, unchanged = {o.record for o in rejected}, set(accepted.unchanged)
+        metrics.count_received([r for r in records if r not in refused | unchanged], unchanged, refused)
         return Intake(found, rejected, accepted, held)
 
 

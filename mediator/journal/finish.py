@@ -18,6 +18,7 @@ from mediator.journal.claim import Slice
 from mediator.journal.models import Transaction, Work
 from mediator.journal.rows import chunks, rowcount
 from mediator.journal.store import Journal
+from mediator.ops import metrics
 
 # A record waiting for one still on its way in another push looks again after this, if not woken before.
 WAIT_RECHECK = timedelta(minutes=2)
@@ -46,6 +47,7 @@ def finish(
     waits: list[dict[str, Any]] = []
     again: list[dict[str, Any]] = []
     done: list[dict[str, Any]] = []
+    counted: list[tuple[str, str]] = []  # (kind, outcome) of each record decided, and of each put back to wait
     with journal.sessions.begin() as session:
         for chunk in chunks(taken.ids):
             query = select(Work.id, Work.kind, Work.key, Work.attempts).where(Work.id.in_(chunk))
@@ -60,11 +62,13 @@ def finish(
                     next_at = now + timedelta(seconds=wait) if retry else now
                     latest_retry = max(latest_retry, next_at)
                     again.append({"b_id": wid, "attempts": attempts + 1, "next_attempt_at": next_at})
+                    counted.append((kind, "retried"))
                 else:
                     row = {"b_id": wid, "attempts": attempts + 1, "state": outcome["status"]}
                     row.update(uids=dict(outcome.get("uids") or {}), reasons=list(outcome.get("reasons") or []))
                     done.append(row)
                     decided.append(f"{kind}/{key}")
+                    counted.append((kind, outcome["status"]))
         # Each group in one statement per chunk; a record superseded meanwhile (no longer pending) is left as it is.
         common = {"claimed_until": None, "updated_at": now}
         _each(session, waits, {**common, "claimed_by": None, "next_attempt_at": now + WAIT_RECHECK})
@@ -88,6 +92,11 @@ def finish(
                 )
                 .values(next_attempt_at=latest_retry)
             )
+    for kind, became in counted:  # once committed
+        if became == "retried":
+            metrics.DELIVERY_RETRIES.labels(kind).inc()
+        else:
+            metrics.DECIDED.labels(kind, became).inc()
 
 
 def _each(session: Any, rows: list[dict[str, Any]], same: Mapping[str, Any]) -> None:

@@ -12,13 +12,16 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mediator.journal import chain
 from mediator.journal.models import Exchange, Outcome, Transaction
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+PROBE_SECONDS = 3.0  # how long a health check waits for the journal
 # The journal's JSON columns (UIDs, reasons, counts) written and read by orjson.
 JSON_CODEC: dict[str, Any] = {
     "json_serializer": lambda value: orjson.dumps(value).decode(),
@@ -84,11 +87,46 @@ def open_read_only(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=options, **JSON_CODEC)
 
 
+def _quick_sqlite(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(PROBE_SECONDS * 1000)}")
+    cursor.close()
+
+
+def open_probe(url: str) -> Engine:
+    """An engine for health checks: one connection, and an answer (or an error) within seconds, never a wait on a
+    writer for as long as the delivery would wait."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, pool_size=1, max_overflow=0, **JSON_CODEC)
+        event.listen(engine, "connect", _quick_sqlite)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    ms = int(PROBE_SECONDS * 1000)
+    options = {"connect_timeout": int(PROBE_SECONDS), "options": f"-c statement_timeout={ms} -c lock_timeout={ms}"}
+    return create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=0, connect_args=options, **JSON_CODEC)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def newest_revision() -> str:
+    """The revision this version's migrations end at."""
+    return str(ScriptDirectory.from_config(_alembic_config()).get_current_head())
+
+
+def schema_revision(connection: Connection) -> str | None:
+    """The revision the journal's schema is at (None before the first migration)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to the newest revision, or to `revision` (safe to call at every start, from several
     processes at once)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic_config()
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7302046)")  # one migrating instance at a time

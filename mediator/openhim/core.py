@@ -28,6 +28,7 @@ class CoreClient:
         session: requests.Session | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.auth_mode = auth_mode
         self.session = session or requests.Session()
         # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session-level setting.
         self.verify = verify

@@ -22,6 +22,7 @@ from typing import IO, Any
 from mediator.backoff import half_jitter
 from mediator.openhim.core import CoreClient
 from mediator.openhim.errors import MediatorNotFound, OpenHimError
+from mediator.openhim.status import StatusFile
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Heartbeat:
         interval: float = 10.0,
         lock: LeaderLock | None = None,
         uptime: Callable[[], float] = lambda: time.monotonic() - PROCESS_STARTED,
+        status: StatusFile | None = None,
     ) -> None:
         self.core = core
         self.document = document
@@ -78,6 +80,7 @@ class Heartbeat:
         self.interval = interval
         self.lock = lock
         self.uptime = uptime
+        self.status = status
         self.registered = False
         self.seen_config: dict[str, Any] | None = None  # the last config the core sent, applied or refused
         self.failures = 0
@@ -100,6 +103,8 @@ class Heartbeat:
                 self.core.register(self.document())
                 self.registered = True
                 self.failures = 0
+                if self.status is not None:
+                    self.status.registered()
                 log.info("registered with the OpenHIM core as %s", self.urn)
                 self._check_drift()
                 self.tidy_config = True
@@ -108,15 +113,21 @@ class Heartbeat:
             config = self.core.heartbeat(self.urn, round(self.uptime(), 3), want_config=True)
             self.beats += 1
             self.failures = 0
+            if self.status is not None:
+                self.status.beat()
             if config is not None and config != self.seen_config and self._apply(config):
                 self.seen_config = config
             return self.interval
         except MediatorNotFound:
             log.warning("the OpenHIM core no longer knows this mediator; registering again")
             self.registered = False
+            if self.status is not None:
+                self.status.unregistered()
             return 0.0
         except OpenHimError as exc:
             wait = self._backoff()
+            if self.status is not None:
+                self.status.failed()
             if exc.retryable:
                 log.warning("%s (%s); retrying in %.1f s", exc.summary, exc, wait)
             else:  # the core refuses what the mediator sends: an administrator has to act

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from mediator.app.audit import atna_auditor
 from mediator.app.service import core_client
-from mediator.app.web import audit, channels
+from mediator.app.web import audit, channels, health
 from mediator.config.console import LiveSettings
 from mediator.config.settings import load_registration
 from mediator.delivery.worker import Deliverer
@@ -18,7 +19,10 @@ from mediator.errors import MediatorError
 from mediator.intake.spool import incoming_dir, remove_stale
 from mediator.journal.accept import drop_unfinished
 from mediator.journal.numbers import journal_secret
-from mediator.journal.store import Journal, default_url, open_engine, open_read_only
+from mediator.journal.store import Journal, default_url, open_engine, open_probe, open_read_only
+from mediator.openhim.status import StatusFile
+from mediator.ops.readiness import CachedCheck
+from mediator.ops.scrape import JournalCollector
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +68,16 @@ def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
     remove_stale(incoming_dir(live.base))
     drop_unfinished(journal)
     app.extensions["audit_journal"] = Journal(open_read_only(url))
+    app.extensions["probe_engine"] = open_probe(url)
+    app.extensions["dhis2_check"] = CachedCheck()
+    status = StatusFile(Path(live.base.state_dir))
+    app.extensions["journal_collector"] = JournalCollector(app.extensions["audit_journal"].engine, status.read)
     # Auditor sign-ins: a session cookie signed with a secret of the journal's (every worker shares it); a new
     # auditor password ends every session.
     app.secret_key = journal_secret(journal, f"auditor-session\x1f{live.base.auditor_password}")
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
                       SESSION_COOKIE_NAME="mediator_audit", PERMANENT_SESSION_LIFETIME=8 * 3600)  # fmt: skip
+    app.register_blueprint(health.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(channels.bp)
     app.register_error_handler(HTTPException, _http_error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, request
@@ -17,6 +18,7 @@ from mediator.config.settings import ChannelSettings, Settings
 from mediator.intake.keep import take_in
 from mediator.intake.spool import incoming_dir, spooled
 from mediator.journal.store import Journal
+from mediator.ops import logs, metrics
 
 log = logging.getLogger(__name__)
 bp = Blueprint("channels", __name__)
@@ -32,10 +34,18 @@ def _refusal(status: int, code: str, text: str) -> Response:
 @bp.route("/", defaults={"subpath": ""}, methods=METHODS, provide_automatic_options=False)
 @bp.route("/<path:subpath>", methods=METHODS, provide_automatic_options=False)
 def receive(subpath: str) -> Response:
+    started = time.perf_counter()
     settings: Settings = current_app.extensions["live_settings"].current()
-    path = "/" + subpath
+    channel = next((c for c in settings.channels if c.path == "/" + subpath), None)
+    with logs.about(channel=channel.name if channel is not None else None):
+        resp = _receive(settings, channel, "/" + subpath)
+    name = channel.name if channel is not None and resp.status_code != 401 else "(none)"
+    metrics.PUSH_SECONDS.labels(name, str(resp.status_code)).observe(time.perf_counter() - started)
+    return resp
+
+
+def _receive(settings: Settings, channel: ChannelSettings | None, path: str) -> Response:
     credentials = request.headers.get("Authorization")
-    channel = next((c for c in settings.channels if c.path == path), None)
     if channel is None or not channel_allows(channel, credentials):
         # Only a caller with some channel's credentials learns whether a path is a channel.
         if channel is None and any(channel_allows(c, credentials) for c in settings.channels):
@@ -50,6 +60,7 @@ def receive(subpath: str) -> Response:
         return resp
     try:
         sender = origin(request.headers)
+        logs.also(transaction=sender.openhim_id)
         if channel.pulls:
             return pull_now(channel, settings, sender)
         if channel.sends_aggregates:
@@ -71,6 +82,7 @@ def receive(subpath: str) -> Response:
             )
     except Refused as exc:
         return _refused(channel, exc)
+    logs.also(push=intake.accepted.transaction_id if intake.accepted else None)
     return answer_intake(intake, sender, channel, settings, received_at, body.sha256)
 
 

@@ -1,0 +1,1 @@
+"""Running the mediator as a service: its readiness, its metrics, and its logs."""

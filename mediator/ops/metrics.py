@@ -1,0 +1,89 @@
+"""The mediator's counters and histograms, kept by the process that counts: under gunicorn, in files of a directory
+that every worker shares (prometheus_client's multiprocess mode), so that a scrape of any worker sums them all.
+Labels are kinds, outcomes, channels and DHIS2 endpoints: never a key, a UID or a value of a record.
+(What the journal knows is read when scraped: mediator.ops.scrape.)"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from prometheus_client import Counter, Histogram, multiprocess, values
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+RECEIVED = Counter(
+    "mediator_records_received",
+    "Records taken in from pushes and pulls, by resource type and outcome (accepted, unchanged, rejected)",
+    ["kind", "outcome"],
+)
+DECIDED = Counter(
+    "mediator_records_delivered",
+    "Records the delivery decided, by resource type and outcome (delivered, unchanged, rejected, aggregated)",
+    ["kind", "outcome"],
+)
+DELIVERY_RETRIES = Counter(
+    "mediator_delivery_retries", "Records put back to wait after DHIS2 could not take them, by resource type", ["kind"]
+)
+PUSH_SECONDS = Histogram(
+    "mediator_push_answer_seconds",
+    "From a channel request's arrival to its answer, by channel and HTTP status",
+    ["channel", "status"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+DHIS2_SECONDS = Histogram(
+    "mediator_dhis2_request_seconds",
+    "DHIS2 calls, by method, endpoint (UIDs replaced by {uid}) and HTTP status (`error`: no answer)",
+    ["method", "endpoint", "status"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+DHIS2_RETRIES = Counter(
+    "mediator_dhis2_retries", "DHIS2 calls sent again after an error or a busy answer, by endpoint", ["endpoint"]
+)
+
+_UID = re.compile(r"[A-Za-z][A-Za-z0-9]{10}")
+_KIND = re.compile(r"[A-Z][A-Za-z]{1,39}")
+
+
+def endpoint(path: str) -> str:
+    """A DHIS2 path as a label: UIDs (after the first collection) and numbers become placeholders, at most four
+    segments are kept."""
+    segments = [s for s in path.split("?", 1)[0].split("/") if s][:4]
+    return "/" + "/".join(_segment(i, s) for i, s in enumerate(segments))
+
+
+def _segment(i: int, segment: str) -> str:
+    if segment.isdigit():
+        return "{n}"
+    word = segment.isalpha() and segment.islower()  # `enrollments`, `maintenance`: names, not UIDs
+    if i >= 2 and _UID.fullmatch(segment) and not word:
+        return "{uid}"
+    return segment
+
+
+def kind_of(record: str) -> str:
+    """The resource type of a record label (`Patient/...`); `other` for what names none."""
+    kind = record.partition("/")[0]
+    return kind if _KIND.fullmatch(kind) else "other"
+
+
+def count_received(accepted: Iterable[str], unchanged: Iterable[str], rejected: Iterable[str]) -> None:
+    for outcome, records in (("accepted", accepted), ("unchanged", unchanged), ("rejected", rejected)):
+        for record in records:
+            RECEIVED.labels(kind_of(record), outcome).inc()
+
+
+def use_directory(directory: Path) -> None:
+    """Count in files of `directory`, emptied first: called by the server before its workers start."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, mode=0o700)
+    os.environ[MULTIPROCESS_ENV] = str(directory)
+    values.ValueClass = values.get_value_class()
+
+
+def process_gone(pid: int) -> None:
+    if os.environ.get(MULTIPROCESS_ENV):
+        multiprocess.mark_process_dead(pid)
