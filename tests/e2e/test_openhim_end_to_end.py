@@ -158,7 +158,9 @@ def test_patient_through_the_router_reaches_dhis2_and_is_logged(core: Core, api:
     assert [o["request"]["path"] for o in calls] == ["/api/system/info", "/api/tracker"]
     assert calls[-1]["response"]["status"] == 200
     assert tx["properties"]["records_delivered"] == "1"
-    assert "Ageni" not in json.dumps(tx["response"]) + json.dumps(tx["orchestrations"])
+    # What the mediator wrote (its answer, its orchestrations) names no one; the core's own orchestration of the
+    # route holds the client's body (base64 on 4.0.5, in clear on 8.x: see the README's "What OpenHIM keeps").
+    assert "Ageni" not in json.dumps(tx["response"]) + json.dumps(calls)
 
 
 def openhim_transaction(api: CoreClient, path: str, status: str) -> dict[str, Any]:
@@ -187,7 +189,7 @@ def test_a_push_dhis2_cannot_take_is_delivered_later_and_its_openhim_transaction
     calls = [o for o in tx["orchestrations"] if o["name"].startswith("DHIS2")]
     assert calls[-1]["request"]["path"] == "/api/tracker" and calls[-1]["response"]["status"] == 200
     assert any(o["response"]["status"] == 503 for o in calls)  # the attempts DHIS2 refused are shown too
-    assert "Ageni" not in json.dumps(tx["orchestrations"])
+    assert "Ageni" not in json.dumps(calls)
     # What the transaction said when answered (202, one record pending) gave way to the final counts.
     assert (tx["properties"]["records_pending"], tx["properties"]["records_delivered"]) == ("0", "1")
     assert tx["response"]["status"] == 200
@@ -231,7 +233,7 @@ def test_console_config_change_reaches_the_mediator_without_restart(
     core: Core, api: CoreClient, channel: str, dhis2: str
 ):
     # On a connection of its own: core 4.0.5 has been seen to drop a PUT on a reused keep-alive socket.
-    console = CoreClient(api.url, *ADMIN, auth_mode="token", verify=False)
+    console = CoreClient(api.url, *ADMIN, auth_mode=api.auth_mode, verify=False)
     config = console.get_mediator(URN)["config"]
     config["send_names"] = True
     console.set_config(URN, config)
