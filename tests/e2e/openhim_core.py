@@ -147,7 +147,7 @@ class Core:
                 "processor": {"enabled": True, "pollPeriodMillis": 2000},
             },
             "tcpAdapter": {"httpReceiver": {"httpPort": self.ports["tcp"], "host": "127.0.0.1"}},
-            "polling": {"enabled": False, "pollingPort": self.ports["polling"], "host": "127.0.0.1"},
+            "polling": {"enabled": True, "pollingPort": self.ports["polling"], "host": "127.0.0.1"},
             "alerts": {"enableAlerts": False},
             "reports": {"enableReports": False},
             "statsd": {"enabled": False, "host": "127.0.0.1"},

@@ -243,3 +243,16 @@ def test_console_config_change_reaches_the_mediator_without_restart(
         return dhis2_entity(dhis2, samples.HEAD).get(A["first_name"]) == "Ageni"
 
     eventually(names_arrive, 30, every=1.0)
+
+
+def test_a_polling_channel_s_schedule_is_edited_as_the_console_edits_it(api: CoreClient, channel: str):
+    # The console sends the whole channel back with the field changed; core 8.5 refuses a polling channel that
+    # carries HTTP methods, so the default polling channels carry none.
+    console = CoreClient(api.url, *ADMIN, auth_mode=api.auth_mode, verify=False)
+    listed = console._call("GET", "/channels").json()
+    pull = next(c for c in listed if c["name"] == "openIMIS pull into DHIS2")
+    assert pull["type"] == "polling"
+    edited = {**pull, "pollingSchedule": "*/10 * * * *"}
+    console._call("PUT", f"/channels/{pull['_id']}", json=edited)
+    again = console._call("GET", f"/channels/{pull['_id']}").json()
+    assert again["pollingSchedule"] == "*/10 * * * *"
