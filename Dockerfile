@@ -60,7 +60,7 @@ VOLUME ["/var/lib/mediator"]
 EXPOSE 8000
 
 # Liveness only (/health: the process answers); /ready also needs DHIS2 and OpenHIM, which a restart cannot fix.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('MEDIATOR_LISTEN_PORT') or '8000'; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=4).status != 200)"]
 
 CMD ["openimis-dhis2-mediator", "serve"]

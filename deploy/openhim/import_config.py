@@ -9,10 +9,12 @@ that it runs on the plain Python image; it logs names, never a password.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
 import re
+import secrets
 import ssl
 import sys
 import time
@@ -169,6 +171,24 @@ def _problems(results: list[dict[str, Any]], wanted: str) -> list[str]:
     return [_described(r) for r in results if r.get("status") != wanted]
 
 
+def hashed_clients(document: dict[str, Any]) -> dict[str, Any]:
+    """Clients given a `password` get it as the core keeps a client's Basic password: sha512(password + salt) in hex,
+    with a random salt; the password itself never goes to the core."""
+    clients = []
+    for client in document.get("Clients", []):
+        client = dict(client)
+        password = client.pop("password", None)
+        if password is not None:
+            salt = secrets.token_hex(16)
+            client.update(
+                passwordAlgorithm="sha512",
+                passwordSalt=salt,
+                passwordHash=hashlib.sha512((password + salt).encode()).hexdigest(),
+            )
+        clients.append(client)
+    return {**document, "Clients": clients} if "Clients" in document else document
+
+
 def import_missing(api: Core, document: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Creates the clients and channels the core lacks, and returns their names. The core checks every one of them
     first (/metadata/validate), so a document it refuses changes nothing."""
@@ -256,7 +276,7 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stdout)
     try:
         path = Path(env.get("OPENHIM_IMPORT_FILE", "/import/openhim-import.json"))
-        document = render(json.loads(path.read_text(encoding="utf-8")), env)
+        document = hashed_clients(render(json.loads(path.read_text(encoding="utf-8")), env))
         unknown = sorted(set(document) - set(UID_FIELDS))
         if unknown:
             raise ImportRefused(f"{path} holds {', '.join(unknown)}: only Clients and Channels are imported")

@@ -31,8 +31,11 @@ def _serve(settings: Settings, env: dict[str, str]) -> None:
     engine = open_engine(url)
     migrate(engine)
     engine.dispose()
-    # Every worker counts into files of this directory; a scrape of any of them sums them all.
+    # Every worker counts into files of this directory; a scrape of any of them sums them all. Set before anything
+    # is counted (the check below counts its DHIS2 calls), so that the workers forked later inherit no count.
     metrics.use_directory(Path(settings.state_dir) / "metrics")
+    if settings.dhis2_url:  # said in the log; one attempt, so that a DHIS2 that hangs delays the start little
+        _check(settings, strict=False, attempts=1)
 
     def in_each_worker() -> None:
         start_heartbeat(settings, env)
@@ -60,15 +63,15 @@ def _print_registration(settings: Settings) -> None:
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
-def _dhis2(settings: Settings) -> Any:
+def _dhis2(settings: Settings, attempts: int | None = None) -> Any:
     from mediator.dhis2.client import Dhis2Client, RetryPolicy, make_auth
 
     auth = make_auth(settings.dhis2_auth, settings.dhis2_username, settings.dhis2_password, settings.dhis2_token)
-    retry = RetryPolicy(attempts=settings.dhis2_max_attempts)
+    retry = RetryPolicy(attempts=attempts or settings.dhis2_max_attempts)
     return Dhis2Client(settings.dhis2_url, auth, settings.dhis2_verify_tls, settings.dhis2_timeout_seconds, retry=retry)
 
 
-def _check(settings: Settings, strict: bool) -> int:
+def _check(settings: Settings, strict: bool, attempts: int | None = None) -> int:
     """Report what DHIS2 lacks; `strict` (the check command) makes problems an error, at start-up a warning."""
     from mediator.config.mapping_file import dhis2_setup, insuree_target
     from mediator.config.settings import counts_aggregates
@@ -76,7 +79,7 @@ def _check(settings: Settings, strict: bool) -> int:
     from mediator.dhis2.errors import Dhis2Error
 
     try:
-        client = _dhis2(settings)
+        client = _dhis2(settings, attempts)
         problems = (
             [] if settings.aggregate_only else check_setup(client, dhis2_setup(settings), insuree_target(settings))
         )
@@ -307,8 +310,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "aggregates":
         raise SystemExit(_aggregates(settings, args.period, args.all))
     warn_insecure(settings)
-    if settings.dhis2_url:
-        _check(settings, strict=False)
     _serve(settings, env)
 
 

@@ -117,6 +117,8 @@ class Settings:
         0, "`0`: `/metrics` on the main port, behind the auditor's credentials; else a port of its own, unauthenticated"
     )
     metrics_host: str = process("127.0.0.1", "the address that port listens on (keep it internal)")
+    metrics_username: str = process("metrics", "a user that may read `/metrics` on the main port, and nothing else")
+    metrics_password: str = secret("its password; without one, `/metrics` takes the auditor's credentials only")
     openhim_url: str = process("https://127.0.0.1:8080", "the OpenHIM core's API")
     openhim_username: str = process("root@openhim.org", "an admin user of the core")
     openhim_password: str = secret("its password; without one, the mediator does not register")

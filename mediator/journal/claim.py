@@ -27,6 +27,7 @@ from mediator.journal.models import Outcome, Transaction, Work
 from mediator.journal.rows import chunks, rowcount
 from mediator.journal.store import Journal
 from mediator.openimis.records import Record
+from mediator.pids import alive
 
 LEASE = timedelta(minutes=10)  # a claim left by a worker on another machine that died is taken over after this
 
@@ -264,16 +265,7 @@ def holder_alive(holder: str) -> bool:
     pid = rest.split(":", 1)[0]
     if host != socket.gethostname() or not pid.isdigit():
         return True
-    return _alive(int(pid))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return alive(int(pid))
     return True
 
 

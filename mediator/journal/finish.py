@@ -62,7 +62,8 @@ def finish(
                     next_at = now + timedelta(seconds=wait) if retry else now
                     latest_retry = max(latest_retry, next_at)
                     again.append({"b_id": wid, "attempts": attempts + 1, "next_attempt_at": next_at})
-                    counted.append((kind, "retried"))
+                    if retry:  # DHIS2 could not take it (not a slice cut short)
+                        counted.append((kind, "retried"))
                 else:
                     row = {"b_id": wid, "attempts": attempts + 1, "state": outcome["status"]}
                     row.update(uids=dict(outcome.get("uids") or {}), reasons=list(outcome.get("reasons") or []))

@@ -97,14 +97,23 @@ def open_probe(url: str) -> Engine:
     """An engine for health checks: one connection, and an answer (or an error) within seconds, never a wait on a
     writer for as long as the delivery would wait."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, pool_size=1, max_overflow=0, **JSON_CODEC)
+        engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=PROBE_SECONDS, **JSON_CODEC)
         event.listen(engine, "connect", _quick_sqlite)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     ms = int(PROBE_SECONDS * 1000)
-    options = {"connect_timeout": int(PROBE_SECONDS), "options": f"-c statement_timeout={ms} -c lock_timeout={ms}"}
-    return create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=0, connect_args=options, **JSON_CODEC)
+    options = {
+        "connect_timeout": int(PROBE_SECONDS),
+        "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+        "tcp_user_timeout": ms,  # a server that stopped answering (no reset) fails the probe within seconds too
+        "keepalives": 1,
+        "keepalives_idle": 10,
+    }
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=1, max_overflow=0, pool_timeout=PROBE_SECONDS, connect_args=options,
+        **JSON_CODEC,
+    )  # fmt: skip
 
 
 def _alembic_config() -> Config:

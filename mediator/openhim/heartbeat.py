@@ -188,7 +188,12 @@ class Heartbeat:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            stop.wait(self.step())
+            try:
+                wait = self.step()
+            except Exception:  # the heartbeat must outlive any one beat, or its lock would keep others from leading
+                log.exception("heartbeat step failed; trying again")
+                wait = self._backoff()
+            stop.wait(wait)
         if self.lock is not None:
             self.lock.release()
 

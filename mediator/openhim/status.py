@@ -4,6 +4,7 @@ writes it, every process reads it (for `/ready` and the metrics). It holds times
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FILE_NAME = "heartbeat-status.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,16 @@ class StatusFile:
         self._write(HeartbeatStatus(None, self._status.beat_at, self._clock()))
 
     def _write(self, status: HeartbeatStatus) -> None:
-        """Replaced whole (rename), so that a reader never sees half a file."""
+        """Replaced whole (rename), so that a reader never sees half a file. A file that cannot be written (a full
+        disk) is logged and never stops the heartbeat: `/ready` then finds the status old, and says so."""
         self._status = status
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = self.path.with_name(f".{FILE_NAME}.{os.getpid()}")
-        temporary.write_text(json.dumps(status.__dict__))
-        os.replace(temporary, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            temporary = self.path.with_name(f".{FILE_NAME}.{os.getpid()}")
+            temporary.write_text(json.dumps(status.__dict__))
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            log.warning("the heartbeat's status not written to %s: %s", self.path, exc.strerror or type(exc).__name__)
 
 
 def _seconds(value: object) -> float | None:

@@ -81,6 +81,8 @@ def gunicorn_config(level: str, fmt: str) -> dict[str, Any]:
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
-            "gunicorn.access": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
+            # gunicorn turns its access log on with a logging config: its lines name users, addresses and query
+            # strings (a record's key in an auditor's link), so it stays off.
+            "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
         },
     }

@@ -8,10 +8,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import Counter, Histogram, multiprocess, values
+
+from mediator.openimis.schemas import SCHEMAS
+from mediator.pids import alive
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -45,7 +49,6 @@ DHIS2_RETRIES = Counter(
 )
 
 _UID = re.compile(r"[A-Za-z][A-Za-z0-9]{10}")
-_KIND = re.compile(r"[A-Z][A-Za-z]{1,39}")
 
 
 def endpoint(path: str) -> str:
@@ -65,9 +68,10 @@ def _segment(i: int, segment: str) -> str:
 
 
 def kind_of(record: str) -> str:
-    """The resource type of a record label (`Patient/...`); `other` for what names none."""
+    """The resource type of a record label (`Patient/...`) when the mediator knows it; `other` for anything else, so
+    that a sender cannot make a new series with each name it makes up."""
     kind = record.partition("/")[0]
-    return kind if _KIND.fullmatch(kind) else "other"
+    return kind if kind in SCHEMAS else "other"
 
 
 def count_received(accepted: Iterable[str], unchanged: Iterable[str], rejected: Iterable[str]) -> None:
@@ -76,12 +80,23 @@ def count_received(accepted: Iterable[str], unchanged: Iterable[str], rejected: 
             RECEIVED.labels(kind_of(record), outcome).inc()
 
 
-def use_directory(directory: Path) -> None:
-    """Count in files of `directory`, emptied first: called by the server before its workers start."""
+def use_directory(base: Path) -> Path:
+    """Count in files of a folder of `base` of this server's own (its host and master process), made empty: called by
+    the server before its workers start. Folders that servers of this host left when they stopped are removed;
+    another server sharing the state directory keeps its own."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64]
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for left in base.glob(f"{host}-*"):
+        pid = left.name.rpartition("-")[2]
+        if not pid.isdigit() or not alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    directory = base / f"{host}-{os.getpid()}"
     shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True, mode=0o700)
+    directory.mkdir(mode=0o700)
     os.environ[MULTIPROCESS_ENV] = str(directory)
     values.ValueClass = values.get_value_class()
+    return directory
+    return True
 
 
 def process_gone(pid: int) -> None:

@@ -15,9 +15,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, mult
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from mediator.journal.models import AggregateDue, PullCursor, Transaction, Work
-from mediator.journal.store import open_read_only
+from mediator.journal.store import open_probe
 from mediator.openhim.status import HeartbeatStatus, StatusFile
 from mediator.ops.metrics import MULTIPROCESS_ENV
 
@@ -47,24 +48,30 @@ class JournalCollector(Collector):
         cursors = GaugeMetricFamily(
             "mediator_pull_cursor_age_seconds", "How far behind now each openIMIS feed's cursor is", labels=["feed"]
         )
-        with self.engine.connect() as connection:
-            by_state = select(Work.state, Work.kind, func.count()).where(Work.state.in_(("pending", "rejected")))
-            for state, kind, n in connection.execute(by_state.group_by(Work.state, Work.kind)):
-                (pending if state == "pending" else dead).add_metric([kind], n)
-            for state, n in connection.execute(select(AggregateDue.state, func.count()).group_by(AggregateDue.state)):
-                months.add_metric([state], n)
-            for feed, reached, updated in connection.execute(
-                select(PullCursor.feed, PullCursor.last_updated, PullCursor.updated_at)
-            ):
-                since = _instant(reached) or _aware(updated)
-                if since is not None:
-                    cursors.add_metric([feed], max(0.0, (now - since).total_seconds()))
-            pushes = connection.execute(select(func.count()).select_from(Transaction)).scalar_one()
-            size = _database_bytes(connection)
-        yield from (pending, dead, months, cursors)
-        yield GaugeMetricFamily("mediator_journal_pushes", "Pushes the journal keeps", value=pushes)
-        if size is not None:
-            yield GaugeMetricFamily("mediator_journal_size_bytes", "Size of the journal's database", value=size)
+        try:
+            with self.engine.connect() as connection:
+                by_state = select(Work.state, Work.kind, func.count()).where(Work.state.in_(("pending", "rejected")))
+                for state, kind, n in connection.execute(by_state.group_by(Work.state, Work.kind)):
+                    (pending if state == "pending" else dead).add_metric([kind], n)
+                by_due = select(AggregateDue.state, func.count()).group_by(AggregateDue.state)
+                for state, n in connection.execute(by_due):
+                    months.add_metric([state], n)
+                for feed, reached, updated in connection.execute(
+                    select(PullCursor.feed, PullCursor.last_updated, PullCursor.updated_at)
+                ):
+                    since = _instant(reached) or _aware(updated)
+                    if since is not None:
+                        cursors.add_metric([feed], max(0.0, (now - since).total_seconds()))
+                pushes = connection.execute(select(func.count()).select_from(Transaction)).scalar_one()
+                size = _database_bytes(connection)
+        except SQLAlchemyError:  # the counters still go out; this says the journal's gauges could not be read
+            yield GaugeMetricFamily("mediator_journal_up", "1 when the journal could be read for this scrape", value=0)
+        else:
+            yield GaugeMetricFamily("mediator_journal_up", "1 when the journal could be read for this scrape", value=1)
+            yield from (pending, dead, months, cursors)
+            yield GaugeMetricFamily("mediator_journal_pushes", "Pushes the journal keeps", value=pushes)
+            if size is not None:
+                yield GaugeMetricFamily("mediator_journal_size_bytes", "Size of the journal's database", value=size)
         status = self.heartbeat()
         yield GaugeMetricFamily(
             "mediator_openhim_registered",
@@ -115,7 +122,7 @@ class _OwnConnection(Collector):
         self.url, self.status = journal_url, StatusFile(state_dir)
 
     def collect(self) -> Iterator[Any]:
-        engine = open_read_only(self.url)
+        engine = open_probe(self.url)
         try:
             yield from JournalCollector(engine, self.status.read).collect()
         finally:

@@ -26,7 +26,7 @@ from tests.processes import start_fake_dhis2
 pytestmark = pytest.mark.e2e
 IMPORT = ROOT / "deploy" / "openhim"
 MEDIATOR_USER = ("mediator@openhim.local", "Mediator-import-pass-1")
-CLIENT = ("openimis", "openimis-demo-password")  # the import file's demo client (deploy/README.md)
+CLIENT = ("openimis", "openimis-client-pass-e2e")  # the import file's client, its password from the environment
 CHANNELS = ("insurees", "metadata", "policies", "claims", "openimis", "pull", "aggregates")
 
 
@@ -73,6 +73,7 @@ def import_env(core: Core, work: Path, port: int) -> dict[str, str]:
         "OPENHIM_WAIT_SECONDS": "60",
         "MEDIATOR_OPENHIM_USERNAME": MEDIATOR_USER[0],
         "MEDIATOR_OPENHIM_PASSWORD": MEDIATOR_USER[1],
+        "MEDIATOR_SUBSCRIPTION_CLIENT_PASSWORD": CLIENT[1],
         **{f"MEDIATOR_CHANNEL_{c.upper()}_PASSWORD": f"route-{c}-pass" for c in CHANNELS},
     }
 
@@ -103,7 +104,7 @@ def test_the_job_makes_the_mediator_s_user_the_client_and_every_channel(core: Co
     # The mediator's user logs in with its password (set through PUT /users, which the core hashes).
     as_mediator = CoreClient(core.api_url, *MEDIATOR_USER, verify=False)
     assert "admin" in as_mediator._call("GET", f"/users/{MEDIATOR_USER[0]}").json()["groups"]
-    assert MEDIATOR_USER[1] not in imported["first"]  # its log names no password
+    assert MEDIATOR_USER[1] not in imported["first"] and CLIENT[1] not in imported["first"]  # its log names none
 
 
 def test_a_second_run_changes_nothing(core: Core, imported: dict[str, Any]):

@@ -25,6 +25,7 @@ from tests.processes import faults, mediator_env, start_fake_dhis2
 pytestmark = pytest.mark.e2e
 CHANNEL_PASSWORD = "service-channel-pass"
 AUDITOR = ("auditor", "service-auditor-pass")
+METRICS = ("metrics", "service-metrics-pass")
 TRANSACTION = "64f0c0ffee00000000000001"
 
 
@@ -47,6 +48,7 @@ class Served:
         env = mediator_env(
             self.port, tmp / "state", self.dhis2, CHANNEL_PASSWORD, workers="2", auditor_password=AUDITOR[1],
             delivery_seconds="0.3", retry_seconds="0.5", dhis2_max_attempts="1", pseudonym_key="service-key",
+            metrics_password=METRICS[1],
             **settings,
         )  # fmt: skip
         self.log = tmp / "mediator.log"
@@ -125,6 +127,9 @@ def test_health_answers_without_credentials_and_names_nothing_sensitive(served: 
 def test_metrics_need_the_auditor_and_count_a_push_as_it_goes(served: Served):
     assert served.get("/metrics").status_code == 401
     assert served.get("/metrics", auth=("openhim-insurees", CHANNEL_PASSWORD)).status_code == 401
+    assert served.get("/metrics", auth=(METRICS[0], AUDITOR[1])).status_code == 401
+    assert served.get("/metrics", auth=METRICS).status_code == 200
+    assert served.get("/audit/pushes", auth=METRICS).status_code == 401  # the metrics reader sees nothing else
     before = served.metrics()
     faults(served.dhis2, fail_next=10**6)  # DHIS2 down: the push is kept, answered 202, delivered later
     resp = served.push(samples.patient())

@@ -488,18 +488,26 @@ def test_channels_are_open_to_the_openimis_client_only() -> None:
         assert channel["allow"] and set(channel["allow"]) <= set(client["roles"]), channel["name"]
 
 
-def test_the_clients_password_is_the_demo_password_deploy_readme_names() -> None:
+def test_the_client_gets_its_password_from_the_environment_salted_and_hashed() -> None:
     (client,) = import_file()["Clients"]
-    m = re.search(r"demo password\s+`([^`]+)`", DEPLOY_README.read_text(encoding="utf-8"))
-    assert m, "deploy/README.md says what the demo password is"
-    assert client["passwordAlgorithm"] == "sha512" and len(client["passwordSalt"]) >= 16
-    # The core's Basic authentication of clients: sha512(password + salt), in hex.
-    assert client["passwordHash"] == hashlib.sha512((m.group(1) + client["passwordSalt"]).encode()).hexdigest()
+    assert client["password"] == "${MEDIATOR_SUBSCRIPTION_CLIENT_PASSWORD}"
+    assert not {"passwordHash", "passwordSalt"} & set(client)  # no password of the repository's
+    job = import_job()
+    env = dict.fromkeys(job.placeholders(import_file()), "route-pass") | {
+        "MEDIATOR_SUBSCRIPTION_CLIENT_PASSWORD": "s3cret"
+    }
+    (first,) = job.hashed_clients(job.render(import_file(), env))["Clients"]
+    (second,) = job.hashed_clients({"Clients": [{"clientID": "x", "password": "s3cret"}]})["Clients"]
+    assert "password" not in first and first["passwordAlgorithm"] == "sha512"
+    # The core's Basic authentication of clients: sha512(password + salt), in hex; a salt of its own each time.
+    assert first["passwordHash"] == hashlib.sha512(("s3cret" + first["passwordSalt"]).encode()).hexdigest()
+    assert first["passwordSalt"] != second["passwordSalt"] and len(first["passwordSalt"]) >= 16
 
 
 def test_the_import_job_is_given_every_variable_the_import_file_names() -> None:
     named = import_job().placeholders(import_file())
-    assert named == {channel_env_prefix(c["name"]) + "PASSWORD" for c in registration()["config"]["channels"]}
+    routes = {channel_env_prefix(c["name"]) + "PASSWORD" for c in registration()["config"]["channels"]}
+    assert named == routes | {"MEDIATOR_SUBSCRIPTION_CLIENT_PASSWORD"}
     assert named <= set(environment("openhim-import"))
 
 
@@ -510,8 +518,10 @@ def test_rendering_puts_each_password_into_its_route_and_keeps_the_file_json() -
         for route in channel["routes"]:
             expected = tricky[channel_env_prefix(channel_for_path(route["path"])["name"]) + "PASSWORD"]
             assert route["password"] == expected
-    rest = {k: v for k, v in rendered.items() if k != "Channels"}
-    assert rest == {k: v for k, v in import_file().items() if k != "Channels"}, "nothing else changes"
+    (client,) = rendered["Clients"]
+    assert client.pop("password") == tricky["MEDIATOR_SUBSCRIPTION_CLIENT_PASSWORD"]
+    (original,) = import_file()["Clients"]
+    assert client == {k: v for k, v in original.items() if k != "password"}, "nothing else changes"
 
 
 def test_rendering_refuses_a_missing_or_empty_password() -> None:

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
+import os
+import shutil
+import socket
+import sqlite3
+import threading
 
 import pytest
 import responses
@@ -16,8 +22,11 @@ from mediator.openhim.core import CoreClient
 from mediator.openhim.heartbeat import Heartbeat
 from mediator.openhim.status import HeartbeatStatus, StatusFile
 from mediator.ops import logs
+from mediator.ops import metrics as metrics_module
+from mediator.ops import readiness as readiness_module
 from mediator.ops.metrics import endpoint, kind_of
-from mediator.ops.readiness import CachedCheck, Check, journal_check, openhim_check, readiness
+from mediator.ops.readiness import CachedCheck, Check, JournalProbe, openhim_check, readiness
+from mediator.ops.scrape import JournalCollector
 
 CORE = "https://core.test:8080"
 DOC = {"urn": "urn:mediator:test", "version": "1.0.0", "name": "t", "endpoints": []}
@@ -27,7 +36,7 @@ HEARTBEAT = f"{CORE}/mediators/urn%3Amediator%3Atest/heartbeat"
 def test_a_migrated_journal_is_writable_and_at_this_version_s_revision(tmp_path):
     url = f"sqlite:///{tmp_path / 'journal.sqlite'}"
     migrate(open_engine(url))
-    writable, migrations = journal_check(open_probe(url))
+    writable, migrations = JournalProbe(open_probe(url)).check()
     assert writable.ok and migrations.ok
     assert migrations.detail["revision"] == newest_revision()
 
@@ -35,7 +44,7 @@ def test_a_migrated_journal_is_writable_and_at_this_version_s_revision(tmp_path)
 def test_a_journal_behind_this_version_is_not_ready_and_says_which_revision_it_wants(tmp_path):
     url = f"sqlite:///{tmp_path / 'journal.sqlite'}"
     migrate(open_engine(url), "0007")
-    writable, migrations = journal_check(open_probe(url))
+    writable, migrations = JournalProbe(open_probe(url)).check()
     assert writable.ok and not migrations.ok
     assert migrations.detail == {"revision": "0007", "wanted": newest_revision()}
 
@@ -43,9 +52,11 @@ def test_a_journal_behind_this_version_is_not_ready_and_says_which_revision_it_w
 def test_a_journal_that_cannot_be_written_is_not_ready(tmp_path):
     url = f"sqlite:///{tmp_path / 'journal.sqlite'}"
     migrate(open_engine(url))
-    writable, _ = journal_check(open_read_only(url))  # a connection that refuses writes, as a read-only disk does
+    writable, _ = JournalProbe(
+        open_read_only(url)
+    ).check()  # a connection that refuses writes, as a read-only disk does
     assert not writable.ok and writable.detail == {"error": "cannot be written"}
-    missing, _ = journal_check(create_engine(f"sqlite:///{tmp_path / 'none' / 'journal.sqlite'}"))
+    missing, _ = JournalProbe(create_engine(f"sqlite:///{tmp_path / 'none' / 'journal.sqlite'}")).check()
     assert not missing.ok
 
 
@@ -140,6 +151,8 @@ def test_dhis2_endpoints_are_labels_without_uids(path, label):
 
 def test_record_kinds_are_resource_types_or_other():
     assert kind_of("Patient/55c8cabb") == "Patient"
+    assert kind_of("Claim/1") == "Claim"
+    assert kind_of("Zzzq/1") == "other"  # a made-up type is not a series of its own
     assert kind_of("entry[3]") == "other"
     assert kind_of("body") == "other"
 
@@ -163,3 +176,93 @@ def test_a_channel_cannot_take_the_mediator_s_own_paths():
         channels = [{"name": "x", "path": path, "username": "u"}]
         with pytest.raises(SettingsError, match="the mediator's own"):
             build_settings({}, console={"channels": channels})
+
+
+def test_a_journal_busy_with_a_writer_passes_until_the_writer_holds_it_too_long(tmp_path):
+    url = f"sqlite:///{tmp_path / 'journal.sqlite'}"
+    migrate(open_engine(url))
+    writer = sqlite3.connect(tmp_path / "journal.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process writing
+    clock = [0.0]
+    probe = JournalProbe(open_probe(url), busy_limit=60, clock=lambda: clock[0])
+    writable, migrations = probe.check()
+    assert writable.ok and writable.detail == {"busy": True}
+    assert migrations.ok and migrations.detail["revision"] == newest_revision()  # read, not assumed
+    clock[0] = 61
+    writable, _ = probe.check()
+    assert not writable.ok and "over 60 s" in writable.detail["error"]
+    writer.execute("ROLLBACK")
+    assert probe.check()[0].ok and probe.busy_since is None
+
+
+def test_a_sqlite_journal_on_a_full_disk_is_not_writable(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'journal.sqlite'}"
+    migrate(open_engine(url))
+    monkeypatch.setattr(
+        readiness_module.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 1024)
+    )
+    writable, _ = JournalProbe(open_probe(url)).check()
+    assert not writable.ok and writable.detail == {"error": "no room left on its disk"}
+
+
+def test_while_one_caller_asks_again_the_others_get_the_last_answer():
+    clock = [0.0]
+    cache = CachedCheck(5, clock=lambda: clock[0])
+    cache.get("a", lambda: Check(True, {"n": 1}))
+    clock[0] = 10
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> Check:
+        started.set()
+        release.wait(5)
+        return Check(True, {"n": 2})
+
+    asking = threading.Thread(target=cache.get, args=("a", slow))
+    asking.start()
+    started.wait(5)
+    calls = []
+    assert cache.get("a", lambda: calls.append(1) or Check(False)).detail == {"n": 1}
+    release.set()
+    asking.join(5)
+    assert not calls and cache.get("a", lambda: Check(False)).detail == {"n": 2}
+
+
+def test_a_status_file_that_cannot_be_written_never_stops_the_heartbeat(tmp_path):
+    (tmp_path / "not-a-folder").write_text("")
+    status = StatusFile(tmp_path / "not-a-folder")
+    status.beat()  # logged, not raised
+    assert status.read() == HeartbeatStatus()
+
+
+def test_gunicorn_s_access_log_stays_off(monkeypatch):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    logging.config.dictConfig(logs.gunicorn_config("INFO", "json"))
+    access = logging.getLogger("gunicorn.access")
+    assert not access.isEnabledFor(logging.ERROR) and not access.handlers and not access.propagate
+    assert logging.getLogger("gunicorn.error").isEnabledFor(logging.INFO)
+
+
+def test_each_server_counts_in_a_folder_of_its_own_and_clears_those_of_servers_gone(tmp_path, monkeypatch):
+    monkeypatch.setattr(metrics_module.values, "ValueClass", metrics_module.values.ValueClass)
+    monkeypatch.delenv(metrics_module.MULTIPROCESS_ENV, raising=False)
+    host = socket.gethostname()
+    gone = tmp_path / f"{host}-999999999"
+    other_host = tmp_path / "elsewhere-1"
+    for folder in (gone, other_host):
+        folder.mkdir()
+    alive = tmp_path / f"{host}-1"  # pid 1 is running
+    alive.mkdir()
+    mine = metrics_module.use_directory(tmp_path)
+    assert mine == tmp_path / f"{host}-{os.getpid()}" and mine.is_dir()
+    assert not gone.exists() and alive.exists() and other_host.exists()
+    assert os.environ[metrics_module.MULTIPROCESS_ENV] == str(mine)
+    monkeypatch.delenv(metrics_module.MULTIPROCESS_ENV)
+
+
+def test_the_counters_still_go_out_when_the_journal_cannot_be_read(tmp_path):
+    collector = JournalCollector(create_engine(f"sqlite:///{tmp_path / 'none' / 'j.sqlite'}"), HeartbeatStatus)
+    families = {f.name: f for f in collector.collect()}
+    assert families["mediator_journal_up"].samples[0].value == 0
+    assert "mediator_records_pending" not in families and "mediator_openhim_registered" in families

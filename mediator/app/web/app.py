@@ -21,7 +21,7 @@ from mediator.journal.accept import drop_unfinished
 from mediator.journal.numbers import journal_secret
 from mediator.journal.store import Journal, default_url, open_engine, open_probe, open_read_only
 from mediator.openhim.status import StatusFile
-from mediator.ops.readiness import CachedCheck
+from mediator.ops.readiness import CachedCheck, JournalProbe
 from mediator.ops.scrape import JournalCollector
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,10 @@ def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
     remove_stale(incoming_dir(live.base))
     drop_unfinished(journal)
     app.extensions["audit_journal"] = Journal(open_read_only(url))
-    app.extensions["probe_engine"] = open_probe(url)
+    app.extensions["journal_probe"] = JournalProbe(open_probe(url))
     app.extensions["dhis2_check"] = CachedCheck()
     status = StatusFile(Path(live.base.state_dir))
-    app.extensions["journal_collector"] = JournalCollector(app.extensions["audit_journal"].engine, status.read)
+    app.extensions["journal_collector"] = JournalCollector(open_probe(url), status.read)
     # Auditor sign-ins: a session cookie signed with a secret of the journal's (every worker shares it); a new
     # auditor password ends every session.
     app.secret_key = journal_secret(journal, f"auditor-session\x1f{live.base.auditor_password}")

@@ -31,7 +31,7 @@ from flask import (
 from flask import session as signed_in
 from sqlalchemy.orm import Session
 
-from mediator.app.web.auth import auditor_allows
+from mediator.app.web.auth import user_allows
 from mediator.config.settings import Settings
 from mediator.journal import audit
 from mediator.journal.numbers import insurees_by_number
@@ -63,7 +63,7 @@ def _auditors_only() -> Any:
     settings = _settings()
     if settings.auditor_password and signed_in.get("auditor") == settings.auditor_username:
         return None
-    if auditor_allows(settings.auditor_username, settings.auditor_password, request.headers.get("Authorization")):
+    if user_allows(settings.auditor_username, settings.auditor_password, request.headers.get("Authorization")):
         return None
     if (
         request.method == "GET"
@@ -85,7 +85,7 @@ def sign_in() -> Any:
     settings = _settings()
     given = (request.form.get("username", ""), request.form.get("password", ""))
     header = "Basic " + base64.b64encode(":".join(given).encode()).decode()
-    if not auditor_allows(settings.auditor_username, settings.auditor_password, header):
+    if not user_allows(settings.auditor_username, settings.auditor_password, header):
         log.warning("auditor sign-in refused (user name %r)", given[0][:64])
         return render_template("audit/login.html", refused=True, next=_next()), 401
     signed_in.clear()

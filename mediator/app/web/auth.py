@@ -1,4 +1,5 @@
-"""Inbound authentication: the Basic credentials a channel's OpenHIM route sends, and the auditor's own."""
+"""Inbound authentication: the Basic credentials a channel's OpenHIM route sends, and the auditor's and metrics
+reader's own."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def _matches(given: tuple[str, str], username: str, password: str) -> bool:
     return user_ok and password_ok
 
 
-def auditor_allows(username: str, password: str, header: str | None) -> bool:
-    """True only for the auditor's own username and password (never a channel's), compared in constant time."""
+def user_allows(username: str, password: str, header: str | None) -> bool:
+    """True only for this user's own username and password (the auditor's, the metrics reader's; never a channel's),
+    compared in constant time; never for a user without a password."""
     given = basic_credentials(header)
     return given is not None and bool(password) and _matches(given, username, password)
 

@@ -2,7 +2,7 @@
 
 `/health` and `/ready` are open to anyone who can reach the port, as orchestrators probe them: they say whether
 each check passes, DHIS2's version and the schema's revision, never an address, a user or a count of records.
-`/metrics` is behind the auditor's credentials, or on a port of its own (`MEDIATOR_METRICS_PORT`)."""
+`/metrics` is behind its own credentials or the auditor's, or on a port of its own (`MEDIATOR_METRICS_PORT`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from mediator import __version__
-from mediator.app.web.auth import auditor_allows
+from mediator.app.web.auth import user_allows
 from mediator.app.web.respond import json_response
 from mediator.config.settings import Settings
 from mediator.delivery.worker import Deliverer, dhis2_user
@@ -22,7 +22,7 @@ from mediator.ops import readiness
 from mediator.ops.scrape import CONTENT_TYPE, JournalCollector, exposition
 
 bp = Blueprint("health", __name__)
-DHIS2_TIMEOUT = 5.0
+DHIS2_CONNECT_TIMEOUT, DHIS2_TIMEOUT = 3.0, 5.0
 REALM = "openIMIS to DHIS2 mediator: metrics"
 
 
@@ -38,7 +38,8 @@ def health() -> Response:
 @bp.get("/ready")
 def ready() -> Response:
     settings = _settings()
-    journal, migrations = readiness.journal_check(current_app.extensions["probe_engine"])
+    probe: readiness.JournalProbe = current_app.extensions["journal_probe"]
+    journal, migrations = probe.check()
     cache: readiness.CachedCheck = current_app.extensions["dhis2_check"]
     dhis2 = cache.get(_dhis2_key(settings), lambda: readiness.dhis2_check(lambda: _dhis2(settings)))
     status = StatusFile(Path(settings.state_dir)).read()
@@ -56,8 +57,12 @@ def metrics() -> Any:
     settings = _settings()
     if settings.metrics_port:  # served on its own port, not here
         return json_response({"status": "not here"}, 404)
-    if not auditor_allows(settings.auditor_username, settings.auditor_password, request.headers.get("Authorization")):
-        return Response("auditor credentials needed\n", 401, {"WWW-Authenticate": f'Basic realm="{REALM}"'})
+    given = request.headers.get("Authorization")
+    allowed = user_allows(settings.metrics_username, settings.metrics_password, given) or user_allows(
+        settings.auditor_username, settings.auditor_password, given
+    )
+    if not allowed:
+        return Response("metrics or auditor credentials needed\n", 401, {"WWW-Authenticate": f'Basic realm="{REALM}"'})
     collector: JournalCollector = current_app.extensions["journal_collector"]
     return Response(exposition(collector), 200, content_type=CONTENT_TYPE)
 
@@ -69,7 +74,7 @@ def _dhis2_key(settings: Settings) -> tuple[Any, ...]:
 def _dhis2(settings: Settings) -> Dhis2Client:
     deliverer: Deliverer = current_app.extensions["deliverer"]
     mode, username, password = dhis2_user(settings, None)
-    return Dhis2Client(
+    client = Dhis2Client(
         settings.dhis2_url,
         make_auth(mode, username, password, settings.dhis2_token),
         verify=settings.dhis2_verify_tls,
@@ -77,3 +82,5 @@ def _dhis2(settings: Settings) -> Dhis2Client:
         session=deliverer.session(settings.dhis2_url, mode, username, password, settings.dhis2_token),
         retry=RetryPolicy(attempts=1),
     )
+    client.timeout = (DHIS2_CONNECT_TIMEOUT, DHIS2_TIMEOUT)
+    return client
