@@ -4,7 +4,8 @@
    counters and histograms as they are and with them replaced by no-ops (the baseline, in the same run); then with
    JSON log lines instead of text (both written to /dev/null at INFO). Records per mediator CPU-second, and the
    ratio to the baseline.
-2. A scrape of /metrics, and a /ready that asks DHIS2 each time, with that many records pending in the journal (DHIS2's
+2. What counting one record costs, in memory and in the files gunicorn's workers share.
+3. A scrape of /metrics, and a /ready that asks DHIS2 each time, with that many records pending in the journal (DHIS2's
    imports failing): milliseconds each.
 
     .venv/bin/python bench/observability.py --insurees 2000 --rounds 3
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -76,6 +78,31 @@ def push(work: Path, dhis2: str, data: bytes, n: int, **settings: str) -> tuple[
     return spent, client
 
 
+def counting_cost(work: Path, n: int) -> tuple[float, float]:
+    """CPU microseconds of what the mediator counts per record (received, delivered), kept in memory and kept in the
+    multiprocess files the server's workers share."""
+
+    def per_record() -> float:
+        cpu = time.process_time()
+        for _ in range(n):
+            metrics.count_received(("Patient/x",), (), ())
+            metrics.DECIDED.labels("Patient", "delivered").inc()
+        return (time.process_time() - cpu) / n * 1e6
+
+    in_memory = per_record()
+    kept = metrics.values.ValueClass
+    metrics.use_directory(work / "metrics")
+    try:
+        shared = metrics.Counter("bench_shared", "", ["kind", "outcome"])
+        metrics.RECEIVED, metrics.DECIDED, old = shared, shared, (metrics.RECEIVED, metrics.DECIDED)
+        in_files = per_record()
+        metrics.RECEIVED, metrics.DECIDED = old
+    finally:
+        metrics.values.ValueClass = kept
+        os.environ.pop(metrics.MULTIPROCESS_ENV, None)
+    return in_memory, in_files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--insurees", type=int, default=2000)
@@ -105,6 +132,10 @@ def main() -> None:
             median = statistics.median(seconds)
             rate = args.insurees / median
             print(f"  {label:24} {rate:8.0f} records/CPU-s   {base / median:5.2f}x the baseline")
+
+        per_record = counting_cost(work, 100_000)
+        print(f"  counting a record received and delivered: {per_record[0]:.1f} µs in one process, "
+              f"{per_record[1]:.1f} µs in gunicorn's shared files")  # fmt: skip
 
         faults(dhis2, fail_next=10**9)  # DHIS2's imports fail: every record stays pending (it still says its version)
         _, client = push(work, dhis2, body(args.insurees), 1)

@@ -51,7 +51,10 @@ def finish(
     with journal.sessions.begin() as session:
         for chunk in chunks(taken.ids):
             query = select(Work.id, Work.kind, Work.key, Work.attempts).where(Work.id.in_(chunk))
-            for wid, kind, key, attempts in session.execute(query.where(Work.state == "pending")):
+            # Locked as read (PostgreSQL): a row superseded meanwhile is not taken, so what is counted is what is
+            # written. SQLite has one writer at a time already.
+            query = query.where(Work.state == "pending").with_for_update()
+            for wid, kind, key, attempts in session.execute(query):
                 outcome = by_label.get(f"{kind}/{key}") or {"status": "pending"}
                 if outcome.get("waits_for"):
                     # Not an attempt: what it refers to is still on its way; woken when that is decided.

@@ -211,3 +211,25 @@ def test_ready_turns_not_ready_when_dhis2_or_the_journal_is_gone_and_ready_again
         finally:
             served.stop()
     shutil.rmtree(base, ignore_errors=True)
+
+
+def test_metrics_on_a_port_of_their_own_are_served_by_the_master_for_every_worker(tmp_path: Path):
+    port = free_port()
+    served = Served(tmp_path, metrics_port=str(port), log_format="json")
+    try:
+        wait_for_port(port, 30)
+        assert served.get("/metrics", auth=AUDITOR).status_code == 404  # not on the main port then
+        assert served.push(samples.patient()).status_code == 200
+
+        def counted() -> float:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text  # no credentials here
+            found = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
+            return value(found, "mediator_records_delivered_total", kind="Patient", outcome="delivered")
+
+        assert eventually(counted) == 1
+    finally:
+        served.stop()
