@@ -3,6 +3,7 @@ due (`?period=YYYY-MM`, repeatable: those months again), answered with one orche
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Response, current_app, request
@@ -17,6 +18,9 @@ from mediator.app.web.respond import OPENHIM_CONTENT_TYPE, error_response, json_
 from mediator.config.settings import ChannelSettings, Settings, counts_aggregates
 from mediator.delivery.aggregates import AggregateRun, AggregatesBusy, AggregatesOff, send_aggregates
 from mediator.journal.store import Journal
+from mediator.ops import logs
+
+log = logging.getLogger(__name__)
 
 
 def _issues(run: AggregateRun, asked: str) -> list[dict[str, Any]]:
@@ -76,6 +80,8 @@ def aggregates_now(channel: ChannelSettings, settings: Settings, origin: Origin)
         status, http = ("Completed with error(s)" if run.sent else "Completed"), 422
     else:
         status, http = "Successful", 200
+    logs.also(push=run.transaction_id)
+    log.info("aggregates: %d org unit month(s) sent, %d refused; %s", run.sent, len(run.rejected), status)
     properties = {
         "channel": channel.name,
         "aggregates_sent": run.sent,

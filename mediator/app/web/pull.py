@@ -22,6 +22,7 @@ from mediator.intake.pull import PullResult, pull
 from mediator.journal.pulls import PullRunning
 from mediator.journal.store import Journal
 from mediator.openimis.api import OpenImisNotConfigured
+from mediator.ops import logs
 
 
 def _notes(result: PullResult) -> list[dict[str, Any]]:
@@ -68,6 +69,7 @@ def pull_now(channel: ChannelSettings, settings: Settings, origin: Origin) -> Re
         return error_response(channel, exc)
     said, extra = _notes(result), _properties(result)
     if result.intake is not None:
+        logs.also(push=result.intake.accepted.transaction_id if result.intake.accepted else None)
         return answer_intake(result.intake, origin, channel, settings, received_at, result.body_sha256, said, extra)
     if result.failure is not None:
         return error_response(channel, result.failure, said[:-1], extra)
