@@ -266,7 +266,6 @@ def holder_alive(holder: str) -> bool:
     if host != socket.gethostname() or not pid.isdigit():
         return True
     return alive(int(pid))
-    return True
 
 
 def due(journal: Journal, limit: int = 20, now: datetime | None = None) -> list[int]:

@@ -52,7 +52,8 @@ def finish(
         for chunk in chunks(taken.ids):
             query = select(Work.id, Work.kind, Work.key, Work.attempts).where(Work.id.in_(chunk))
             # Locked as read (PostgreSQL): a row superseded meanwhile is not taken, so what is counted is what is
-            # written. SQLite has one writer at a time already.
+            # written. (SQLite's driver begins the transaction at the first write: a row superseded between this
+            # read and that write is skipped by the write, but counted in the metrics.)
             query = query.where(Work.state == "pending").with_for_update()
             for wid, kind, key, attempts in session.execute(query):
                 outcome = by_label.get(f"{kind}/{key}") or {"status": "pending"}

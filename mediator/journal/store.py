@@ -6,6 +6,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,33 +88,33 @@ def open_read_only(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=options, **JSON_CODEC)
 
 
-def _quick_sqlite(dbapi_connection: Any, _: Any) -> None:
+def _quick_sqlite(seconds: float, dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={int(PROBE_SECONDS * 1000)}")
+    cursor.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
     cursor.close()
 
 
-def open_probe(url: str) -> Engine:
-    """An engine for health checks: one connection, and an answer (or an error) within seconds, never a wait on a
-    writer for as long as the delivery would wait."""
+def open_probe(url: str, seconds: float = PROBE_SECONDS) -> Engine:
+    """An engine for health checks and scrapes: a few connections, and an answer (or an error) within `seconds`,
+    never a wait on a writer for as long as the delivery would wait."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=PROBE_SECONDS, **JSON_CODEC)
-        event.listen(engine, "connect", _quick_sqlite)
+        engine = create_engine(url, pool_size=4, max_overflow=0, pool_timeout=seconds, **JSON_CODEC)
+        event.listen(engine, "connect", partial(_quick_sqlite, seconds))
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    ms = int(PROBE_SECONDS * 1000)
+    ms = int(seconds * 1000)
     options = {
-        "connect_timeout": int(PROBE_SECONDS),
-        "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+        "connect_timeout": max(1, int(seconds)),
+        # A lock held by a writer runs out first, so that it reads as busy rather than as a statement too slow.
+        "options": f"-c statement_timeout={ms} -c lock_timeout={ms * 2 // 3}",
         "tcp_user_timeout": ms,  # a server that stopped answering (no reset) fails the probe within seconds too
         "keepalives": 1,
         "keepalives_idle": 10,
     }
     return create_engine(
-        url, pool_pre_ping=True, pool_size=1, max_overflow=0, pool_timeout=PROBE_SECONDS, connect_args=options,
-        **JSON_CODEC,
-    )  # fmt: skip
+        url, pool_pre_ping=True, pool_size=4, max_overflow=0, pool_timeout=seconds, connect_args=options, **JSON_CODEC
+    )
 
 
 def _alembic_config() -> Config:

@@ -86,9 +86,11 @@ def use_directory(base: Path) -> Path:
     another server sharing the state directory keeps its own."""
     host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64]
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for left in base.glob(f"{host}-*"):
-        pid = left.name.rpartition("-")[2]
-        if not pid.isdigit() or not alive(int(pid)):
+    for left in base.iterdir():
+        named, _, pid = left.name.rpartition("-")
+        if left.is_file():  # the files of a version that kept them all in `base`
+            left.unlink(missing_ok=True)
+        elif named == host and (not pid.isdigit() or not alive(int(pid))):  # not `web-2` when this is `web`
             shutil.rmtree(left, ignore_errors=True)
     directory = base / f"{host}-{os.getpid()}"
     shutil.rmtree(directory, ignore_errors=True)
@@ -96,7 +98,6 @@ def use_directory(base: Path) -> Path:
     os.environ[MULTIPROCESS_ENV] = str(directory)
     values.ValueClass = values.get_value_class()
     return directory
-    return True
 
 
 def process_gone(pid: int) -> None:

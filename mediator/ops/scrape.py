@@ -23,6 +23,7 @@ from mediator.openhim.status import HeartbeatStatus, StatusFile
 from mediator.ops.metrics import MULTIPROCESS_ENV
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SCRAPE_SECONDS = 10.0  # what the journal's gauges may take (a large journal counts for a while), within a scrape
 
 
 class _ThisProcess(Collector):
@@ -122,7 +123,7 @@ class _OwnConnection(Collector):
         self.url, self.status = journal_url, StatusFile(state_dir)
 
     def collect(self) -> Iterator[Any]:
-        engine = open_probe(self.url)
+        engine = open_probe(self.url, SCRAPE_SECONDS)
         try:
             yield from JournalCollector(engine, self.status.read).collect()
         finally:

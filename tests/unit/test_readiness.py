@@ -14,7 +14,7 @@ import threading
 
 import pytest
 import responses
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from mediator.config.settings import SettingsError, build_settings
 from mediator.journal.store import migrate, newest_revision, open_engine, open_probe, open_read_only
@@ -254,9 +254,13 @@ def test_each_server_counts_in_a_folder_of_its_own_and_clears_those_of_servers_g
         folder.mkdir()
     alive = tmp_path / f"{host}-1"  # pid 1 is running
     alive.mkdir()
+    similar = tmp_path / f"{host}-2-999999999"  # host `<host>-2`, which this server cannot see the processes of
+    similar.mkdir()
+    (tmp_path / "counter_123.db").write_text("")  # kept at the top by an older version
     mine = metrics_module.use_directory(tmp_path)
     assert mine == tmp_path / f"{host}-{os.getpid()}" and mine.is_dir()
-    assert not gone.exists() and alive.exists() and other_host.exists()
+    assert not gone.exists() and alive.exists() and other_host.exists() and similar.exists()
+    assert not (tmp_path / "counter_123.db").exists()
     assert os.environ[metrics_module.MULTIPROCESS_ENV] == str(mine)
     monkeypatch.delenv(metrics_module.MULTIPROCESS_ENV)
 
@@ -266,3 +270,21 @@ def test_the_counters_still_go_out_when_the_journal_cannot_be_read(tmp_path):
     families = {f.name: f for f in collector.collect()}
     assert families["mediator_journal_up"].samples[0].value == 0
     assert "mediator_records_pending" not in families and "mediator_openhim_registered" in families
+
+
+@pytest.mark.postgres
+def test_a_postgresql_journal_whose_row_a_writer_holds_is_busy_not_broken(postgres_url):
+    from tests.conftest import empty_postgres
+
+    url = empty_postgres(postgres_url)
+    migrate(open_engine(url))
+    holder = open_engine(url).connect()
+    holder.begin()
+    holder.execute(text("SELECT version_num FROM alembic_version FOR UPDATE"))  # a migration of another instance
+    try:
+        writable, migrations = JournalProbe(open_probe(url)).check()
+        assert writable.ok and writable.detail == {"busy": True}
+        assert migrations.ok
+    finally:
+        holder.rollback()
+        holder.close()

@@ -22,7 +22,7 @@ from mediator.journal.numbers import journal_secret
 from mediator.journal.store import Journal, default_url, open_engine, open_probe, open_read_only
 from mediator.openhim.status import StatusFile
 from mediator.ops.readiness import CachedCheck, JournalProbe
-from mediator.ops.scrape import JournalCollector
+from mediator.ops.scrape import SCRAPE_SECONDS, JournalCollector
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def create_app(live: LiveSettings, migrate_journal: bool = True) -> Flask:
     app.extensions["journal_probe"] = JournalProbe(open_probe(url))
     app.extensions["dhis2_check"] = CachedCheck()
     status = StatusFile(Path(live.base.state_dir))
-    app.extensions["journal_collector"] = JournalCollector(open_probe(url), status.read)
+    app.extensions["journal_collector"] = JournalCollector(open_probe(url, SCRAPE_SECONDS), status.read)
     # Auditor sign-ins: a session cookie signed with a secret of the journal's (every worker shares it); a new
     # auditor password ends every session.
     app.secret_key = journal_secret(journal, f"auditor-session\x1f{live.base.auditor_password}")
