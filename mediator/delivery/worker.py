@@ -22,7 +22,7 @@ from mediator.answer.response import decided_update
 from mediator.config.mapping_file import dhis2_setup, insuree_target
 from mediator.config.settings import ChannelSettings, Settings, aggregate_only_for, counts_aggregates
 from mediator.delivery.push import label, push
-from mediator.dhis2.client import Dhis2Client, Exchange, RetryPolicy, credentials_key, make_auth
+from mediator.dhis2.client import CONNECT_TIMEOUT, Dhis2Client, Exchange, RetryPolicy, credentials_key, make_auth
 from mediator.dhis2.version import VersionCache
 from mediator.dhis2.writer import TrackerWriter, choose_writer
 from mediator.journal import aggregates, chain
@@ -76,17 +76,28 @@ class Deliverer:
         self.sessions: dict[tuple[str, str, str], tuple[str, requests.Session]] = {}
         self._lock = threading.Lock()
 
-    def client(self, settings: Settings, channel: ChannelSettings | None, exchanges: list[Exchange]) -> Dhis2Client:
+    def client(
+        self,
+        settings: Settings,
+        channel: ChannelSettings | None,
+        exchanges: list[Exchange],
+        attempts: int | None = None,
+        timeouts: tuple[float, float] | None = None,
+    ) -> Dhis2Client:
+        """A client of the channel's DHIS2 user on this process's session; `attempts` and `timeouts` (connect, read)
+        other than the settings' for a caller that must answer soon (a health probe)."""
         mode, username, password = dhis2_user(settings, channel)
         auth = make_auth(mode, username, password, settings.dhis2_token)
+        connect, read = timeouts or (CONNECT_TIMEOUT, settings.dhis2_timeout_seconds)
         return Dhis2Client(
             settings.dhis2_url,
             auth,
             verify=settings.dhis2_verify_tls,
-            timeout=settings.dhis2_timeout_seconds,
+            timeout=read,
+            connect_timeout=connect,
             session=self.session(settings.dhis2_url, mode, username, password, settings.dhis2_token),
             on_exchange=exchanges.append,
-            retry=RetryPolicy(attempts=settings.dhis2_max_attempts),
+            retry=RetryPolicy(attempts=attempts or settings.dhis2_max_attempts),
         )
 
     def session(self, url: str, mode: str, username: str, password: str, token: str) -> requests.Session:

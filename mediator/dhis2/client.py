@@ -93,6 +93,7 @@ class Dhis2Client:
         session: requests.Session | None = None,
         on_exchange: Callable[[Exchange], None] | None = None,
         retry: RetryPolicy | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         if not base_url:
             raise Dhis2NotConfigured("dhis2_url is not set")
@@ -103,7 +104,7 @@ class Dhis2Client:
         self.auth = auth
         # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session-level setting.
         self.verify = verify
-        self.timeout = (CONNECT_TIMEOUT, timeout)
+        self.timeout = (connect_timeout, timeout)
         self.on_exchange = on_exchange
         self.retry = retry or RetryPolicy()
 

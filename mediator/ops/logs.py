@@ -37,10 +37,6 @@ def also(**fields: Any) -> None:
     _ABOUT.set({**_ABOUT.get(), **{k: v for k, v in fields.items() if v is not None}})
 
 
-def current() -> Mapping[str, Any]:
-    return _ABOUT.get()
-
-
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {

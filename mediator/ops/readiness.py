@@ -110,9 +110,8 @@ def openhim_check(registers: bool, status: HeartbeatStatus, interval: float, now
     if not registers:
         return Check(True, {"registration": "off"})
     age = status.beat_age(now)
-    detail: dict[str, Any] = {"registered": status.registered_at is not None, "heartbeat_age_seconds": age}
-    if age is not None:
-        detail["heartbeat_age_seconds"] = round(age, 1)
+    shown_age = None if age is None else round(age, 1)
+    detail = {"registered": status.registered_at is not None, "heartbeat_age_seconds": shown_age}
     fresh = age is not None and age <= max(3 * interval, 30.0)
     return Check(status.registered_at is not None and fresh, detail)
 

@@ -104,15 +104,20 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def exposition(journal: JournalCollector) -> bytes:
-    """The text a scrape gets: every process's counters (or this process's, outside the server), then the journal's."""
+def _registry(journal: Collector) -> CollectorRegistry:
+    """Every process's counters (or this process's, outside the server), then the journal's."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get(MULTIPROCESS_ENV):
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())
     registry.register(journal)
-    return generate_latest(registry)
+    return registry
+
+
+def exposition(journal: JournalCollector) -> bytes:
+    """The text a scrape gets."""
+    return generate_latest(_registry(journal))
 
 
 class _OwnConnection(Collector):
@@ -133,7 +138,4 @@ class _OwnConnection(Collector):
 def serve_port(host: str, port: int, journal_url: str, state_dir: Path) -> None:
     """Serve the metrics, unauthenticated, on a port of their own (an internal address), from a thread of this
     process."""
-    registry = CollectorRegistry(auto_describe=False)
-    multiprocess.MultiProcessCollector(registry)
-    registry.register(_OwnConnection(journal_url, state_dir))
-    start_http_server(port, host, registry)
+    start_http_server(port, host, _registry(_OwnConnection(journal_url, state_dir)))

@@ -86,16 +86,21 @@ class Served:
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         resp = self.get("/metrics", auth=AUDITOR)
         assert resp.status_code == 200, resp.text
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(resp.text)
-            for s in family.samples
-        }
+        return scraped(resp.text)
 
     def stop(self) -> None:
         kill(self.proc)
         if self.fake is not None and self.fake.poll() is None:
             kill(self.fake)
+
+
+def scraped(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A scrape's samples by name and labels."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(samples_: dict, name: str, **labels: str) -> float:
@@ -223,12 +228,7 @@ def test_metrics_on_a_port_of_their_own_are_served_by_the_master_for_every_worke
 
         def counted() -> float:
             text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text  # no credentials here
-            found = {
-                (s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text)
-                for s in family.samples
-            }
-            return value(found, "mediator_records_delivered_total", kind="Patient", outcome="delivered")
+            return value(scraped(text), "mediator_records_delivered_total", kind="Patient", outcome="delivered")
 
         assert eventually(counted) == 1
     finally:

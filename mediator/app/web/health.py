@@ -16,7 +16,7 @@ from mediator.app.web.auth import user_allows
 from mediator.app.web.respond import json_response
 from mediator.config.settings import Settings
 from mediator.delivery.worker import Deliverer, dhis2_user
-from mediator.dhis2.client import Dhis2Client, RetryPolicy, make_auth
+from mediator.dhis2.client import Dhis2Client
 from mediator.openhim.status import StatusFile
 from mediator.ops import readiness
 from mediator.ops.scrape import CONTENT_TYPE, JournalCollector, exposition
@@ -73,14 +73,4 @@ def _dhis2_key(settings: Settings) -> tuple[Any, ...]:
 
 def _dhis2(settings: Settings) -> Dhis2Client:
     deliverer: Deliverer = current_app.extensions["deliverer"]
-    mode, username, password = dhis2_user(settings, None)
-    client = Dhis2Client(
-        settings.dhis2_url,
-        make_auth(mode, username, password, settings.dhis2_token),
-        verify=settings.dhis2_verify_tls,
-        timeout=DHIS2_TIMEOUT,
-        session=deliverer.session(settings.dhis2_url, mode, username, password, settings.dhis2_token),
-        retry=RetryPolicy(attempts=1),
-    )
-    client.timeout = (DHIS2_CONNECT_TIMEOUT, DHIS2_TIMEOUT)
-    return client
+    return deliverer.client(settings, None, [], attempts=1, timeouts=(DHIS2_CONNECT_TIMEOUT, DHIS2_TIMEOUT))
