@@ -124,6 +124,9 @@ def test_health_answers_without_credentials_and_names_nothing_sensitive(served: 
     checks = ready.json()["checks"]
     assert checks["dhis2"] == {"ok": True, "version": "2.40.3"}  # what the fake DHIS2 says it is
     assert checks["journal"]["ok"] and checks["migrations"]["ok"]
+    for method in ("POST", "PUT", "DELETE"):  # never taken for a channel's request
+        refused = requests.request(method, f"http://127.0.0.1:{served.port}/ready", data=b"x", timeout=10)
+        assert refused.status_code == 405 and refused.headers["Allow"] == "GET, HEAD"
     shown = ready.text + resp.text
     for secret in (DHIS2_USER, DHIS2_PASSWORD, str(served.dhis2_port), str(served.tmp)):
         assert secret not in shown

@@ -24,6 +24,7 @@ from mediator.ops.scrape import CONTENT_TYPE, JournalCollector, exposition
 bp = Blueprint("health", __name__)
 DHIS2_CONNECT_TIMEOUT, DHIS2_TIMEOUT = 3.0, 5.0
 REALM = "openIMIS to DHIS2 mediator: metrics"
+OTHER_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 
 
 def _settings() -> Settings:
@@ -49,6 +50,16 @@ def ready() -> Response:
     body, code = readiness.readiness(checks)
     resp = json_response(body, code)
     resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/health", methods=OTHER_METHODS)
+@bp.route("/ready", methods=OTHER_METHODS)
+@bp.route("/metrics", methods=OTHER_METHODS)
+def not_allowed() -> Response:
+    """The mediator's own pages take GET only (never a channel's request)."""
+    resp = json_response({"status": "only GET is answered here"}, 405)
+    resp.headers["Allow"] = "GET, HEAD"
     return resp
 
 
